@@ -1,0 +1,48 @@
+# edgecnn: the user's entry points. `make test` and `make demo` set up .venv themselves.
+PYTHON   ?= $(shell command -v python3.11 || command -v python3)
+VENV     := .venv
+BIN      := $(VENV)/bin
+EDGECNN  := $(BIN)/edgecnn
+STAMP    := $(VENV)/.installed
+PIPELINE ?= pipelines/demo.yaml
+DEVICE   ?= rpi5
+VARIANT  := $(if $(FAST),variant=fast,)
+# MODEL=… and PRECISION=… narrow the export stages; extra key=value overrides go in ARGS.
+OVERRIDES := $(VARIANT) $(if $(MODEL),train.model=$(MODEL),) $(if $(PRECISION),tflite.precision=$(PRECISION),) $(ARGS)
+
+.PHONY: install test demo train prune qat export-onnx export-tflite val bench track bundle deploy bench-device clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[train,device,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(EDGECNN) pipeline $(PIPELINE) $(OVERRIDES)
+
+train prune qat val bench track: $(STAMP)
+	$(EDGECNN) pipeline $(PIPELINE) --to $@ $(OVERRIDES)
+
+export-onnx: $(STAMP)
+	$(EDGECNN) pipeline $(PIPELINE) --to onnx $(OVERRIDES)
+
+export-tflite: $(STAMP)
+	$(EDGECNN) pipeline $(PIPELINE) --to tflite $(OVERRIDES)
+
+bundle: $(STAMP)
+	$(EDGECNN) pipeline $(PIPELINE) --to bundle bundle.device=$(DEVICE) $(OVERRIDES)
+
+deploy: bundle
+	$(EDGECNN) deploy device=$(DEVICE) host=$(HOST) $(if $(SERVICE),service=true,) $(if $(DRY_RUN),dry_run=true,)
+
+bench-device:
+	$(BIN)/python -m edgecnn.runtime.bench $(ARGS)
+
+clean:
+	rm -rf runs dist

@@ -1,0 +1,146 @@
+"""The `edgecnn` command: one entry point, subcommands, `key=value` overrides, `--json`.
+
+Each subcommand is a module in `edgecnn.commands` with `HELP` (one line), `KEYS` (a Schema),
+optionally `POSITIONAL` (key names filled by bare words, in order) and `run(cfg) -> dict`.
+`run` returns its metrics under their usual names plus an `artifacts` mapping of paths. Command
+modules import heavy libraries inside `run`, so `edgecnn --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from types import ModuleType
+from typing import Any
+
+from edgecnn import __version__
+from edgecnn.config import ConfigError, parse_value
+
+COMMANDS = {
+    "data": "make synthetic datasets, check and summarize datasets, sample calibration sets",
+    "train": "train or fine-tune a classifier, detector or ReID embedder",
+    "val": "validate a checkpoint, ONNX or TFLite model on a dataset",
+    "prune": "structured channel pruning with fine-tuning",
+    "qat": "int8 quantization-aware training",
+    "export": "export a checkpoint to ONNX or TFLite (fp32, fp16, int8)",
+    "bench": "measure latency, throughput and memory of a model",
+    "track": "real-time detection and DeepSORT tracking on a camera, stream or file",
+    "mot-eval": "score MOTChallenge results against ground truth",
+    "summary": "per-layer table of shapes, parameters, activation memory and MACs",
+    "pipeline": "run a staged pipeline YAML with caching",
+    "bundle": "build a self-contained device bundle",
+    "deploy": "copy a bundle to a device over SSH and install it",
+}
+
+LOG = logging.getLogger("edgecnn")
+
+
+def load_command(name: str) -> ModuleType:
+    return importlib.import_module(f"edgecnn.commands.{name.replace('-', '_')}")
+
+
+def parse_command_args(module: ModuleType, args: list[str], where: str) -> dict[str, Any]:
+    """Bare words fill POSITIONAL keys, `--key [value]` and `key=value` set keys."""
+    schema = module.KEYS
+    positional = list(getattr(module, "POSITIONAL", ()))
+    overrides: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("--"):
+            name = arg[2:].replace("-", "_")
+            if name not in schema:
+                raise ConfigError(f"{where}: unknown option '{arg}'{schema.suggest(name)}")
+            if bool in schema.keys[name].types:
+                overrides[name] = True
+            else:
+                if i + 1 >= len(args):
+                    raise ConfigError(f"{where}: option '{arg}' needs a value")
+                i += 1
+                overrides[name] = parse_value(args[i])
+        elif "=" in arg:
+            key, _, value = arg.partition("=")
+            overrides[key] = parse_value(value)
+        elif positional:
+            overrides[positional.pop(0)] = parse_value(arg)
+        else:
+            raise ConfigError(f"{where}: unexpected argument '{arg}' (expected key=value)")
+        i += 1
+    return overrides
+
+
+def print_help() -> None:
+    width = max(map(len, COMMANDS))
+    lines = [f"edgecnn {__version__}: CNNs from training to a camera on an edge device", "",
+             "usage: edgecnn <command> [key=value ...] [--json]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
+    lines += ["", "`edgecnn <command> --help` lists a command's keys with their defaults and meaning."]
+    print("\n".join(lines))
+
+
+def print_command_help(name: str, module: ModuleType) -> None:
+    positional = " ".join(f"[{p}]" for p in getattr(module, "POSITIONAL", ()))
+    print(f"usage: edgecnn {name} {positional} [key=value ...] [--json]".replace("  ", " "))
+    print(f"\n{module.HELP}\n\nkeys:")
+    rows = module.KEYS.help_rows()
+    width = max((len(r[0]) + len(r[1]) for r in rows), default=0) + 3
+    for key, default, text in rows:
+        print(f"  {key + '=' + default:<{width}} {text}")
+
+
+def print_result(result: dict[str, Any]) -> None:
+    artifacts = result.get("artifacts", {})
+    metrics = {k: v for k, v in result.items() if k != "artifacts"}
+    width = max(map(len, list(metrics) + list(artifacts)), default=0)
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        elif isinstance(value, (dict, list)):
+            value = json.dumps(value, default=str)
+        print(f"{key:<{width}}  {value}")
+    for key, path in artifacts.items():
+        print(f"{key:<{width}}  {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    as_json = "--json" in argv
+    argv = [a for a in argv if a != "--json"]
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print_help()
+        return 0
+    if argv[0] == "--version":
+        print(__version__)
+        return 0
+    name, args = argv[0], argv[1:]
+    if name not in COMMANDS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        print(f"edgecnn: unknown command '{name}'{hint} (see edgecnn --help)", file=sys.stderr)
+        return 2
+    module = load_command(name)
+    if "-h" in args or "--help" in args:
+        print_command_help(name, module)
+        return 0
+    where = f"edgecnn {name}"
+    try:
+        cfg = module.KEYS.resolve(parse_command_args(module, args, where), where)
+        result = module.run(cfg) or {}
+    except ConfigError as err:
+        print(f"edgecnn {name}: error: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        if LOG.isEnabledFor(logging.DEBUG):
+            raise
+        print(f"edgecnn {name}: error: {err}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(result, default=str))
+    else:
+        print_result(result)
+    return 0

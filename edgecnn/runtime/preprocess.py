@@ -1,0 +1,37 @@
+"""Letterbox resize: keep the aspect ratio, pad to the model's input size."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def letterbox(
+    image: np.ndarray, size: tuple[int, int], color: int = 114
+) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """Resize `image` (H, W, C) to fit `size` (h, w) and pad the rest with `color`.
+
+    Returns the padded image, the scale applied and the (left, top) padding, so that a box in
+    model pixels maps back to the frame as (x - left) / scale, (y - top) / scale.
+    """
+    h, w = image.shape[:2]
+    out_h, out_w = size
+    scale = min(out_h / h, out_w / w)
+    new_w, new_h = round(w * scale), round(h * scale)
+    if (new_w, new_h) != (w, h):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        image = cv2.resize(image, (new_w, new_h), interpolation=interp)
+    left, top = (out_w - new_w) // 2, (out_h - new_h) // 2
+    out = np.full((out_h, out_w, image.shape[2]), color, dtype=image.dtype)
+    out[top : top + new_h, left : left + new_w] = image
+    return out, scale, (float(left), float(top))
+
+
+def unletterbox_boxes(boxes: np.ndarray, scale: float, pad: tuple[float, float], frame_hw: tuple[int, int]) -> np.ndarray:
+    """Map xyxy boxes from model pixels back to frame pixels, clipped to the frame."""
+    out = boxes.astype(np.float32, copy=True)
+    out[:, [0, 2]] = (out[:, [0, 2]] - pad[0]) / scale
+    out[:, [1, 3]] = (out[:, [1, 3]] - pad[1]) / scale
+    out[:, [0, 2]] = out[:, [0, 2]].clip(0, frame_hw[1])
+    out[:, [1, 3]] = out[:, [1, 3]].clip(0, frame_hw[0])
+    return out
