@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import sys
 from types import ModuleType
 from typing import Any
@@ -62,7 +63,10 @@ def parse_command_args(module: ModuleType, args: list[str], where: str) -> dict[
                 overrides[name] = parse_value(args[i])
         elif "=" in arg:
             key, _, value = arg.partition("=")
-            overrides[key] = parse_value(value)
+            if key not in schema and getattr(module, "EXTRA_OVERRIDES", False):
+                overrides.setdefault("overrides", {})[key] = parse_value(value)
+            else:
+                overrides[key] = parse_value(value)
         elif positional:
             overrides[positional.pop(0)] = parse_value(arg)
         else:
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgecnn {name}: error: {err}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError, RuntimeError) as err:
-        if LOG.isEnabledFor(logging.DEBUG):
+        if os.environ.get("EDGECNN_DEBUG"):
             raise
         print(f"edgecnn {name}: error: {err}", file=sys.stderr)
         return 1
