@@ -8,7 +8,7 @@ def test_topk_and_confusion():
     scores = np.array([
         [0.1, 0.7, 0.2, 0.0, 0.0, 0.0],  # true 1 -> top1 hit
         [0.5, 0.1, 0.4, 0.0, 0.0, 0.0],  # true 2 -> top1 miss, top2 hit
-        [0.0, 0.0, 0.0, 0.1, 0.2, 0.7],  # true 0 -> rank 6, miss in top5
+        [-1.0, 0.0, 0.0, 0.1, 0.2, 0.7],  # true 0 -> rank 6, miss in top5
     ])
     labels = np.array([1, 2, 0])
     m = ClassificationMetrics(6, topk=(1, 2, 5))
