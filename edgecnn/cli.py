@@ -94,18 +94,32 @@ def print_command_help(name: str, module: ModuleType) -> None:
         print(f"  {key + '=' + default:<{width}} {text}")
 
 
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_short(v)}" for k, v in value.items() if not isinstance(v, (dict, list)))
+    if isinstance(value, list):
+        return f"[{len(value)} rows]"
+    return str(value)
+
+
 def print_result(result: dict[str, Any]) -> None:
-    artifacts = result.get("artifacts", {})
-    metrics = {k: v for k, v in result.items() if k != "artifacts"}
-    width = max(map(len, list(metrics) + list(artifacts)), default=0)
-    for key, value in metrics.items():
-        if isinstance(value, float):
-            value = f"{value:.4g}"
-        elif isinstance(value, (dict, list)):
-            value = json.dumps(value, default=str)
-        print(f"{key:<{width}}  {value}")
-    for key, path in artifacts.items():
-        print(f"{key:<{width}}  {path}")
+    """The human view of a result: one line per metric, a line per entry of nested tables."""
+    width = max(map(len, result), default=0)
+    for key, value in result.items():
+        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            print(f"{key}:")
+            inner = max(map(len, value))
+            for name, row in value.items():
+                print(f"  {name:<{inner}}  {_short(row)}")
+        elif isinstance(value, dict):
+            print(f"{key}:")
+            inner = max(map(len, value), default=0)
+            for name, item in value.items():
+                print(f"  {name:<{inner}}  {_short(item)}")
+        else:
+            print(f"{key:<{width}}  {_short(value)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,6 +60,7 @@ class Pipeline:
     path: Path
     stages: list[Stage]
     vars: dict[str, Any] = field(default_factory=dict)
+    report: bool = False
 
     def stage_names(self) -> list[str]:
         return [s.name for s in self.stages]
@@ -84,14 +85,15 @@ def load_pipeline(path: str | Path, overrides: dict[str, Any] | None = None, var
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("stages"), list):
         raise ConfigError(f"{path}: a pipeline needs a 'stages' list")
-    unknown = set(doc) - {"name", "vars", "variants", "stages", "description"}
+    unknown = set(doc) - {"name", "vars", "variants", "stages", "description", "report"}
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: name, description, vars, variants, stages")
+        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}; "
+                          "allowed: name, description, vars, variants, stages, report")
     stages = [_parse_stage(path, i, raw) for i, raw in enumerate(doc["stages"])]
     names = [s.name for s in stages]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: stage names must be unique, got {names}")
-    pipeline = Pipeline(doc.get("name", path.stem), path, stages, dict(doc.get("vars") or {}))
+    pipeline = Pipeline(doc.get("name", path.stem), path, stages, dict(doc.get("vars") or {}), bool(doc.get("report")))
     variants = doc.get("variants") or {}
     if variant:
         if variant not in variants:
@@ -241,7 +243,7 @@ def run_pipeline(
     first = pipeline.index(start, "from") if start else 0
     last = pipeline.index(stop, "to") if stop else len(pipeline.stages) - 1
     results: dict[str, dict[str, Any]] = {}
-    report: dict[str, Any] = {"pipeline": pipeline.name, "stages": {}, "artifacts": {}}
+    outcome: dict[str, Any] = {"pipeline": pipeline.name, "stages": {}, "artifacts": {}}
     t_start = time.perf_counter()
     for i, stage in enumerate(pipeline.stages[: last + 1]):
         stage_dir = root / stage.name
@@ -262,7 +264,7 @@ def run_pipeline(
         if not force and is_cached(manifest, cfg, inputs):
             LOG.info("%s: unchanged, skipped (%s)", prefix, stage_dir / MANIFEST)
             results[stage.name] = manifest["result"]
-            report["stages"][stage.name] = {"status": "cached", **_metrics(manifest["result"])}
+            outcome["stages"][stage.name] = {"status": "cached", **_metrics(manifest["result"])}
             continue
         fingerprint = _jsonable(cfg)
         interrupted = manifest is not None and manifest.get("status") == "running" and manifest.get("config") == fingerprint
@@ -286,12 +288,16 @@ def run_pipeline(
         atomic_write_json(stage_dir / MANIFEST, record)
         LOG.info("%s: done in %.1fs%s", prefix, seconds, f" ({_summary(result)})" if _summary(result) else "")
         results[stage.name] = result
-        report["stages"][stage.name] = {"status": "ran", "seconds": round(seconds, 3), **_metrics(result)}
+        outcome["stages"][stage.name] = {"status": "ran", "seconds": round(seconds, 3), **_metrics(result)}
     for name, result in results.items():
         for key, path in result.get("artifacts", {}).items():
-            report["artifacts"][f"{name}.{key}"] = path
-    report["seconds"] = round(time.perf_counter() - t_start, 3)
-    return report
+            outcome["artifacts"][f"{name}.{key}"] = path
+    outcome["seconds"] = round(time.perf_counter() - t_start, 3)
+    if pipeline.report:
+        from edgecnn.bench.report import write_report
+
+        outcome["artifacts"].update(write_report(root, pipeline.name, pipeline.stage_names()[: last + 1]))
+    return outcome
 
 
 def _metrics(result: dict[str, Any]) -> dict[str, Any]:
