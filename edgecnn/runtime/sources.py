@@ -1,0 +1,368 @@
+"""Video sources: webcams, files, RTSP/HTTP streams, GStreamer pipelines, the Pi camera.
+
+`open_source(spec)` returns a `Source` that yields `Frame`s (BGR image, index, capture time).
+Live sources are read by a thread that keeps only the newest frame, so latency never grows
+when inference is slower than the camera; a stream that drops is reopened with exponential
+backoff. Files are read frame by frame (prefetched, never dropped).
+
+Accepted specs:
+- `0`, `"0"`, `/dev/video0`: a V4L2 webcam.
+- a video file path.
+- `rtsp://…`, `http(s)://…` (MJPEG or anything FFmpeg reads), `rtmp://…`, `udp://…`.
+- a GStreamer pipeline ending in `appsink` (contains `!`), read with `cv2.CAP_GSTREAMER`.
+- `csi` or `csi:<sensor-id>`: a Jetson CSI camera through `nvarguscamerasrc` (see
+  `csi_pipeline`); needs the system OpenCV that JetPack ships (built with GStreamer).
+- `picam`: the Raspberry Pi camera through picamera2 (installed with apt, imported only here).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import cv2
+import numpy as np
+
+LOG = logging.getLogger("edgecnn.sources")
+
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+OPEN_TIMEOUT_MS = 5000  # an unreachable camera or stream fails in seconds, not minutes
+BACKOFF_START_S, BACKOFF_MAX_S = 0.25, 8.0
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened, or a live source lost for longer than allowed."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray  # H x W x 3 uint8, BGR
+    index: int  # frames captured from the source so far (live sources skip the dropped ones)
+    timestamp: float  # time.monotonic() when the frame was captured
+
+
+class Capture(Protocol):
+    """What a source reads from: `cv2.VideoCapture` or a wrapper with the same two methods."""
+
+    def read(self) -> tuple[bool, np.ndarray | None]: ...
+
+    def release(self) -> None: ...
+
+
+def csi_pipeline(sensor_id: int = 0, capture: tuple[int, int, int] = (1280, 720, 30), output: tuple[int, int] = (640, 360)) -> str:
+    """The GStreamer pipeline for a Jetson CSI camera (IMX219/IMX477 through Argus).
+
+    The sensor runs at `capture` (width, height, fps); nvvidconv scales to `output` in hardware
+    and the appsink keeps only the newest buffer, so capture latency stays one frame.
+    """
+    w, h, fps = capture
+    ow, oh = output
+    return (
+        f"nvarguscamerasrc sensor-id={sensor_id} ! "
+        f"video/x-raw(memory:NVMM), width={w}, height={h}, framerate={fps}/1, format=NV12 ! "
+        f"nvvidconv ! video/x-raw, width={ow}, height={oh}, format=BGRx ! "
+        "videoconvert ! video/x-raw, format=BGR ! appsink drop=true max-buffers=1 sync=false"
+    )
+
+
+class Source:
+    """Iterate over frames; `read()` returns None at the end. Use as a context manager."""
+
+    live = False
+
+    def __init__(self, name: str, fps: float | None):
+        self.name = name
+        self.fps = fps  # the rate the source reports, None when unknown
+        self.dropped = 0  # live frames replaced by a newer one before anyone read them
+        self.reconnects = 0
+
+    def read(self) -> Frame | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class FileSource(Source):
+    """Every frame of a file, in order; a thread decodes a few frames ahead of the consumer."""
+
+    def __init__(self, name: str, capture: Capture, fps: float | None, prefetch: int = 4):
+        super().__init__(name, fps)
+        self._capture = capture
+        self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._decode, name=f"source:{name}", daemon=True)
+        self._thread.start()
+
+    def _decode(self) -> None:
+        index = 0
+        try:
+            while not self._stop.is_set():
+                ok, image = self._capture.read()
+                if not ok or image is None:
+                    break
+                self._put(Frame(image, index, time.monotonic()))
+                index += 1
+        finally:
+            self._capture.release()
+            self._put(None)
+
+    def _put(self, item: Frame | None) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read(self) -> Frame | None:
+        if self._stop.is_set():
+            return None
+        frame = self._queue.get()
+        if frame is None:
+            self._stop.set()
+        return frame
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class LiveSource(Source):
+    """The newest frame of a camera or stream; reopens a dropped stream with exponential backoff.
+
+    `reconnect_timeout` (seconds, 0 = forever) bounds how long a dropped stream may stay down
+    before `read()` raises SourceError; under systemd the service then restarts.
+    """
+
+    live = True
+
+    def __init__(self, name: str, opener: Callable[[], Capture], capture: Capture, fps: float | None,
+                 reconnect: bool = True, reconnect_timeout: float = 60.0):
+        super().__init__(name, fps)
+        self._open = opener
+        self._capture = capture
+        self._reconnect = reconnect
+        self._reconnect_timeout = reconnect_timeout
+        self._latest: Frame | None = None
+        self._ended = False
+        self._error: SourceError | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._grab, name=f"source:{name}", daemon=True)
+        self._thread.start()
+
+    def _grab(self) -> None:
+        index = 0
+        try:
+            while not self._stop.is_set():
+                ok, image = self._capture.read()
+                if not ok or image is None:
+                    self._capture.release()
+                    if not self._reconnect or not self._reopen(index):
+                        break
+                    continue
+                frame = Frame(image, index, time.monotonic())
+                index += 1
+                with self._cond:
+                    self.dropped += self._latest is not None
+                    self._latest = frame
+                    self._cond.notify_all()
+        finally:
+            self._capture.release()
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
+
+    def _reopen(self, frames_so_far: int) -> bool:
+        """Try to reopen until it works, the timeout passes or the source is closed."""
+        down_since = time.monotonic()
+        delay, attempt = BACKOFF_START_S, 0
+        LOG.warning("%s dropped after %d frames; reconnecting", self.name, frames_so_far)
+        while not self._stop.is_set():
+            down = time.monotonic() - down_since
+            if self._reconnect_timeout and down > self._reconnect_timeout:
+                self._error = SourceError(
+                    f"{self.name} lost: no reconnect within {self._reconnect_timeout:g} s ({attempt} attempts)"
+                )
+                LOG.error("%s", self._error)
+                return False
+            attempt += 1
+            LOG.warning("%s: reconnect attempt %d in %.2f s", self.name, attempt, delay)
+            if self._stop.wait(delay):
+                return False
+            try:
+                self._capture = self._open()
+            except SourceError as err:
+                LOG.warning("%s: attempt %d failed: %s", self.name, attempt, err)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            self.reconnects += 1
+            LOG.warning("%s reconnected after %.2f s (attempt %d)", self.name, time.monotonic() - down_since, attempt)
+            return True
+        return False
+
+    def read(self) -> Frame | None:
+        """Wait for a frame newer than the last one returned; None once the source has ended."""
+        with self._cond:
+            while self._latest is None and not self._ended:
+                self._cond.wait()
+            frame, self._latest = self._latest, None
+        if frame is None and self._error is not None:
+            raise self._error
+        return frame
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+
+
+class PacedCapture:
+    """A file played at its own frame rate, like a camera would deliver it (for live-like tests)."""
+
+    def __init__(self, capture: Capture, fps: float):
+        self._capture = capture
+        self._period = 1.0 / fps
+        self._next = time.monotonic()
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        delay = self._next - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self._next = max(self._next, time.monotonic()) + self._period
+        return self._capture.read()
+
+    def release(self) -> None:
+        self._capture.release()
+
+
+class PicameraCapture:
+    """The Raspberry Pi camera through picamera2, as BGR frames ("RGB888" is B, G, R in memory)."""
+
+    def __init__(self, size: tuple[int, int] = (640, 480)):
+        try:
+            from picamera2 import Picamera2
+        except ImportError as err:
+            raise SourceError(
+                "source 'picam' needs picamera2: `sudo apt install python3-picamera2` and a venv made with "
+                f"--system-site-packages ({err})"
+            ) from None
+        try:
+            self._camera = Picamera2()
+            self._camera.configure(self._camera.create_video_configuration(main={"size": size, "format": "RGB888"}))
+            self._camera.start()
+        except (RuntimeError, IndexError) as err:
+            raise SourceError(f"source 'picam' could not start the Pi camera: {err}") from None
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        try:
+            return True, self._camera.capture_array("main")
+        except RuntimeError as err:
+            LOG.warning("picam read failed: %s", err)
+            return False, None
+
+    def release(self) -> None:
+        self._camera.close()
+
+
+def _has_gstreamer() -> bool:
+    info = cv2.getBuildInformation()
+    return any(line.strip().startswith("GStreamer:") and "YES" in line for line in info.splitlines())
+
+
+def _video_capture(target: str | int, api: int, name: str) -> cv2.VideoCapture:
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS]
+    capture = cv2.VideoCapture(target, api, params)
+    if not capture.isOpened():
+        capture.release()
+        raise SourceError(f"cannot open {name}")
+    return capture
+
+
+def _webcam(target: int | str, api: int, name: str) -> cv2.VideoCapture:
+    capture = _video_capture(target, api, name)
+    capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver queue would add frames of latency
+    return capture
+
+
+def _camera_index(spec: str | int) -> int | None:
+    if isinstance(spec, int):
+        return spec
+    text = str(spec).strip()
+    return int(text) if text.isdigit() else None
+
+
+def describe(spec: str | int) -> str:
+    """The kind of source a spec names: webcam, picam, gstreamer, stream or file."""
+    text = str(spec).strip()
+    if _camera_index(spec) is not None or text.startswith("/dev/video"):
+        return "webcam"
+    if text == "picam":
+        return "picam"
+    if "!" in text or text == "csi" or text.startswith("csi:"):
+        return "gstreamer"
+    if text.lower().startswith(STREAM_SCHEMES):
+        return "stream"
+    return "file"
+
+
+def open_source(spec: str | int, *, live: bool | None = None, reconnect_timeout: float = 60.0) -> Source:
+    """Open `spec` (see the module docstring); a source that cannot open raises SourceError naming it.
+
+    `live=True` on a file plays it at its own frame rate through the newest-frame-only reader,
+    as a camera would deliver it; `live=False` on a stream reads every frame in order.
+    """
+    kind = describe(spec)
+    text = str(spec).strip()
+    name = f"{kind} source {text!r}"
+    if kind == "file":
+        path = Path(text[len("file://"):] if text.startswith("file://") else text)
+        if not path.is_file():
+            raise SourceError(f"cannot open {name}: no such file {path}")
+        opener = lambda: _video_capture(str(path), cv2.CAP_FFMPEG, name)  # noqa: E731
+    elif kind == "webcam":
+        index = _camera_index(spec)
+        target = index if index is not None else text
+        api = cv2.CAP_V4L2 if os.name == "posix" and Path("/dev").is_dir() else cv2.CAP_ANY
+        opener = lambda: _webcam(target, api, name)  # noqa: E731
+    elif kind == "picam":
+        opener = PicameraCapture
+    elif kind == "gstreamer":
+        if not _has_gstreamer():
+            raise SourceError(
+                f"cannot open {name}: this OpenCV was built without GStreamer (pip wheels are); "
+                "on a Jetson use JetPack's system OpenCV (python3-opencv) in a venv with --system-site-packages"
+            )
+        pipeline = csi_pipeline(int(text.partition(":")[2] or 0)) if text.startswith("csi") and "!" not in text else text
+        opener = lambda: _video_capture(pipeline, cv2.CAP_GSTREAMER, name)  # noqa: E731
+    else:
+        opener = lambda: _video_capture(text, cv2.CAP_FFMPEG, name)  # noqa: E731
+
+    capture = opener()
+    fps = capture.get(cv2.CAP_PROP_FPS) if isinstance(capture, cv2.VideoCapture) else None
+    fps = fps if fps and 0 < fps < 1000 else None
+    is_live = kind != "file" if live is None else live
+    if not is_live:
+        return FileSource(name, capture, fps)
+    if kind == "file":
+        paced = PacedCapture(capture, fps or 30.0)
+        return LiveSource(name, opener, paced, fps, reconnect=False)
+    return LiveSource(name, opener, capture, fps, reconnect=True, reconnect_timeout=reconnect_timeout)
