@@ -1,1 +1,21 @@
+"""The model zoo: classifiers from the CNN canon, the YOLO-style detector, the ReID embedder.
 
+Importing this package registers every model; build one with `build_model(name, **kwargs)`.
+"""
+
+from edgecnn.models import yolo  # noqa: F401  (registers models)
+from edgecnn.models.checkpoint import FORMAT, load_checkpoint, load_weights, read_checkpoint, save_checkpoint, unwrap
+from edgecnn.models.registry import build_model, get_entry, list_models, register_model
+
+__all__ = [
+    "FORMAT",
+    "build_model",
+    "get_entry",
+    "list_models",
+    "load_checkpoint",
+    "load_weights",
+    "read_checkpoint",
+    "register_model",
+    "save_checkpoint",
+    "unwrap",
+]

@@ -1,0 +1,76 @@
+"""Model registry: names map to factories (timm-style), `build_model` builds by name.
+
+A built model carries `task` ("classify" | "detect" | "embed") and `arch` ({"name", "kwargs"}),
+which is what a checkpoint stores to rebuild it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from torch import nn
+
+TASKS = ("classify", "detect", "embed")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    task: str
+    factory: Callable[..., nn.Module]
+
+    def accepts(self, key: str) -> bool:
+        return key in inspect.signature(self.factory).parameters
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, task: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register `factory(**kwargs) -> nn.Module` under `name` for `task`."""
+    if task not in TASKS:
+        raise ValueError(f"register_model('{name}'): task must be one of {TASKS}, got '{task}'")
+
+    def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model '{name}' is registered twice")
+        _REGISTRY[name] = ModelEntry(name, task, factory)
+        return factory
+
+    return decorator
+
+
+def list_models(task: str | None = None) -> list[str]:
+    """Registered names, sorted; only those for `task` when given."""
+    return sorted(n for n, e in _REGISTRY.items() if task is None or e.task == task)
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for `name`; an unknown name is a ValueError with the closest names."""
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown model '{name}'{hint} (known: {', '.join(list_models())})")
+    return _REGISTRY[name]
+
+
+def build_model(name: str, imgsz: int | None = None, **kwargs: Any) -> nn.Module:
+    """Build a registered model. Keywords go to its factory (`num_classes`, `in_channels`, …).
+
+    `imgsz` reaches only the models whose layout depends on the input size (LeNet's and VGG's
+    classifier, ResNet's stem); the others run at any size and ignore it.
+    """
+    entry = get_entry(name)
+    if imgsz is not None and entry.accepts("imgsz"):
+        kwargs["imgsz"] = int(imgsz)
+    params = inspect.signature(entry.factory).parameters
+    unknown = [k for k in kwargs if k not in params]
+    if unknown:
+        raise ValueError(f"model '{name}' does not take {', '.join(unknown)}; it takes: {', '.join(params)}")
+    model = entry.factory(**kwargs)
+    model.task = entry.task
+    model.arch = {"name": name, "kwargs": dict(kwargs)}
+    return model

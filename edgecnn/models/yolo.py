@@ -1,0 +1,208 @@
+"""YOLO-style anchor-free detector: CSP backbone (C2f), PAN neck, decoupled head, strides 8/16/32.
+
+Built only from ops that are fast in int8 on XNNPACK and TensorRT: Conv + BN + ReLU, max-pool,
+nearest upsample, concat and add. No box decoding in the graph (the runtime does it in numpy).
+
+Output contract (DEVELOPERS.md): eval mode returns `(boxes, scores)`, boxes (B, A, 4) as
+left/top/right/bottom distances from each anchor centre in stride units, scores (B, A, C) as
+sigmoid probabilities. Training mode returns `(boxes, scores, box_logits)` with scores as logits
+and box_logits (B, A, 4, reg_max), the distribution-focal-loss bins behind `boxes`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torchvision
+from torch import nn
+
+from edgecnn.models.layers import C2f, ConvBNReLU, SPPF, make_divisible
+from edgecnn.models.registry import register_model
+
+STRIDES = (8, 16, 32)
+
+
+class CSPBackbone(nn.Module):
+    """YOLOv8-style backbone scaled by width/depth; returns the stride 8, 16 and 32 maps."""
+
+    def __init__(self, in_channels: int, width: float, depth: float, max_channels: int = 1024):
+        super().__init__()
+        c = [make_divisible(min(b, max_channels) * width) for b in (64, 128, 256, 512, 1024)]
+        n = [max(round(r * depth), 1) for r in (3, 6, 6, 3)]
+        self.stem = ConvBNReLU(in_channels, c[0], 3, 2)
+        self.stage2 = nn.Sequential(ConvBNReLU(c[0], c[1], 3, 2), C2f(c[1], c[1], n[0], shortcut=True))
+        self.stage3 = nn.Sequential(ConvBNReLU(c[1], c[2], 3, 2), C2f(c[2], c[2], n[1], shortcut=True))
+        self.stage4 = nn.Sequential(ConvBNReLU(c[2], c[3], 3, 2), C2f(c[3], c[3], n[2], shortcut=True))
+        self.stage5 = nn.Sequential(ConvBNReLU(c[3], c[4], 3, 2), C2f(c[4], c[4], n[3], shortcut=True), SPPF(c[4], c[4]))
+        self.channels = (c[2], c[3], c[4])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        p3 = self.stage3(self.stage2(self.stem(x)))
+        p4 = self.stage4(p3)
+        return [p3, p4, self.stage5(p4)]
+
+
+class TorchvisionBackbone(nn.Module):
+    """The stride 8/16/32 maps of a torchvision classifier, so training can start from ImageNet.
+
+    `body` keeps torchvision's module names, so its state_dict keys match torchvision's weight
+    files (`load_weights` maps them through `pretrained_prefix`).
+    """
+
+    def __init__(self, arch: str, in_channels: int):
+        super().__init__()
+        if arch == "resnet18":
+            body = torchvision.models.resnet18(weights=None)
+            del body.fc, body.avgpool
+            if in_channels != 3:
+                body.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+            stem = nn.Sequential(body.conv1, body.bn1, body.relu, body.maxpool, body.layer1, body.layer2)
+            self.stages = [stem, body.layer3, body.layer4]
+            self.channels = (128, 256, 512)
+        elif arch == "mobilenet_v3_large":
+            body = torchvision.models.mobilenet_v3_large(weights=None)
+            del body.classifier, body.avgpool
+            body.features = body.features[:16]  # drop the 960-wide 1x1 conv: the neck mixes channels
+            if in_channels != 3:
+                body.features[0][0] = nn.Conv2d(in_channels, 16, 3, 2, 1, bias=False)
+            f = body.features
+            self.stages = [f[:7], f[7:13], f[13:16]]
+            self.channels = (40, 112, 160)
+        else:
+            raise ValueError(f"no torchvision backbone '{arch}' (use resnet18 or mobilenet_v3_large)")
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for stage in self.stages:  # plain list: the modules are registered once, under body
+            x = stage(x)
+            outs.append(x)
+        return outs
+
+
+class PAN(nn.Module):
+    """FPN top-down then PAN bottom-up path over (P3, P4, P5), as in YOLOv8."""
+
+    def __init__(self, c_in: tuple[int, int, int], c_out: tuple[int, int, int], n: int):
+        super().__init__()
+        c3, c4, c5 = c_in
+        o3, o4, o5 = c_out
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.top4 = C2f(c5 + c4, o4, n)
+        self.top3 = C2f(o4 + c3, o3, n)
+        self.down3 = ConvBNReLU(o3, o3, 3, 2)
+        self.bottom4 = C2f(o3 + o4, o4, n)
+        self.down4 = ConvBNReLU(o4, o4, 3, 2)
+        self.bottom5 = C2f(o4 + c5, o5, n)
+        self.channels = c_out
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        p3, p4, p5 = feats
+        t4 = self.top4(torch.cat([self.up(p5), p4], 1))
+        n3 = self.top3(torch.cat([self.up(t4), p3], 1))
+        n4 = self.bottom4(torch.cat([self.down3(n3), t4], 1))
+        n5 = self.bottom5(torch.cat([self.down4(n4), p5], 1))
+        return [n3, n4, n5]
+
+
+class DecoupledHead(nn.Module):
+    """Per level, separate box (4 x reg_max DFL bins) and class branches of two 3x3 convs each."""
+
+    def __init__(self, channels: tuple[int, ...], num_classes: int, reg_max: int):
+        super().__init__()
+        box_width = max(16, channels[0] // 4, 4 * reg_max)
+        cls_width = max(channels[0], min(num_classes, 100))
+        self.box = nn.ModuleList(
+            nn.Sequential(ConvBNReLU(c, box_width, 3), ConvBNReLU(box_width, box_width, 3), nn.Conv2d(box_width, 4 * reg_max, 1))
+            for c in channels
+        )
+        self.cls = nn.ModuleList(
+            nn.Sequential(ConvBNReLU(c, cls_width, 3), ConvBNReLU(cls_width, cls_width, 3), nn.Conv2d(cls_width, num_classes, 1))
+            for c in channels
+        )
+        self.reg_max = reg_max
+        # Expectation over the DFL bins as a fixed 1x1 conv (YOLOv8's DFL layer): exports as a conv.
+        self.dfl = nn.Conv2d(reg_max, 1, 1, bias=False).requires_grad_(False)
+        self.dfl.weight.data[:] = torch.arange(reg_max, dtype=torch.float32).view(1, reg_max, 1, 1)
+        self.reset_bias()
+
+    def reset_bias(self, prior: float = 0.01) -> None:
+        """Class logits start at the prior probability, box bins flat, as YOLO initializes them."""
+        for box, cls in zip(self.box, self.cls):
+            nn.init.constant_(box[-1].bias, 1.0)
+            nn.init.constant_(cls[-1].bias, -math.log((1 - prior) / prior))
+
+    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b = feats[0].shape[0]
+        box = torch.cat([m(f).flatten(2) for m, f in zip(self.box, feats)], 2)  # (B, 4R, A)
+        cls = torch.cat([m(f).flatten(2) for m, f in zip(self.cls, feats)], 2)  # (B, C, A)
+        bins = box.view(b, 4, self.reg_max, -1)
+        dist = self.dfl(bins.transpose(1, 2).softmax(1)).view(b, 4, -1)  # (B, 4, A)
+        return dist.transpose(1, 2), cls.transpose(1, 2), bins.permute(0, 3, 1, 2)
+
+
+class Detector(nn.Module):
+    """Backbone → PAN → decoupled head; see the module docstring for the output contract."""
+
+    task = "detect"
+
+    def __init__(self, backbone: nn.Module, neck_channels: tuple[int, int, int], neck_depth: int, num_classes: int, reg_max: int = 16):
+        super().__init__()
+        if reg_max < 2:
+            raise ValueError(f"reg_max must be >= 2 (DFL bins), got {reg_max}")
+        self.backbone = backbone
+        self.neck = PAN(backbone.channels, neck_channels, neck_depth)
+        self.head = DecoupledHead(neck_channels, num_classes, reg_max)
+        self.num_classes = num_classes
+        self.strides = STRIDES
+        if isinstance(backbone, TorchvisionBackbone):
+            self.pretrained_prefix = "backbone.body."
+
+    def forward(self, x: torch.Tensor):
+        h, w = x.shape[-2:]
+        if h % STRIDES[-1] or w % STRIDES[-1]:
+            raise ValueError(f"detector input {h}x{w} must be a multiple of {STRIDES[-1]} on both sides")
+        boxes, logits, box_logits = self.head(self.neck(self.backbone(x)))
+        if self.training:
+            return boxes, logits, box_logits
+        return boxes, logits.sigmoid()
+
+    def output_layers(self) -> list[nn.Module]:
+        """Layers whose widths are fixed by the output contract (pruning must leave them)."""
+        return [m[-1] for m in self.head.box] + [m[-1] for m in self.head.cls] + [self.head.dfl]
+
+    def anchor_grid(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Anchor centres (A, 2) as (x, y) pixels and each anchor's stride (A,), in output order."""
+        points, strides = [], []
+        for s in self.strides:
+            ys, xs = torch.meshgrid(torch.arange(height // s), torch.arange(width // s), indexing="ij")
+            points.append(torch.stack([xs, ys], -1).reshape(-1, 2).float().add(0.5).mul(s))
+            strides.append(torch.full((points[-1].shape[0],), float(s)))
+        return torch.cat(points), torch.cat(strides)
+
+
+def _csp_detector(num_classes: int, in_channels: int, reg_max: int, width: float, depth: float) -> Detector:
+    backbone = CSPBackbone(in_channels, width, depth)
+    return Detector(backbone, backbone.channels, max(round(3 * depth), 1), num_classes, reg_max)
+
+
+@register_model("yolo-n", task="detect")
+def yolo_n(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16) -> Detector:
+    return _csp_detector(num_classes, in_channels, reg_max, width=0.25, depth=0.33)
+
+
+@register_model("yolo-s", task="detect")
+def yolo_s(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16) -> Detector:
+    return _csp_detector(num_classes, in_channels, reg_max, width=0.5, depth=0.33)
+
+
+@register_model("yolo-r18", task="detect")
+def yolo_r18(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16) -> Detector:
+    return Detector(TorchvisionBackbone("resnet18", in_channels), (64, 128, 256), 1, num_classes, reg_max)
+
+
+@register_model("yolo-mnv3", task="detect")
+def yolo_mnv3(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16) -> Detector:
+    """MobileNetV3-Large features (hardswish inside: fine on TensorRT, slower in int8 XNNPACK)."""
+    return Detector(TorchvisionBackbone("mobilenet_v3_large", in_channels), (64, 128, 256), 1, num_classes, reg_max)
