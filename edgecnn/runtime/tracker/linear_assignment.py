@@ -1,0 +1,53 @@
+"""Assignment of detections to tracks: gated min-cost matching and deep_sort's matching cascade."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from edgecnn.runtime.tracker.kalman_filter import CHI2INV95
+
+INFTY_COST = 1e5
+
+Matches = tuple[np.ndarray, np.ndarray, np.ndarray]  # (K, 2) row/col pairs, unmatched rows, unmatched cols
+
+
+def min_cost_matching(cost: np.ndarray, max_distance: float) -> Matches:
+    """Hungarian matching on `cost` (rows: tracks, cols: detections); pairs above max_distance are dropped."""
+    rows, cols = np.arange(cost.shape[0]), np.arange(cost.shape[1])
+    if cost.size == 0:
+        return np.empty((0, 2), dtype=int), rows, cols
+    # Costs above the threshold are flattened to one value just over it, so a pair that cannot be
+    # kept never pulls the solver away from pairs that can.
+    clipped = np.where(cost > max_distance, max_distance + 1e-5, cost)
+    r, c = linear_sum_assignment(clipped)
+    keep = cost[r, c] <= max_distance
+    matches = np.stack([r[keep], c[keep]], axis=1)
+    return matches, np.setdiff1d(rows, matches[:, 0]), np.setdiff1d(cols, matches[:, 1])
+
+
+def matching_cascade(cost: np.ndarray, max_distance: float, time_since_update: np.ndarray) -> Matches:
+    """deep_sort's cascade: tracks seen most recently pick their detections first.
+
+    `cost` is the full (tracks, detections) matrix, computed once; each level solves the rows
+    of one `time_since_update` value against the detections still free.
+    """
+    free = np.arange(cost.shape[1])
+    matched = []
+    for age in np.unique(time_since_update):
+        if not len(free):
+            break
+        rows = np.flatnonzero(time_since_update == age)
+        pairs, _, unmatched_cols = min_cost_matching(cost[np.ix_(rows, free)], max_distance)
+        matched.append(np.stack([rows[pairs[:, 0]], free[pairs[:, 1]]], axis=1))
+        free = free[unmatched_cols]
+    matches = np.concatenate(matched) if matched else np.empty((0, 2), dtype=int)
+    return matches, np.setdiff1d(np.arange(cost.shape[0]), matches[:, 0]), free
+
+
+def gate_cost_matrix(
+    cost: np.ndarray, gating_distance: np.ndarray, only_position: bool = False, gated_cost: float = INFTY_COST
+) -> np.ndarray:
+    """Make pairs whose squared Mahalanobis distance exceeds the chi-square 0.95 bound infeasible."""
+    threshold = CHI2INV95[2 if only_position else 4]
+    return np.where(gating_distance > threshold, gated_cost, cost)

@@ -1,0 +1,69 @@
+"""One target's life cycle: tentative, confirmed after `n_init` hits, deleted after `max_age` misses."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+
+from edgecnn.runtime.tracker.kalman_filter import xyah_to_xyxy
+
+
+class TrackState(IntEnum):
+    TENTATIVE = 1
+    CONFIRMED = 2
+    DELETED = 3
+
+
+class Track:
+    """A Kalman state plus the bookkeeping that decides when the track is trusted and when it ends.
+
+    A tentative track that misses a frame is deleted (one-frame false alarms never surface); a
+    confirmed one survives `max_age` missed frames so that it can be picked up after occlusion.
+    """
+
+    def __init__(self, track_id: int, mean: np.ndarray, cov: np.ndarray, n_init: int, max_age: int,
+                 score: float = 1.0, cls: int = -1, feature: np.ndarray | None = None):
+        self.track_id = track_id
+        self.mean, self.cov = mean, cov
+        self.n_init, self.max_age = n_init, max_age
+        self.score, self.cls = score, cls
+        self.hits = 1
+        self.age = 1
+        self.time_since_update = 0
+        self.state = TrackState.CONFIRMED if n_init <= 1 else TrackState.TENTATIVE
+        self.features = [] if feature is None else [feature]
+
+    @property
+    def is_tentative(self) -> bool:
+        return self.state == TrackState.TENTATIVE
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.state == TrackState.CONFIRMED
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.state == TrackState.DELETED
+
+    def xyxy(self) -> np.ndarray:
+        return xyah_to_xyxy(self.mean[:4])[0]
+
+    def mark_predicted(self, mean: np.ndarray, cov: np.ndarray) -> None:
+        self.mean, self.cov = mean, cov
+        self.age += 1
+        self.time_since_update += 1
+
+    def mark_hit(self, mean: np.ndarray, cov: np.ndarray, score: float, feature: np.ndarray | None = None) -> None:
+        self.mean, self.cov = mean, cov
+        self.score = score
+        self.hits += 1
+        self.time_since_update = 0
+        if feature is not None:
+            self.features.append(feature)
+        if self.is_tentative and self.hits >= self.n_init:
+            self.state = TrackState.CONFIRMED
+
+    def mark_missed(self) -> None:
+        if self.is_tentative or self.time_since_update > self.max_age:
+            self.state = TrackState.DELETED
