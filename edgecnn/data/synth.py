@@ -1,0 +1,408 @@
+"""Built-in synthetic datasets, offline and deterministic by seed: detection, video, classification.
+
+- `synth_detect`: a YOLO dataset of the classes in `scene.CLASSES` on cluttered backgrounds, sizes
+  from a few pixels to most of the frame, cut by the frame border and by each other, under varied
+  light, blur and noise. Labels are the tight boxes of each object's visible pixels.
+- `synth_video`: MOTChallenge sequences (`<split>/<seq>/<seq>.mp4`, `gt/gt.txt`, `seqinfo.ini`,
+  optionally `img1/`) of the same classes walking, driving and rolling across a fixed camera's
+  view, crossing and hiding each other; some objects are twins that differ in one detail.
+- `synth_classify`: an ImageFolder of distorted digit glyphs (10 classes), LeNet-5 sized.
+
+Every image draws from its own generator seeded by (seed, split, index), so a dataset is the same
+bytes on every run and any image can be regenerated alone. A finished dataset records its config
+in `synth.json`; asking for the same config again reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from edgecnn.data import scene
+from edgecnn.data.scene import CLASSES, Layer
+from edgecnn.fileio import atomic_write_json, atomic_write_text
+
+LOG = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 1
+MIN_VISIBILITY = 0.3  # objects less visible than this are left out of detection images and ignored in gt.txt
+MIN_BOX_PX = 3
+DIGITS = tuple(str(d) for d in range(10))
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+
+
+def progress(iterable, desc: str, total: int | None = None):
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, unit="img", leave=False, mininterval=1.0)
+
+
+def build_dataset(out: str | os.PathLike, config: dict, fill: Callable[[Path], dict], force: bool = False) -> dict:
+    """Run `fill(tmp_dir)` and move the result to `out` only when it completes.
+
+    An existing `out` made with the same config is reused unless `force`; a non-empty `out` that
+    is not a synthetic dataset is never overwritten.
+    """
+    out = Path(out)
+    record = out / "synth.json"
+    if record.is_file() and not force:
+        info = json.loads(record.read_text())
+        if info.get("config") == config:
+            LOG.info("synthetic %s data with the same config already in %s", config["kind"], out)
+            return info
+    if out.exists() and not record.is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out}: exists and is not a synthetic dataset (no synth.json); choose another out=")
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    start = time.perf_counter()
+    info = {"config": config, **fill(tmp), "seconds": round(time.perf_counter() - start, 2)}
+    atomic_write_json(tmp / "synth.json", info)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return info
+
+
+def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, SPLIT_IDS[split], index])
+
+
+# --------------------------------------------------------------------------- detection
+
+def detect_frame_size(rng: np.random.Generator, imgsz: int) -> tuple[int, int]:
+    """(h, w) with the longer side `imgsz`: square, 4:3, 3:4 or 16:9, as cameras and photos are."""
+    ratio = (1.0, 0.75, 1 / 0.75, 9 / 16)[int(rng.integers(4))]
+    return (imgsz, round(imgsz / ratio)) if ratio > 1 else (round(imgsz * ratio), imgsz)
+
+
+def synth_detect_image(rng: np.random.Generator, imgsz: int) -> tuple[np.ndarray, np.ndarray]:
+    """One BGR image and its labels (N, 5) float32 [cls, cx, cy, w, h] normalized."""
+    h, w = detect_frame_size(rng, imgsz)
+    background, _ = scene.render_background(rng, h, w)
+    count = 0 if rng.random() < 0.05 else int(rng.integers(1, 9))
+    layers, classes = [], []
+    for index in range(count):
+        cls = int(rng.integers(len(CLASSES)))
+        style = scene.sample_style(CLASSES[cls], rng)
+        size = min(h, w) * float(np.exp(rng.uniform(np.log(0.05), np.log(0.75))))
+        patch, mask = scene.render_object(style, size, phase=float(rng.uniform(0, 2 * np.pi)))
+        ph, pw = mask.shape
+        x = int(rng.uniform(-0.2 * pw, w - 0.8 * pw))
+        y = int(rng.uniform(-0.2 * ph, h - 0.8 * ph))
+        layers.append(Layer(patch, mask, x, y, index))
+        classes.append(cls)
+    layers.sort(key=lambda layer: layer.y + layer.mask.shape[0])  # lower in the frame = nearer
+    for _ in range(int(rng.integers(1, 3)) if rng.random() < 0.3 else 0):
+        patch, mask, x, y = scene.render_occluder(rng, h, w)
+        layers.insert(int(rng.integers(len(layers) // 2, len(layers) + 1)), Layer(patch, mask, x, y, -2))
+    while True:  # hidden objects leave the scene; removing one only uncovers others
+        frame = background.copy()
+        visible = scene.visible_boxes(scene.compose(frame, layers), layers)
+        hidden = {k for k, (box, vis) in visible.items()
+                  if box is None or vis < MIN_VISIBILITY or min(box[2] - box[0], box[3] - box[1]) < MIN_BOX_PX}
+        if not hidden:
+            break
+        layers = [layer for layer in layers if layer.owner not in hidden]
+    frame = scene.apply_lighting(frame, scene.sample_lighting(rng), rng)
+    labels = [[classes[k], (box[0] + box[2]) / 2 / w, (box[1] + box[3]) / 2 / h, (box[2] - box[0]) / w, (box[3] - box[1]) / h]
+              for k, (box, _) in sorted(visible.items())]
+    return frame, np.asarray(labels, np.float32).reshape(-1, 5)
+
+
+def format_labels(labels: np.ndarray) -> str:
+    return "".join(f"{int(c)} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}\n" for c, cx, cy, bw, bh in labels)
+
+
+def synth_detect(out: str | os.PathLike, n: int = 800, imgsz: int = 320, seed: int = 0, val: int | None = None,
+                 force: bool = False) -> dict:
+    """Write a YOLO dataset: `n` train and `val` (default n // 4) val images; returns its record."""
+    val = max(1, n // 4) if val is None else val
+    config = {"kind": "detect", "n": n, "val": val, "imgsz": imgsz, "seed": seed, "version": GENERATOR_VERSION}
+
+    def fill(root: Path) -> dict:
+        from edgecnn.data.yolo import write_data_yaml
+
+        counts = {}
+        for split, count in (("train", n), ("val", val)):
+            (root / "images" / split).mkdir(parents=True)
+            (root / "labels" / split).mkdir(parents=True)
+            boxes = 0
+            for i in progress(range(count), f"synth detect {split}"):
+                image, labels = synth_detect_image(image_rng(seed, split, i), imgsz)
+                name = f"{i:06d}"
+                if not cv2.imwrite(str(root / "images" / split / f"{name}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 92]):
+                    raise RuntimeError(f"could not write {root / 'images' / split / name}.jpg")
+                (root / "labels" / split / f"{name}.txt").write_text(format_labels(labels))
+                boxes += len(labels)
+            counts[split] = {"images": count, "boxes": boxes}
+        write_data_yaml(root / "data.yaml", list(CLASSES), train="images/train", val="images/val")
+        return {"names": list(CLASSES), "splits": counts, "data_yaml": "data.yaml"}
+
+    return build_dataset(out, config, fill, force)
+
+
+# --------------------------------------------------------------------------- classification
+
+FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
+         cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_ITALIC | cv2.FONT_HERSHEY_SIMPLEX)
+
+
+def synth_digit(rng: np.random.Generator, digit: int, imgsz: int) -> np.ndarray:
+    """A BGR glyph of `digit`: random font, stroke, colors, affine distortion, clutter, blur, noise."""
+    size = 64
+    bg = np.array(scene.random_color(rng), np.float32)
+    fg = np.array(scene.random_color(rng), np.float32)
+    if np.abs(fg - bg).mean() < 60:  # keep the glyph readable
+        fg = 255 - bg
+    canvas = np.empty((size, size, 3), np.float32)
+    canvas[:] = bg
+    canvas *= 0.8 + 0.4 * scene.lowfreq_noise(rng, size, size, 4)
+    font, thickness = FONTS[int(rng.integers(len(FONTS)))], int(rng.integers(2, 7))
+    scale = 1.7 if font == cv2.FONT_HERSHEY_PLAIN else 1.3
+    (tw, th), _ = cv2.getTextSize(str(digit), font, scale, thickness)
+    org = ((size - tw) // 2, (size + th) // 2)
+    cv2.putText(canvas, str(digit), org, font, scale, fg.tolist(), thickness, cv2.LINE_AA)
+    for _ in range(int(rng.integers(0, 3))):
+        p, q = rng.integers(0, size, 2), rng.integers(0, size, 2)
+        cv2.line(canvas, tuple(map(int, p)), tuple(map(int, q)), scene.random_color(rng), 1, cv2.LINE_AA)
+    angle, zoom = rng.uniform(-18, 18), rng.uniform(0.8, 1.1)
+    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), angle, zoom)
+    matrix[:, 2] += rng.uniform(-5, 5, 2)
+    matrix[0, 1] += rng.uniform(-0.2, 0.2)
+    canvas = cv2.warpAffine(canvas, matrix, (size, size), borderMode=cv2.BORDER_REFLECT)
+    canvas = cv2.resize(canvas, (imgsz, imgsz), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.3:
+        canvas = cv2.GaussianBlur(canvas, (3, 3), 0)
+    canvas += rng.normal(0, rng.uniform(0, 12), canvas.shape).astype(np.float32)
+    return np.clip(canvas, 0, 255).astype(np.uint8)
+
+
+def synth_classify(out: str | os.PathLike, n: int = 2000, imgsz: int = 32, seed: int = 0, val: int | None = None,
+                   force: bool = False) -> dict:
+    """Write an ImageFolder `train/<digit>/*.png`, `val/<digit>/*.png`; classes are balanced."""
+    val = max(len(DIGITS), n // 4) if val is None else val
+    config = {"kind": "classify", "n": n, "val": val, "imgsz": imgsz, "seed": seed, "version": GENERATOR_VERSION}
+
+    def fill(root: Path) -> dict:
+        for split, count in (("train", n), ("val", val)):
+            for digit in DIGITS:
+                (root / split / digit).mkdir(parents=True)
+            for i in progress(range(count), f"synth classify {split}"):
+                digit = i % len(DIGITS)
+                image = synth_digit(image_rng(seed, split, i), digit, imgsz)
+                path = root / split / DIGITS[digit] / f"{i:06d}.png"
+                if not cv2.imwrite(str(path), image):
+                    raise RuntimeError(f"could not write {path}")
+        return {"names": list(DIGITS), "splits": {"train": {"images": n}, "val": {"images": val}}}
+
+    return build_dataset(out, config, fill, force)
+
+
+# --------------------------------------------------------------------------- video
+
+# Longer side of each class near the camera (bottom row), as a fraction of the frame height.
+NEAR_SIZE = {"person": 0.55, "car": 0.9, "sign": 0.16, "ball": 0.13, "box": 0.28}
+
+
+MOVER_SHARE = {"person": 0.42, "car": 0.2, "ball": 0.12, "box": 0.13, "sign": 0.13}
+
+
+@dataclass
+class Track:
+    """One object of a video: where its foot point is, how it moves and when it enters."""
+
+    ident: int
+    cls: int
+    style: dict
+    x: float
+    y: float
+    vx: float
+    vy: float
+    start: int
+    lift: float = 0.0  # signs hang this many pixels above their pole's foot
+    phase: float = 0.0
+    twin_of: int | None = None
+
+
+class VideoScene:
+    """A fixed camera's view: background, ground band, and the objects that cross it."""
+
+    def __init__(self, rng: np.random.Generator, height: int, width: int, frames: int):
+        self.h, self.w, self.frames, self.rng = height, width, frames, rng
+        self.background, self.horizon = scene.render_background(rng, height, width, clutter=int(rng.integers(4, 14)))
+        self.ground = (self.horizon + 0.12 * (height - self.horizon), height * 1.03)
+        self.tracks: list[Track] = []
+        paths = rng.uniform(*self.ground, int(rng.integers(2, 4)))
+        names = list(MOVER_SHARE)
+        count = int(rng.integers(6, 13))
+        classes = ["person"] * 3 + list(rng.choice(names, count - 3, p=list(MOVER_SHARE.values())))
+        for ident, cls in enumerate(classes, 1):
+            self.tracks.append(self.new_track(ident, str(cls), paths))
+        self.foreground = [Layer(*scene.render_occluder(rng, height, width), -2)] if rng.random() < 0.5 else []
+        self.light = {"gain": float(rng.uniform(0.7, 1.2)), "bias": float(rng.uniform(-25, 25)),
+                      "ramp": float(rng.uniform(-0.25, 0.25)), "ramp_angle": float(rng.uniform(0, 2 * np.pi)),
+                      "gamma": float(rng.uniform(0.8, 1.25)), "cast": rng.uniform(0.93, 1.07, 3).astype(np.float32).tolist(),
+                      "noise": float(rng.uniform(1, 5)), "blur": 0}
+        self.flicker = (float(rng.uniform(0.02, 0.08)), float(rng.uniform(60, 200)))
+
+    def depth(self, y: float) -> float:
+        """Apparent scale at ground row `y`: 0.15 at the horizon's edge of the band, 1 at the bottom."""
+        return 0.15 + 0.85 * float(np.clip((y - self.horizon) / (self.h - self.horizon), 0, 1.1))
+
+    def size(self, track: Track) -> float:
+        return NEAR_SIZE[CLASSES[track.cls]] * self.h * self.depth(track.y)
+
+    def new_track(self, ident: int, cls: str, paths: np.ndarray) -> Track:
+        rng = self.rng
+        style = scene.sample_style(cls, rng)
+        twin_of = None
+        taken = {t.twin_of for t in self.tracks}
+        same = [t for t in self.tracks if CLASSES[t.cls] == cls and t.twin_of is None and t.ident not in taken]
+        if cls in ("person", "car") and same and (rng.random() < 0.35 or not any(t.twin_of for t in self.tracks)):
+            source = same[int(rng.integers(len(same)))]
+            style, twin_of = scene.make_look_alike(source.style, rng), source.ident
+        y = float(rng.uniform(*self.ground))
+        if cls == "person":
+            y = float(paths[int(rng.integers(len(paths)))] + rng.normal(0, 0.02 * self.h))
+        speed = {"person": (0.8, 2.2), "car": (3.0, 7.0), "ball": (1.5, 4.0), "box": (0.0, 0.0), "sign": (0.0, 0.0)}[cls]
+        direction = 1.0 if rng.random() < 0.5 else -1.0
+        vx = direction * float(rng.uniform(*speed)) * self.depth(y)
+        vy = float(rng.uniform(-0.15, 0.15)) if cls == "person" else float(rng.uniform(-2, 2)) * (cls == "ball")
+        track = Track(ident, CLASSES.index(cls), style, float(rng.uniform(0.08, 0.92) * self.w), y, vx, vy, start=0,
+                      twin_of=twin_of)
+        if cls == "box" and rng.random() < 0.3:
+            track.vx = direction * float(rng.uniform(0.2, 0.6))
+        if cls == "sign":
+            track.lift = float(rng.uniform(0.25, 0.45)) * self.h * self.depth(y)
+            foot = (int(track.x), int(min(y, self.h - 1)))
+            cv2.line(self.background, foot, (foot[0], int(y - track.lift)), (110, 110, 110), max(1, int(3 * self.depth(y))))
+        elif vx and rng.random() < 0.6:  # enter from the side it walks away from
+            track.start = int(rng.integers(0, int(0.7 * self.frames)))
+            half = self.size(track) / 2
+            track.x = -half if vx > 0 else self.w + half
+        track.style["flip"] = bool(vx < 0) if cls in ("person", "car") else track.style["flip"]
+        return track
+
+    def step(self, track: Track) -> None:
+        track.x += track.vx
+        track.y += track.vy
+        size = self.size(track)
+        if CLASSES[track.cls] == "ball":
+            if not 0 < track.x < self.w:
+                track.vx = abs(track.vx) * (1 if track.x <= 0 else -1)
+            if not self.ground[0] < track.y < self.ground[1]:
+                track.vy = abs(track.vy) * (1 if track.y <= self.ground[0] else -1)
+            track.phase += track.vx / max(1.0, size / 2)
+        else:
+            track.phase += abs(track.vx) / max(1.0, 0.12 * size)
+            track.y = float(np.clip(track.y, *self.ground))
+
+    def layer(self, track: Track) -> Layer:
+        patch, mask = scene.render_object(track.style, self.size(track), track.phase)
+        ph, pw = mask.shape
+        return Layer(patch, mask, int(round(track.x - pw / 2)), int(round(track.y - track.lift - ph)), track.ident)
+
+    def render(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame `t` (0-based) and its ground truth rows (frame, id, box, conf, class+1, visibility)."""
+        active = [tr for tr in self.tracks if tr.start <= t]
+        layers = sorted((self.layer(tr) for tr in active), key=lambda l: l.y + l.mask.shape[0])
+        layers = [l for l in layers if l.x < self.w and l.y < self.h and l.x + l.mask.shape[1] > 0 and l.y + l.mask.shape[0] > 0]
+        frame = self.background.copy()
+        all_layers = layers + self.foreground
+        visible = scene.visible_boxes(scene.compose(frame, all_layers), all_layers)
+        rows = []
+        by_id = {tr.ident: tr for tr in active}
+        for layer in layers:
+            box, vis = visible[layer.owner]
+            if box is None:
+                box = in_frame_box(layer, self.h, self.w)
+                if box is None:
+                    continue
+            conf = 1.0 if vis >= MIN_VISIBILITY and min(box[2] - box[0], box[3] - box[1]) >= MIN_BOX_PX else 0.0
+            rows.append([t + 1, layer.owner, box[0], box[1], box[2] - box[0], box[3] - box[1], conf,
+                         by_id[layer.owner].cls + 1, round(vis, 3)])
+        for tr in active:
+            self.step(tr)
+        light = dict(self.light, gain=self.light["gain"] * (1 + self.flicker[0] * np.sin(2 * np.pi * t / self.flicker[1])))
+        return scene.apply_lighting(frame, light, self.rng), np.asarray(rows, np.float64).reshape(-1, 9)
+
+
+def in_frame_box(layer: Layer, h: int, w: int) -> np.ndarray | None:
+    """Tight box of a layer's mask pixels inside the frame, hidden or not."""
+    ph, pw = layer.mask.shape
+    x0, y0, x1, y1 = max(layer.x, 0), max(layer.y, 0), min(layer.x + pw, w), min(layer.y + ph, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    m = layer.mask[y0 - layer.y : y1 - layer.y, x0 - layer.x : x1 - layer.x] > 0
+    cols, rows = np.flatnonzero(m.any(0)), np.flatnonzero(m.any(1))
+    if not len(cols):
+        return None
+    return np.array([x0 + cols[0], y0 + rows[0], x0 + cols[-1] + 1, y0 + rows[-1] + 1], np.float32)
+
+
+def seqinfo_text(name: str, frames: int, fps: int, width: int, height: int) -> str:
+    return (f"[Sequence]\nname={name}\nimDir=img1\nframeRate={fps}\nseqLength={frames}\n"
+            f"imWidth={width}\nimHeight={height}\nimExt=.jpg\nvideo={name}.mp4\n")
+
+
+def write_sequence(seq_dir: Path, rng: np.random.Generator, frames: int, width: int, height: int, fps: int,
+                   images: bool) -> dict:
+    """Render one sequence into `seq_dir` (mp4, gt/gt.txt, seqinfo.ini, optional img1/)."""
+    from edgecnn.runtime.mot import write_mot
+
+    name = seq_dir.name
+    world = VideoScene(rng, height, width, frames)
+    (seq_dir / "gt").mkdir(parents=True)
+    if images:
+        (seq_dir / "img1").mkdir()
+    video = seq_dir / f"{name}.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write mp4v video {video}")
+    gt = []
+    try:
+        for t in progress(range(frames), f"synth video {name}"):
+            frame, rows = world.render(t)
+            writer.write(frame)
+            if images:
+                cv2.imwrite(str(seq_dir / "img1" / f"{t + 1:06d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            gt.append(rows)
+    finally:
+        writer.release()
+    gt = np.concatenate(gt)
+    write_mot(seq_dir / "gt" / "gt.txt", gt)
+    atomic_write_text(seq_dir / "seqinfo.ini", seqinfo_text(name, frames, fps, width, height))
+    return {"name": name, "frames": frames, "objects": len(world.tracks), "boxes": int((gt[:, 6] > 0).sum()),
+            "ignored": int((gt[:, 6] == 0).sum()),
+            "twins": [[t.twin_of, t.ident] for t in world.tracks if t.twin_of is not None]}
+
+
+def synth_video(out: str | os.PathLike, sequences: int = 4, frames: int = 240, width: int = 640, height: int = 480,
+                fps: int = 30, seed: int = 0, images: bool = False, force: bool = False) -> dict:
+    """Write MOTChallenge sequences; the last `max(1, sequences // 4)` go to `test/`, the rest to `train/`."""
+    config = {"kind": "video", "sequences": sequences, "frames": frames, "width": width, "height": height, "fps": fps,
+              "seed": seed, "images": images, "version": GENERATOR_VERSION}
+    n_test = max(1, sequences // 4)
+
+    def fill(root: Path) -> dict:
+        records = []
+        for s in range(sequences):
+            split = "test" if s >= sequences - n_test else "train"
+            seq_dir = root / split / f"synth-{s + 1:02d}"
+            record = write_sequence(seq_dir, np.random.default_rng([seed, 100 + s]), frames, width, height, fps, images)
+            records.append({**record, "split": split, "dir": f"{split}/{seq_dir.name}",
+                            "video": f"{split}/{seq_dir.name}/{seq_dir.name}.mp4"})
+        return {"names": list(CLASSES), "class_column": "class id + 1 (1 = person, as MOT17 pedestrians)",
+                "sequences": records}
+
+    return build_dataset(out, config, fill, force)
