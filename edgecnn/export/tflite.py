@@ -1,0 +1,180 @@
+"""ONNX → TFLite through onnx2tf: fp32, fp16 or full-integer int8, metadata inside the file.
+
+onnx2tf turns the NCHW graph into NHWC, so the .tflite takes NHWC images; the detector's
+`(B, A, 4)` / `(B, A, C)` outputs keep their layout because the heads flatten after a permute
+to NHWC (see DEVELOPERS.md). onnx2tf reads `calibration_image_sample_data_20x128x128x3_float32.npy`
+from its working directory and downloads it when absent, so every conversion runs in a fresh
+temporary directory where that file is first written from our own calibration images; int8
+calibration itself uses our images (`custom_input_op_name_np_data_path`) with the model's
+normalization.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from edgecnn.fileio import atomic_write_bytes
+from edgecnn.runtime.backends import META_KEY, OUTPUTS, tflite_interpreter_class
+
+LOG = logging.getLogger(__name__)
+PRECISIONS = ("fp32", "fp16", "int8")
+IO_TYPES = ("float", "int8", "uint8")
+ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+# which of onnx2tf's outputs is ours, by (precision, io)
+ONNX2TF_FILES = {"fp32": "_float32", "fp16": "_float16", "int8": "_integer_quant", "int8-int": "_full_integer_quant"}
+
+
+def export_tflite(
+    onnx_path: str | os.PathLike,
+    path: str | os.PathLike,
+    calib_images: np.ndarray,
+    precision: str = "fp32",
+    io: str = "float",
+    quant_type: str = "per-channel",
+) -> Path:
+    """Convert a static-shape ONNX file written by `export_onnx` into a .tflite at `path`.
+
+    `calib_images`: uint8 RGB `(N, H, W, 3)` letterboxed to the model's input size; int8
+    calibrates on them, every precision writes onnx2tf's sample file from them. `io` sets the
+    int8 model's input/output type (float keeps quantize/dequantize inside the model).
+    """
+    import onnx
+    import onnx2tf
+
+    if precision not in PRECISIONS or io not in IO_TYPES:
+        raise ValueError(f"precision must be one of {PRECISIONS} and io one of {IO_TYPES}; got {precision}, {io}")
+    if precision != "int8" and io != "float":
+        raise ValueError(f"io={io} needs precision=int8 (a {precision} model takes float input)")
+    onnx_path = Path(onnx_path).resolve()
+    graph = onnx.load(str(onnx_path))
+    meta = {p.key: json.loads(p.value) for p in graph.metadata_props}
+    if "task" not in meta:
+        raise ValueError(f"{onnx_path}: no edgecnn metadata; write it with `edgecnn export format=onnx`")
+    image_input = graph.graph.input[0]
+    onnx_outputs = [o.name for o in graph.graph.output]
+    if any(not d.dim_value for d in image_input.type.tensor_type.shape.dim):
+        raise ValueError(f"{onnx_path}: has dynamic axes; TFLite needs a static ONNX export (dynamic=false)")
+    calib = calibration_array(calib_images, tuple(meta["input_size"]), onnx_path)
+    has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.graph.node)
+
+    with _working_dir() as work:
+        np.save(ONNX2TF_SAMPLE, sample_for_onnx2tf(calib))
+        np.save("calib.npy", calib)
+        mean = np.asarray(meta["mean"], np.float32).reshape(1, 1, 1, 3)
+        std = np.asarray(meta["std"], np.float32).reshape(1, 1, 1, 3)
+        onnx2tf.convert(
+            input_onnx_file_path=str(onnx_path),
+            output_folder_path="saved_model",
+            output_signaturedefs=True,
+            output_integer_quantized_tflite=precision == "int8",
+            quant_type=quant_type,
+            custom_input_op_name_np_data_path=[[image_input.name, str(work / "calib.npy"), mean, std]],
+            input_quant_dtype="float32" if io == "float" else io,
+            output_quant_dtype="float32" if io == "float" else io,
+            non_verbose=True,
+            verbosity="error",
+        )
+        key = "int8-int" if precision == "int8" and io != "float" else precision
+        produced = work / "saved_model" / f"{onnx_path.stem}{ONNX2TF_FILES[key]}.tflite"
+        if not produced.is_file():
+            raise RuntimeError(f"onnx2tf did not write {produced.name} for {onnx_path} (precision={precision}, io={io})")
+        model_bytes = produced.read_bytes()
+
+    outputs = output_tensor_names(model_bytes, onnx_outputs, graph, onnx_path)
+    meta.update(
+        format="tflite", precision=precision, io=io, outputs=outputs, calibration_images=len(calib),
+        quant_type=quant_type if precision == "int8" else None,
+        # onnx2tf turns Q/DQ pairs into float fake-quant ops: int8 ranges come from calibration
+        int8_ranges=("calibrated (learned Q/DQ ranges not kept by onnx2tf)" if has_qdq else "calibrated")
+        if precision == "int8" else None,
+    )
+    meta.pop("dynamic", None)
+    meta.pop("opset", None)
+    path = atomic_write_bytes(path, with_tflite_metadata(model_bytes, {META_KEY: json.dumps(meta).encode()}))
+    LOG.info("TFLite %s model written to %s", precision, path)
+    return path
+
+
+@contextlib.contextmanager
+def _working_dir() -> Iterator[Path]:
+    """A fresh temporary directory as the working directory (onnx2tf reads and writes its cwd)."""
+    previous = Path.cwd()
+    with tempfile.TemporaryDirectory(prefix="edgecnn-onnx2tf-") as work:
+        os.chdir(work)
+        try:
+            yield Path(work)
+        finally:
+            os.chdir(previous)
+
+
+def calibration_array(images: np.ndarray, size: tuple[int, int], where: Path) -> np.ndarray:
+    """uint8 RGB (N, H, W, 3) at the model's input size → float32 in [0, 1], as onnx2tf wants."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1:] != (*size, 3) or images.dtype != np.uint8 or not len(images):
+        raise ValueError(
+            f"calibration images for {where} must be uint8 RGB (N, {size[0]}, {size[1]}, 3) with N >= 1; "
+            f"got {images.dtype} {images.shape}"
+        )
+    return images.astype(np.float32) / 255.0
+
+
+def sample_for_onnx2tf(calib: np.ndarray) -> np.ndarray:
+    """onnx2tf's sample file: 20 images of 128x128x3 in [0, 1] (repeated when we have fewer)."""
+    import cv2
+
+    picks = calib[np.arange(20) % len(calib)]
+    return np.stack([cv2.resize(img, (128, 128), interpolation=cv2.INTER_AREA) for img in picks]).astype(np.float32)
+
+
+def output_tensor_names(model_bytes: bytes, onnx_outputs: list[str], graph, where: Path) -> dict[str, str]:
+    """Map each ONNX output to its TFLite tensor name; checks that shapes survived the conversion.
+
+    onnx2tf names outputs `PartitionedCall:i` / `Identity_i` in ONNX output order but may list
+    them in another order (and int8 signatures lose the names), so the index in the name decides.
+    """
+    interpreter = tflite_interpreter_class()(model_content=model_bytes)
+    details = interpreter.get_output_details()
+    shapes = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in graph.graph.output}
+    mapping = {}
+    for detail in details:
+        match = re.search(r"(?:PartitionedCall:|Identity_?)(\d*)$", detail["name"])
+        if not match:
+            raise RuntimeError(f"{where}: cannot tell which ONNX output TFLite tensor {detail['name']!r} is")
+        onnx_name = onnx_outputs[int(match.group(1) or 0)]
+        if list(detail["shape"]) != shapes[onnx_name]:
+            raise RuntimeError(
+                f"{where}: onnx2tf changed output '{onnx_name}' from {shapes[onnx_name]} to {list(detail['shape'])}; "
+                "flatten detector heads after a permute to NHWC so the layout survives"
+            )
+        mapping[onnx_name] = detail["name"]
+    task_outputs = OUTPUTS[json.loads(next(p.value for p in graph.metadata_props if p.key == "task"))]
+    if sorted(mapping) != sorted(task_outputs):
+        raise RuntimeError(f"{where}: TFLite outputs {sorted(mapping)} do not match {list(task_outputs)}")
+    return mapping
+
+
+def with_tflite_metadata(model_bytes: bytes, entries: dict[str, bytes]) -> bytes:
+    """The model with `entries` added to its flatbuffer `metadata` (name → buffer), replacing same names."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
+    model.metadata = [m for m in (model.metadata or []) if m.name.decode() not in entries]
+    for name, content in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(content, dtype=np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = name.encode(), len(model.buffers) - 1
+        model.metadata.append(entry)
+    return flatbuffer_utils.convert_object_to_bytearray(model)
+
