@@ -47,29 +47,40 @@ def progress(iterable, desc: str, total: int | None = None):
 
 
 def build_dataset(out: str | os.PathLike, config: dict, fill: Callable[[Path], dict], force: bool = False) -> dict:
-    """Run `fill(tmp_dir)` and move the result to `out` only when it completes.
+    """Run `fill(tmp_dir)` inside `out` and move what it made into `out` only when it completes.
 
-    An existing `out` made with the same config is reused unless `force`; a non-empty `out` that
-    is not a synthetic dataset is never overwritten.
+    An `out` made with the same config is reused unless `force`. Other files in `out` (a
+    pipeline's manifest) stay; entries of the same name that no synthetic dataset made are never
+    overwritten. `synth.json`, written last, marks a finished dataset.
     """
     out = Path(out)
     record = out / "synth.json"
-    if record.is_file() and not force:
-        info = json.loads(record.read_text())
-        if info.get("config") == config:
-            LOG.info("synthetic %s data with the same config already in %s", config["kind"], out)
-            return info
-    if out.exists() and not record.is_file() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out}: exists and is not a synthetic dataset (no synth.json); choose another out=")
-    tmp = out.with_name(out.name + ".partial")
+    previous = json.loads(record.read_text()) if record.is_file() else None
+    if previous and previous.get("config") == config and not force:
+        LOG.info("synthetic %s data with the same config already in %s", config["kind"], out)
+        return previous
+    tmp = out / ".synth-partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     start = time.perf_counter()
     info = {"config": config, **fill(tmp), "seconds": round(time.perf_counter() - start, 2)}
-    atomic_write_json(tmp / "synth.json", info)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    entries = sorted(p.name for p in tmp.iterdir())
+    ours = set(previous.get("entries", [])) if previous else set()
+    clash = [name for name in entries if (out / name).exists() and name not in ours]
+    if clash:
+        shutil.rmtree(tmp)
+        raise ValueError(f"{out / clash[0]}: exists and was not made by 'edgecnn data synth'; choose another out=")
+    record.unlink(missing_ok=True)
+    for name in ours - set(entries):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in entries:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        (tmp / name).rename(target)
+    tmp.rmdir()
+    info["entries"] = entries
+    atomic_write_json(record, info)
     return info
 
 
