@@ -159,6 +159,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if as_json:
         print(json.dumps(result, default=str))
-    else:
-        print_result(result)
+    else:  # a command may have its own human view (e.g. summary's per-layer table)
+        getattr(module, "print_human", print_result)(result)
     return 0

@@ -21,6 +21,7 @@ class ModelEntry:
     name: str
     task: str
     factory: Callable[..., nn.Module]
+    imgsz: tuple[int, int]  # the input (h, w) the model is meant for, e.g. for `edgecnn summary`
 
     def accepts(self, key: str) -> bool:
         return key in inspect.signature(self.factory).parameters
@@ -29,15 +30,19 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, task: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register `factory(**kwargs) -> nn.Module` under `name` for `task`."""
+def register_model(
+    name: str, task: str, imgsz: int | tuple[int, int] = 224
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register `factory(**kwargs) -> nn.Module` under `name` for `task`, with its
+    usual input size `imgsz` (an int for square inputs, or (h, w))."""
     if task not in TASKS:
         raise ValueError(f"register_model('{name}'): task must be one of {TASKS}, got '{task}'")
 
     def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model '{name}' is registered twice")
-        _REGISTRY[name] = ModelEntry(name, task, factory)
+        size = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
+        _REGISTRY[name] = ModelEntry(name, task, factory, size)
         return factory
 
     return decorator
