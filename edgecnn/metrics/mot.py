@@ -190,6 +190,8 @@ def score_files(gt: str | os.PathLike, res: str | os.PathLike, iou: float = 0.5)
 
 
 def sequence_name(gt: str | os.PathLike) -> str:
-    """`<SEQ>` for `<SEQ>/gt/gt.txt`, else the file's stem."""
-    gt = Path(gt)
-    return gt.parent.parent.name if gt.parent.name == "gt" and gt.parent.parent.name else gt.stem
+    """`<SEQ>` for `<SEQ>/gt/gt.txt` or `<SEQ>/gt.txt`, else the file's stem."""
+    gt = Path(gt).resolve()
+    if gt.parent.name == "gt":
+        return gt.parent.parent.name
+    return gt.parent.name if gt.stem == "gt" else gt.stem

@@ -18,6 +18,19 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=inter > 0)
 
 
-def iou_cost(track_boxes: np.ndarray, det_boxes: np.ndarray) -> np.ndarray:
-    """1 - IoU: the association cost between predicted track boxes and detections (xyxy)."""
+def buffered(boxes: np.ndarray, buffer: float) -> np.ndarray:
+    """xyxy boxes grown by `buffer` times their width and height on every side."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    pad = np.tile(buffer * (boxes[:, 2:] - boxes[:, :2]), 2) * np.array([-1, -1, 1, 1])
+    return boxes + pad
+
+
+def iou_cost(track_boxes: np.ndarray, det_boxes: np.ndarray, buffer: float = 0.0) -> np.ndarray:
+    """1 - IoU between predicted track boxes and detections (xyxy), both grown by `buffer` first.
+
+    Buffered IoU (Yang et al., C-BIoU, 2023) keeps a fast or small target matchable when its
+    predicted and detected boxes no longer overlap, as happens at low frame rates.
+    """
+    if buffer:
+        track_boxes, det_boxes = buffered(track_boxes, buffer), buffered(det_boxes, buffer)
     return 1.0 - iou_matrix(track_boxes, det_boxes)

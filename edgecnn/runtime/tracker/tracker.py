@@ -32,6 +32,7 @@ TRACKER_KEYS = Schema(
     Key("low_conf", 0.1, "weaker detections down to this only continue existing tracks", min=0.0, max=1.0),
     Key("max_iou_distance", 0.7, "largest 1 - IoU accepted when matching by overlap", min=0.0, max=1.0),
     Key("max_low_iou_distance", 0.5, "largest 1 - IoU accepted for weak detections", min=0.0, max=1.0),
+    Key("iou_buffer", 0.0, "grow boxes by this share of their size before IoU matching (fast motion)", min=0.0, max=2.0),
     Key("max_cosine_distance", 0.2, "largest appearance distance accepted (with a ReID model)", min=0.0, max=2.0),
     Key("nn_budget", 100, "embeddings kept per track for appearance matching; none keeps all", type=int, min=1),
     Key("gating", True, "reject matches outside the Kalman filter's 95% Mahalanobis bound", type=bool),
@@ -45,14 +46,16 @@ class Tracker:
 
     def __init__(self, max_age: int = 30, n_init: int = 3, track_conf: float = 0.5, low_conf: float = 0.1,
                  max_iou_distance: float = 0.7, max_low_iou_distance: float = 0.5,
-                 max_cosine_distance: float = 0.2, nn_budget: int | None = 100, gating: bool = True):
+                 iou_buffer: float = 0.0, max_cosine_distance: float = 0.2, nn_budget: int | None = 100,
+                 gating: bool = True):
         self.max_age, self.n_init = max_age, n_init
         self.track_conf, self.low_conf = track_conf, low_conf
         self.max_iou_distance, self.max_low_iou_distance = max_iou_distance, max_low_iou_distance
-        self.gating = gating
+        self.iou_buffer, self.gating = iou_buffer, gating
         self.kf = KalmanFilter()
         self.metric = NearestNeighborDistanceMetric(max_cosine_distance, nn_budget)
         self.tracks: list[Track] = []
+        self.frame_count = 0
         self._next_id = 1
 
     @classmethod
@@ -70,6 +73,7 @@ class Tracker:
         classes = np.full(n, -1) if classes is None else np.asarray(classes).astype(int).reshape(n)
         if features is not None and len(features) != n:
             raise ValueError(f"tracker: {len(features)} features for {n} boxes")
+        self.frame_count += 1
         self._predict()
         matches = self._associate(boxes, scores, features, classes)
         self._apply(matches, boxes, scores, features, classes)
@@ -115,7 +119,7 @@ class Tracker:
         if not len(rows) or not len(dets):
             return np.empty((0, 2), dtype=int), rows, dets
         predicted = xyah_to_xyxy(np.stack([self.tracks[i].mean[:4] for i in rows]))
-        cost = self._gate(iou_cost(predicted, boxes[dets]), rows, dets, boxes, classes)
+        cost = self._gate(iou_cost(predicted, boxes[dets], self.iou_buffer), rows, dets, boxes, classes)
         m, left_rows, left_dets = min_cost_matching(cost, limit)
         return np.stack([rows[m[:, 0]], dets[m[:, 1]]], axis=1), rows[left_rows], dets[left_dets]
 
@@ -140,11 +144,13 @@ class Tracker:
             if i not in hit:
                 track.mark_missed()
         new = np.setdiff1d(np.flatnonzero(scores >= self.track_conf), matches[:, 1])
+        # Everything in the first frame is new at once: waiting n_init frames there only loses boxes.
+        n_init = 1 if self.frame_count == 1 else self.n_init
         if len(new):
             mean, cov = self.kf.initiate(xyxy_to_xyah(boxes[new]))
             for k, det in enumerate(new):
                 feature = None if features is None else features[det]
-                tracks.append(Track(self._next_id, mean[k], cov[k], self.n_init, self.max_age,
+                tracks.append(Track(self._next_id, mean[k], cov[k], n_init, self.max_age,
                                     float(scores[det]), int(classes[det]), feature))
                 self._next_id += 1
         self.tracks = [t for t in tracks if not t.is_deleted]
