@@ -1,7 +1,9 @@
 """ImageFolder classification datasets: `<root>/<split>/<class>/<image>`, as torchvision and Ultralytics.
 
 Class names are the folder names of the first split found (`train`, then `val`, `test`), sorted;
-their order gives the class ids. A split may lack a class but not add one. Images outside a class
+their order gives the class ids. A split may lack a class but not add one, unless the splits hold
+different classes by design (`shared_classes=False`: ReID identities, where each split's own
+folders are its classes). Images outside a class
 folder and empty class folders are errors naming the path; unreadable images are skipped and
 counted, as in `edgecnn.data.yolo`.
 """
@@ -24,6 +26,7 @@ class ImageFolderSpec:
     root: Path
     names: tuple[str, ...]
     splits: dict[str, Path]
+    shared_classes: bool = True
 
     @property
     def nc(self) -> int:
@@ -38,6 +41,7 @@ class ImageFolderSpec:
 @dataclass
 class FolderScan:
     split: str
+    names: tuple[str, ...] = ()  # the classes `targets` index
     images: list[Path] = field(default_factory=list)
     targets: list[int] = field(default_factory=list)
     shapes: list[tuple[int, int]] = field(default_factory=list)  # (height, width)
@@ -68,7 +72,7 @@ def is_imagefolder(root: str | os.PathLike) -> bool:
     return root.is_dir() and any((root / s).is_dir() for s in SPLITS)
 
 
-def load_imagefolder(root: str | os.PathLike) -> ImageFolderSpec:
+def load_imagefolder(root: str | os.PathLike, shared_classes: bool = True) -> ImageFolderSpec:
     """Find the split folders under `root` and the class names."""
     root = Path(root)
     if not root.is_dir():
@@ -80,22 +84,24 @@ def load_imagefolder(root: str | os.PathLike) -> ImageFolderSpec:
     names = tuple(d.name for d in class_dirs(first))
     if not names:
         raise ValueError(f"{first}: no class folders")
-    for split_dir in splits.values():
+    for split_dir in splits.values() if shared_classes else ():
         extra = [d for d in class_dirs(split_dir) if d.name not in names]
         if extra:
             raise ValueError(f"{extra[0]}: class '{extra[0].name}' is not in {first} (classes: {', '.join(names)})")
-    return ImageFolderSpec(root=root.resolve(), names=names, splits=splits)
+    return ImageFolderSpec(root=root.resolve(), names=names, splits=splits, shared_classes=shared_classes)
 
 
 def scan_folder(spec: ImageFolderSpec, split: str, check_images: bool = True) -> FolderScan:
     """Every image of `split` with its class id; with `check_images` unreadable ones are skipped."""
     split_dir = spec.split_dir(split)
-    scan = FolderScan(split)
-    for class_dir in class_dirs(split_dir):
+    folders = class_dirs(split_dir)
+    names = spec.names if spec.shared_classes else tuple(d.name for d in folders)
+    scan = FolderScan(split, names)
+    for class_dir in folders:
         images = sorted(p for p in class_dir.rglob("*") if p.is_file() and is_image(p))
         if not images:
             raise ValueError(f"{class_dir}: class folder has no images")
-        target = spec.names.index(class_dir.name)
+        target = names.index(class_dir.name)
         for image in images:
             shape = image_shape(image) if check_images else (0, 0)
             if shape is None:
