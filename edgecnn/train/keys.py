@@ -1,0 +1,63 @@
+"""The keys of a training run (stdlib only, so `edgecnn train --help` and the `prune`/`qat`
+commands that compose them stay light)."""
+
+from __future__ import annotations
+
+from edgecnn.config import Key, Schema
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULERS = ("cosine", "linear", "step", "constant")
+FITNESS = {"detect": "mAP50_95", "classify": "top1", "embed": "rank1"}  # the validation metric per task
+AUGMENT_KEYS = ("degrees", "translate", "scale", "shear", "fliplr", "hsv_h", "hsv_s", "hsv_v", "channel_shift", "mosaic")
+
+_AUGMENT_HELP = {
+    "degrees": "rotation range in degrees", "translate": "shift as a fraction of the size",
+    "scale": "zoom range (+/- fraction)", "shear": "shear range in degrees", "fliplr": "horizontal flip probability",
+    "hsv_h": "hue jitter", "hsv_s": "saturation jitter", "hsv_v": "brightness jitter",
+    "channel_shift": "per-channel intensity shift (fraction of 255)", "mosaic": "probability of a 4-image mosaic (detect)",
+}
+
+TRAIN_KEYS = Schema(
+    Key("data", None, "dataset: a YOLO data.yaml (detect) or an ImageFolder root with train/ and val/ (classify, embed)"),
+    Key("imgsz", None, "input size: an int (square) or [h, w]; default: the model's usual size", type=(int, list)),
+    Key("epochs", 30, "training epochs", min=1),
+    Key("batch", 16, "images per optimizer step over all devices", min=1),
+    Key("device", "auto", "auto (cuda when there is one), cpu, cuda or cuda:N"),
+    Key("devices", 1, "data-parallel processes (DDP: gloo on CPU, nccl on CUDA); torchrun sets its own", min=1),
+    Key("workers", None, "data-loading processes per device (default: one per spare core, at most 8)", type=int, min=0),
+    Key("amp", "auto", "mixed precision on CUDA (auto: bf16 where supported, else fp16); the CPU trains in fp32",
+        choices=("auto", "bf16", "fp16", "off")),
+    Key("channels_last", True, "channels-last memory format (faster convolutions on CUDA)"),
+    Key("optimizer", "adamw", "optimizer", choices=OPTIMIZERS),
+    Key("lr0", 0.002, "initial learning rate", min=0),
+    Key("lrf", 0.01, "final learning rate as a fraction of lr0", min=0, max=1),
+    Key("momentum", 0.937, "SGD/RMSProp momentum, Adam beta1", min=0, max=1),
+    Key("nesterov", True, "Nesterov momentum (SGD)"),
+    Key("weight_decay", 0.0005, "weight decay on conv/linear weights (never on norm layers or biases)", min=0),
+    Key("warmup_epochs", 1.0, "linear learning-rate warmup, in epochs", min=0),
+    Key("scheduler", "cosine", "learning-rate schedule after warmup", choices=SCHEDULERS),
+    Key("step_size", 10, "step schedule: epochs between decays", min=1),
+    Key("gamma", 0.1, "step schedule: decay factor", min=0, max=1),
+    Key("clip_grad", 10.0, "clip the gradient norm to this; 0 turns clipping off", min=0),
+    Key("ema", True, "keep an exponential moving average of the weights; validate and save it"),
+    Key("ema_decay", 0.9999, "EMA decay (ramped up over the first few thousand steps)", min=0, max=1),
+    Key("patience", 50, "stop after this many epochs without a better validation metric (0: never)", min=0),
+    Key("seed", 0, "random seed (weights init, data order, augmentation)"),
+    Key("weights", None, "start from these weights: an edgecnn checkpoint or a torchvision state_dict file"),
+    Key("freeze", None, "freeze 'backbone' or the first N top-level modules", type=(str, int)),
+    Key("unfreeze_epoch", None, "unfreeze everything from this epoch (0-based)", type=int, min=0),
+    Key("finetune_lr_scale", 1.0, "learning-rate factor for the layers loaded from `weights`", min=0),
+    *(Key(k, None, f"{_AUGMENT_HELP[k]} (default: the task's)", type=float, min=0) for k in AUGMENT_KEYS),
+    Key("close_mosaic", 10, "turn mosaic off for the last N epochs (detect)", min=0),
+    Key("box_loss", "ciou", "detect: IoU-family box loss", choices=("ciou", "giou")),
+    Key("cls_loss", "bce", "detect: class loss, binary cross-entropy or varifocal", choices=("bce", "vfl")),
+    Key("label_smoothing", 0.0, "classify: label smoothing", min=0, max=1),
+    Key("k", 4, "embed: samples per identity in a P x K batch", min=2),
+    Key("margin", 0.3, "embed: triplet margin", min=0),
+    Key("arcface", False, "embed: add an ArcFace classification head to the triplet loss"),
+    Key("val_conf", 0.001, "detect: confidence threshold for validation", min=0, max=1),
+    Key("val_iou", 0.6, "detect: NMS IoU for validation", min=0, max=1),
+    Key("plots", True, "write PNG plots next to results.json"),
+)
+
+

@@ -1,0 +1,69 @@
+"""Build the model a training run starts from: by name for the data's classes, optionally from weights."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from torch import nn
+
+from edgecnn.config import ConfigError
+from edgecnn.train.keys import FITNESS
+
+LOG = logging.getLogger("edgecnn")
+
+
+def dataset_names(task: str, data: str) -> tuple[str, ...]:
+    """Class (or identity) names of the training split, without reading any image."""
+    if task == "detect":
+        from edgecnn.data.yolo import load_data_yaml
+
+        return load_data_yaml(data).names
+    root = Path(data) / "train"
+    if not root.is_dir():
+        raise FileNotFoundError(f"{task} data: no 'train' folder (one sub-folder per class) at {root}")
+    return tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
+
+
+def prepare_model(name: str, data: str, weights: str | None = None) -> tuple[nn.Module, dict, set[str]]:
+    """The model `name` sized for `data`'s classes, and the names of the parameters taken from `weights`.
+
+    `weights` is an edgecnn checkpoint or a torchvision state_dict file. A checkpoint of the same
+    model for the same classes is rebuilt at its saved widths (so pruned ones load); otherwise
+    tensors load where names and shapes match, which re-initializes only a head whose number of
+    classes changed. Returns (model, meta, loaded parameter names).
+    """
+    from edgecnn.models import FORMAT, build_model, get_entry, load_checkpoint, load_weights
+
+    entry = get_entry(name)
+    if entry.task not in FITNESS:
+        raise ConfigError(f"model={name}: task {entry.task!r} cannot be trained here")
+    names = dataset_names(entry.task, data)
+    kwargs = {}
+    if entry.accepts("num_classes") and entry.task != "embed":
+        kwargs["num_classes"] = len(names)
+    if entry.accepts("in_channels"):
+        kwargs["in_channels"] = 3  # the loaders and the device backends feed RGB
+    meta = {"names": list(names)}
+    if weights is None:
+        return build_model(name, **kwargs), meta, set()
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights=: file not found: {path}")
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not a torch file: load_weights below names the problem
+        ckpt = None
+    if isinstance(ckpt, dict) and ckpt.get("format") == FORMAT:
+        same_arch = ckpt["model"]["name"] == name and all(ckpt["model"]["kwargs"].get(k) == v for k, v in kwargs.items())
+        if same_arch:
+            model, saved_meta = load_checkpoint(path)
+            LOG.info("starting from %s (same model and classes)", path)
+            keep = {k: saved_meta[k] for k in ("mean", "std") if k in saved_meta}
+            return model.train(), {**meta, **keep}, {n for n, _ in model.named_parameters()}
+    model = build_model(name, **kwargs)
+    report = load_weights(model, path)
+    loaded = set(report["loaded"])
+    return model, meta, {n for n, _ in model.named_parameters() if n in loaded}

@@ -1,0 +1,238 @@
+"""What differs between training a detector, a classifier and an embedder: their data, loss and
+validation metric. The trainer's loop is the same for all three."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from edgecnn.data.augment import DEFAULTS, AugmentConfig, ClassificationAugment, DetectionAugment
+from edgecnn.data.loaders import (ClassificationDataset, DetectionDataset, PKBatchSampler, SeededSampler,
+                                  collate_classification, collate_detection)
+from edgecnn.train.keys import AUGMENT_KEYS, FITNESS
+
+LOG = logging.getLogger("edgecnn")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Split:
+    """One split of a dataset in the form the Datasets take."""
+
+    names: tuple[str, ...]
+    images: list  # detect: image paths; classify/embed: (path, class) samples
+    labels: list | None = None  # detect: (N, 5) arrays
+
+
+def read_split(task: str, data: str, split: str) -> Split:
+    """Detect: a YOLO `data.yaml`. Classify/embed: an ImageFolder root with `train/` and `val/`."""
+    if task == "detect":
+        from edgecnn.data.yolo import load_data_yaml, scan_split
+
+        spec = load_data_yaml(data)
+        scan = scan_split(spec, split, check_images=False)
+        return Split(spec.names, scan.images, scan.labels)
+    from torchvision.datasets import ImageFolder
+
+    root = Path(data) / split
+    if not root.is_dir():
+        raise FileNotFoundError(f"{task} data: no '{split}' folder (one sub-folder per class) at {root}")
+    folder = ImageFolder(str(root), allow_empty=False)
+    return Split(tuple(folder.classes), [(Path(p), c) for p, c in folder.samples])
+
+
+def augment_config(task: str, cfg: dict) -> AugmentConfig:
+    """The task's defaults, overridden by every augmentation key set in `cfg` (None = default)."""
+    given = {k: cfg[k] for k in AUGMENT_KEYS if cfg.get(k) is not None}
+    return AugmentConfig(**{**DEFAULTS[task].__dict__, **given})
+
+
+def to_input(images: torch.Tensor, device, mean, std, channels_last: bool) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> normalized float on `device`, as the backends feed the exported model."""
+    x = images.to(device, non_blocking=True).float().div_(255)
+    x = (x - torch.tensor(mean, device=device).view(1, -1, 1, 1)) / torch.tensor(std, device=device).view(1, -1, 1, 1)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def square(imgsz) -> int:
+    return imgsz if isinstance(imgsz, int) else int(imgsz[0])
+
+
+class Task:
+    """A task's datasets, loss and validation; `model` is the plain (unwrapped) model."""
+
+    name = ""
+
+    def __init__(self, cfg: dict, imgsz, names: tuple[str, ...]):
+        self.cfg, self.imgsz, self.names = cfg, imgsz, names
+        self.fitness = FITNESS[self.name]
+
+    def extra_modules(self) -> list[torch.nn.Module]:
+        """Trainable modules besides the model (e.g. an ArcFace head); saved in train_state."""
+        return []
+
+    def loader(self, dataset, batch: int, workers: int, shuffle: bool, seed: int, world=None, epoch_sampler=None):
+        kwargs = dict(num_workers=workers, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+                      generator=torch.Generator().manual_seed(seed), collate_fn=self.collate)
+        if epoch_sampler is not None:
+            return DataLoader(dataset, batch_sampler=epoch_sampler, **kwargs)
+        if not shuffle:
+            return DataLoader(dataset, batch_size=batch, shuffle=False, **kwargs)
+        rank, size = (world.rank, world.size) if world else (0, 1)
+        sampler = SeededSampler(dataset, num_replicas=size, rank=rank, shuffle=True, seed=seed)
+        return DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=len(dataset) // size > batch, **kwargs)
+
+
+class DetectTask(Task):
+    name = "detect"
+    collate = staticmethod(collate_detection)
+
+    def __init__(self, cfg, imgsz, names, strides):
+        super().__init__(cfg, imgsz, names)
+        from edgecnn.train.losses import DetectionLoss
+
+        self.strides = tuple(strides)
+        self.criterion = DetectionLoss(len(names), self.strides, box_loss=cfg["box_loss"], cls_loss=cfg["cls_loss"])
+
+    def train_dataset(self, split: Split, mosaic: bool):
+        aug = augment_config("detect", self.cfg)
+        return DetectionDataset(split.images, split.labels, square(self.imgsz), DetectionAugment(aug), aug.mosaic if mosaic else 0.0)
+
+    def val_dataset(self, split: Split):
+        return DetectionDataset(split.images, split.labels, square(self.imgsz))
+
+    def loss(self, model, batch, to_device):
+        images, targets, _ = batch
+        x = to_device(images)
+        return self.criterion(model(x), targets.to(x.device), tuple(x.shape[-2:]))
+
+    @torch.no_grad()
+    def evaluate(self, model, loader, to_device, progress=None) -> dict:
+        from edgecnn.metrics.detection import DetectionMetrics
+        from edgecnn.runtime.postprocess import postprocess
+
+        metrics = DetectionMetrics(len(self.names), self.names)
+        for images, targets, _ in progress(loader) if progress else loader:
+            x = to_device(images)
+            boxes, scores = model(x)[:2]
+            dets = postprocess(boxes.float().cpu().numpy(), scores.float().cpu().numpy(), tuple(x.shape[-2:]),
+                               self.strides, conf=self.cfg["val_conf"], iou=self.cfg["val_iou"], max_det=300)
+            for b, det in enumerate(dets):
+                gt = targets[targets[:, 0] == b]
+                metrics.update(det.xyxy, det.scores, det.classes, gt[:, 2:].numpy(), gt[:, 1].long().numpy())
+        return metrics.compute()
+
+
+class ClassifyTask(Task):
+    name = "classify"
+    collate = staticmethod(collate_classification)
+
+    def train_dataset(self, split: Split, mosaic: bool = False):
+        return ClassificationDataset(split.images, square(self.imgsz), ClassificationAugment(augment_config(self.name, self.cfg)))
+
+    def val_dataset(self, split: Split):
+        return ClassificationDataset(split.images, square(self.imgsz))
+
+    def loss(self, model, batch, to_device):
+        from edgecnn.train.losses import classification_loss
+
+        images, labels, _ = batch
+        x = to_device(images)
+        loss = classification_loss(model(x), labels.to(x.device), self.cfg["label_smoothing"])
+        return loss, {"cls": loss.detach()}
+
+    @torch.no_grad()
+    def evaluate(self, model, loader, to_device, progress=None) -> dict:
+        from edgecnn.metrics.classification import ClassificationMetrics
+
+        metrics = ClassificationMetrics(len(self.names), self.names)
+        for images, labels, _ in progress(loader) if progress else loader:
+            metrics.update(model(to_device(images)).float().cpu().numpy(), labels.numpy())
+        return metrics.compute()
+
+
+class EmbedTask(ClassifyTask):
+    """Metric learning on identity crops: batch-hard triplet loss over P x K batches (+ ArcFace)."""
+
+    name = "embed"
+
+    def __init__(self, cfg, imgsz, names, dim: int | None = None):
+        super().__init__(cfg, imgsz, names)
+        self.arcface = None
+        if cfg["arcface"]:
+            from edgecnn.train.losses import ArcFaceHead
+
+            if dim is None:
+                raise ValueError("arcface needs the embedding size of the model")
+            self.arcface = ArcFaceHead(dim, len(names))
+
+    def extra_modules(self):
+        return [self.arcface] if self.arcface is not None else []
+
+    def pk_sampler(self, dataset, batch: int, seed: int, world=None):
+        k = self.cfg["k"]
+        rank, size = (world.rank, world.size) if world else (0, 1)
+        return PKBatchSampler(dataset.targets, max(batch // k, 2), k, seed=seed, rank=rank, world=size)
+
+    def train_dataset(self, split: Split, mosaic: bool = False):
+        aug = augment_config(self.name, self.cfg)
+        return ClassificationDataset(split.images, self.imgsz, ClassificationAugment(aug))
+
+    def val_dataset(self, split: Split):
+        return ClassificationDataset(split.images, self.imgsz)
+
+    def loss(self, model, batch, to_device):
+        from edgecnn.train.losses import batch_hard_triplet_loss
+
+        images, labels, _ = batch
+        x = to_device(images)
+        labels = labels.to(x.device)
+        emb = model(x).float()
+        triplet = batch_hard_triplet_loss(emb, labels, self.cfg["margin"])
+        parts = {"triplet": triplet.detach()}
+        loss = triplet
+        if self.arcface is not None:
+            arc = self.arcface(emb, labels)
+            parts["arcface"] = arc.detach()
+            loss = loss + arc
+        return loss, parts
+
+    @torch.no_grad()
+    def evaluate(self, model, loader, to_device, progress=None) -> dict:
+        from edgecnn.metrics.retrieval import retrieval_metrics
+
+        embeddings, labels = [], []
+        for images, y, _ in progress(loader) if progress else loader:
+            embeddings.append(model(to_device(images)).float().cpu().numpy())
+            labels.append(y.numpy())
+        return retrieval_metrics(np.concatenate(embeddings), np.concatenate(labels))
+
+
+def make_task(task: str, cfg: dict, imgsz, names, model) -> Task:
+    if task == "detect":
+        strides = getattr(model, "strides", None)
+        if strides is None:
+            raise ValueError("a detector must carry `strides` (see the output contract)")
+        return DetectTask(cfg, imgsz, names, strides)
+    if task == "classify":
+        return ClassifyTask(cfg, imgsz, names)
+    if task == "embed":
+        return EmbedTask(cfg, imgsz, names, dim=getattr(model, "dim", None) or embedding_dim(model, imgsz))
+    raise ValueError(f"unknown task '{task}' (detect, classify or embed)")
+
+
+@torch.no_grad()
+def embedding_dim(model, imgsz) -> int:
+    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    was = model.training
+    model.eval()
+    p = next(model.parameters())
+    dim = model(torch.zeros(1, 3, h, w, device=p.device)).shape[-1]
+    model.train(was)
+    return int(dim)
