@@ -1,0 +1,68 @@
+"""Do exported artifacts compute what the source model computes? Max abs output differences.
+
+Compared on real images (the validation split of a data.yaml, else calibration images) put
+through the same letterbox and backend interface the device uses.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.runtime.backends import Backend
+from edgecnn.runtime.preprocess import letterbox
+
+# Bound on max |candidate - reference| per output, relative to max(1, max |reference|).
+# int8 has no fixed bound here: its accuracy is judged by the mAP gate.
+TOLERANCE = {"onnx": 1e-3, "fp32": 1e-3, "fp16": 5e-2, "int8": None}
+
+
+class ParityError(RuntimeError):
+    """An exported artifact's outputs differ from its source model's beyond tolerance."""
+
+
+def image_paths(source: str | os.PathLike, limit: int) -> list[Path]:
+    """Up to `limit` image paths, evenly spread, from a data.yaml's val split or an image directory."""
+    from edgecnn.data.yolo import image_files, load_data_yaml
+
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"image source not found: {source}")
+    if source.suffix in (".yaml", ".yml"):
+        spec = load_data_yaml(source)
+        paths = spec.images("val" if "val" in spec.splits else next(iter(spec.splits)))
+    else:
+        paths = image_files([source])
+    if not paths:
+        raise ValueError(f"{source}: no images found")
+    picks = np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(int)
+    return [paths[i] for i in dict.fromkeys(picks)]
+
+
+def letterboxed_images(paths: list[Path], size: tuple[int, int]) -> np.ndarray:
+    """uint8 RGB `(N, h, w, 3)` letterboxed to `size`, as the device feeds its backend."""
+    from edgecnn.data.loaders import read_rgb
+
+    return np.stack([letterbox(read_rgb(p), size)[0] for p in paths])
+
+
+def max_abs_diff(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> dict[str, float]:
+    return {name: float(np.abs(candidate[name] - reference[name]).max()) for name in reference}
+
+
+def check_parity(reference: Backend, candidate: Backend, images: np.ndarray, kind: str) -> dict[str, float]:
+    """Max abs difference per output of `candidate` against `reference`; ParityError beyond TOLERANCE[kind]."""
+    ref = reference.predict(images)
+    diffs = max_abs_diff(ref, candidate.predict(images))
+    bound = TOLERANCE[kind]
+    if bound is not None:
+        for name, diff in diffs.items():
+            limit = bound * max(1.0, float(np.abs(ref[name]).max()))
+            if diff > limit:
+                raise ParityError(
+                    f"{candidate.path}: output '{name}' differs from {reference.path.name} by {diff:.3g} "
+                    f"(> {limit:.3g} allowed for {kind}) on {len(images)} images; the conversion changed the model"
+                )
+    return diffs
