@@ -1,0 +1,248 @@
+"""DeepSORT tracker: Kalman filter against hand math, gating, cascade, life cycle, whole scenes."""
+
+import numpy as np
+import pytest
+
+from edgecnn.metrics.mot import score_sequence
+from edgecnn.runtime.offline import track_detections
+from edgecnn.runtime.mot import read_mot, write_mot
+from edgecnn.runtime.reid import ReidEncoder
+from edgecnn.runtime.tracker import TRACKER_KEYS, Tracker
+from edgecnn.runtime.tracker.iou_matching import iou_cost, iou_matrix
+from edgecnn.runtime.tracker.kalman_filter import CHI2INV95, KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
+from edgecnn.runtime.tracker.linear_assignment import gate_cost_matrix, matching_cascade, min_cost_matching
+from edgecnn.runtime.tracker.nn_matching import NearestNeighborDistanceMetric
+from edgecnn.runtime.tracker.track import Track
+
+
+def test_kalman_predict_and_update_match_hand_math():
+    kf = KalmanFilter()
+    z = np.array([[100.0, 200.0, 0.5, 80.0]])
+    mean, cov = kf.initiate(z)
+    h = 80.0
+    assert np.allclose(np.diag(cov[0]), [(h / 10) ** 2, (h / 10) ** 2, 1e-4, (h / 10) ** 2,
+                                         (h / 16) ** 2, (h / 16) ** 2, 1e-10, (h / 16) ** 2])
+    mean[0, 4:] = [3.0, -1.0, 0.0, 0.5]
+    f = np.eye(8)
+    f[:4, 4:] = np.eye(4)
+    q = np.diag(np.array([h / 20, h / 20, 1e-2, h / 20, h / 160, h / 160, 1e-5, h / 160]) ** 2)
+    p_mean, p_cov = kf.predict(mean, cov)
+    assert np.allclose(p_mean[0], f @ mean[0])
+    assert np.allclose(p_cov[0], f @ cov[0] @ f.T + q)
+    meas = np.array([[104.0, 198.0, 0.52, 81.0]])
+    hh = np.eye(4, 8)
+    hp = p_mean[0, 3]
+    r = np.diag(np.array([hp / 20, hp / 20, 1e-1, hp / 20]) ** 2)
+    s = hh @ p_cov[0] @ hh.T + r
+    k = p_cov[0] @ hh.T @ np.linalg.inv(s)
+    u_mean, u_cov = kf.update(p_mean, p_cov, meas)
+    assert np.allclose(u_mean[0], p_mean[0] + k @ (meas[0] - hh @ p_mean[0]))
+    assert np.allclose(u_cov[0], (np.eye(8) - k @ hh) @ p_cov[0], atol=1e-9)
+    d = kf.gating_distance(p_mean, p_cov, meas)
+    delta = meas[0] - p_mean[0, :4]
+    assert d.shape == (1, 1) and d[0, 0] == pytest.approx(delta @ np.linalg.inv(s) @ delta)
+
+
+def test_kalman_filter_is_batched():
+    kf = KalmanFilter()
+    z = np.array([[100.0, 200.0, 0.5, 80.0], [300.0, 100.0, 0.4, 120.0]])
+    mean, cov = kf.predict(*kf.initiate(z))
+    mean, cov = kf.update(mean, cov, z + 2)
+    one_mean, one_cov = kf.update(*kf.predict(*kf.initiate(z[1:])), z[1:] + 2)
+    assert np.allclose(mean[1], one_mean[0]) and np.allclose(cov[1], one_cov[0])
+
+
+def test_chi_square_table_and_gating():
+    chi2 = pytest.importorskip("scipy.stats").chi2
+    for dof, value in CHI2INV95.items():
+        assert value == pytest.approx(chi2.ppf(0.95, dof), abs=1e-3)
+    kf = KalmanFilter()
+    mean, cov = kf.predict(*kf.initiate(np.array([[100.0, 100.0, 0.5, 100.0]])))
+    near, far = [102.0, 101.0, 0.5, 100.0], [160.0, 100.0, 0.5, 100.0]
+    d = kf.gating_distance(mean, cov, np.array([near, far]))
+    assert d[0, 0] < CHI2INV95[4] < d[0, 1]
+    gated = gate_cost_matrix(np.array([[0.1, 0.1]]), d)
+    assert gated[0, 0] == 0.1 and gated[0, 1] > 1
+
+
+def test_box_conversions_and_iou():
+    boxes = np.array([[10.0, 20.0, 50.0, 100.0]])
+    assert np.allclose(xyah_to_xyxy(xyxy_to_xyah(boxes)), boxes)
+    a = np.array([[0, 0, 10, 10], [0, 0, 2, 2]], float)
+    b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]], float)
+    assert np.allclose(iou_matrix(a, b), [[50 / 150, 0], [0, 0]])
+    assert iou_cost(a[1:], b[:1])[0, 0] == 1.0
+    assert iou_cost(a[1:], np.array([[3.0, 0, 5, 2]]), buffer=0.5)[0, 0] < 1.0  # buffered boxes touch
+
+
+def test_min_cost_matching_drops_pairs_over_the_threshold():
+    cost = np.array([[0.1, 0.9], [0.2, 0.95]])
+    matches, rows, cols = min_cost_matching(cost, 0.5)
+    assert matches.tolist() == [[0, 0]] and rows.tolist() == [1] and cols.tolist() == [1]
+    matches, rows, cols = min_cost_matching(np.zeros((0, 3)), 0.5)
+    assert len(matches) == 0 and cols.tolist() == [0, 1, 2]
+
+
+def test_cascade_gives_recently_seen_tracks_priority():
+    # Track 0 was seen 3 frames ago and fits detection 0 best; track 1 was seen last frame.
+    cost = np.array([[0.05, 0.4], [0.1, 0.15]])
+    matches, rows, cols = matching_cascade(cost, 0.5, np.array([3, 1]))
+    assert sorted(map(tuple, matches.tolist())) == [(0, 1), (1, 0)]
+    plain, _, _ = min_cost_matching(cost, 0.5)
+    assert sorted(map(tuple, plain.tolist())) == [(0, 0), (1, 1)]
+
+
+def test_nearest_neighbor_gallery_and_budget():
+    metric = NearestNeighborDistanceMetric(0.2, budget=2)
+    e = np.eye(3, dtype=np.float32)
+    metric.partial_fit(np.stack([e[0], e[1], e[2]]), np.array([7, 7, 7]), [7])
+    assert len(metric.samples[7]) == 2  # the oldest embedding is forgotten
+    cost = metric.distance(np.stack([e[0], e[1], e[2]]), [7, 8])
+    assert np.allclose(cost, [[1, 0, 0], [1, 1, 1]])
+    metric.partial_fit(np.empty((0, 3)), np.empty(0, int), [])
+    assert metric.samples == {}
+
+
+def test_track_life_cycle():
+    kf = KalmanFilter()
+    mean, cov = kf.initiate(np.array([[50.0, 50.0, 0.5, 40.0]]))
+    track = Track(1, mean[0], cov[0], n_init=3, max_age=2)
+    assert track.is_tentative
+    for _ in range(2):
+        track.mark_predicted(track.mean, track.cov)
+        track.mark_hit(track.mean, track.cov, 0.9)
+    assert track.is_confirmed and track.hits == 3
+    for missed in range(1, 4):
+        track.mark_predicted(track.mean, track.cov)
+        track.mark_missed()
+        assert track.is_deleted == (missed > 2)
+    tentative = Track(2, mean[0], cov[0], n_init=3, max_age=30)
+    tentative.mark_predicted(tentative.mean, tentative.cov)
+    tentative.mark_missed()
+    assert tentative.is_deleted
+
+
+def test_keys_and_from_config():
+    tracker = Tracker.from_config({"max_age": 5, "n_init": 2, "source": "ignored"})
+    assert tracker.max_age == 5 and tracker.n_init == 2
+    defaults = Tracker()
+    for name, value in TRACKER_KEYS.defaults().items():
+        attr = getattr(defaults, name, None)
+        if attr is not None:
+            assert attr == value, name
+    with pytest.raises(ValueError, match="n_init"):
+        Tracker.from_config({"n_init": 0})
+
+
+def walk(start, velocity, frames, size=(40, 100)):
+    """xyxy boxes of a person moving at constant velocity."""
+    xy = np.asarray(start, float) + np.outer(np.arange(frames), velocity)
+    return np.concatenate([xy, xy + size], axis=1)
+
+
+def test_new_tracks_wait_for_n_init_and_ids_are_stable():
+    tracker = Tracker(n_init=3)
+    tracker.update(np.empty((0, 4)))  # the first frame confirms at once; start after it
+    path = walk((100, 100), (2, 0), 10)
+    outputs = [tracker.update(path[f:f + 1], np.array([0.9])) for f in range(10)]
+    assert [len(o) for o in outputs[:3]] == [0, 0, 1]
+    assert {int(o[0, 4]) for o in outputs[2:]} == {1}
+    assert np.allclose(outputs[-1][0, :4], path[-1], atol=1.0)
+
+
+def test_weak_detections_only_continue_tracks_and_classes_do_not_mix():
+    tracker = Tracker(n_init=1, track_conf=0.6, low_conf=0.1)
+    box = np.array([[100.0, 100, 140, 200]])
+    assert len(tracker.update(box, np.array([0.3]))) == 0  # too weak to start a track
+    assert len(tracker.update(box, np.array([0.9]), classes=np.array([0]))) == 1
+    out = tracker.update(box + 2, np.array([0.3]), classes=np.array([0]))
+    assert len(out) == 1 and out[0, 4] == 1 and out[0, 6] == 0
+    other = tracker.update(box + 4, np.array([0.9]), classes=np.array([1]))
+    assert other[0, 4] == 2 and other[0, 6] == 1  # a new track, not the class-0 one
+
+
+def test_identity_kept_through_a_crossing_with_appearance():
+    frames = 40
+    a, b = walk((100, 100), (6, 0), frames), walk((334, 104), (-6, 0), frames)
+    looks = np.array([[1.0, 0.0, 0.2], [0.0, 1.0, 0.2]], np.float32)
+    rng = np.random.default_rng(0)
+    tracker = Tracker(n_init=2, max_age=10)
+    owner = {}
+    for f in range(frames):
+        boxes = np.stack([a[f], b[f]])
+        features = looks + rng.normal(0, 0.05, looks.shape).astype(np.float32)
+        if 18 <= f <= 21:  # the two overlap: only the one in front is detected
+            boxes, features = boxes[:1], features[:1]
+        out = tracker.update(boxes, np.full(len(boxes), 0.9), features)
+        for row in out:
+            who = int(np.argmin(np.abs(np.array([a[f, 0], b[f, 0]]) - row[0])))
+            owner.setdefault(int(row[4]), set()).add(who)
+    assert len(owner) == 2 and all(len(who) == 1 for who in owner.values())
+
+
+def synthetic_scene(seed=0, frames=120, people=8):
+    """Ground truth of people crossing a 960x540 view, and noisy detections: 10% missed,
+    jittered boxes, spurious one-frame boxes and weak duplicates."""
+    rng = np.random.default_rng(seed)
+    gt, det = [], []
+    start = rng.uniform([0, 100], [800, 380], (people, 2))
+    velocity = rng.uniform(-5, 5, (people, 2)) * [1, 0.3]
+    size = rng.uniform([30, 80], [60, 160], (people, 2))
+    for f in range(1, frames + 1):
+        for p in range(people):
+            x, y = start[p] + velocity[p] * f
+            w, h = size[p]
+            if not (0 <= x <= 960 - w):
+                continue
+            gt.append([f, p + 1, x, y, w, h, 1, -1, -1, -1])
+            if rng.random() < 0.1:
+                continue
+            jitter = rng.normal(0, 0.03, 4) * [w, h, w, h]
+            det.append([f, -1, x + jitter[0], y + jitter[1], w + jitter[2], h + jitter[3], rng.uniform(0.6, 1), -1, -1, -1])
+        if rng.random() < 0.3:
+            det.append([f, -1, *rng.uniform([0, 0], [900, 400]), 40, 100, rng.uniform(0.5, 0.8), -1, -1, -1])
+    return np.array(gt), np.array(det)
+
+
+def test_motion_only_tracking_of_a_synthetic_scene(tmp_path):
+    gt, det = synthetic_scene()
+    write_mot(tmp_path / "det.txt", det)
+    result = track_detections(tmp_path / "det.txt", tmp_path / "res.txt")
+    assert result["frames"] == int(det[:, 0].max()) and result["artifacts"]["results"] == str(tmp_path / "res.txt")
+    metrics = score_sequence(gt, read_mot(tmp_path / "res.txt")).metrics()
+    assert metrics["MOTA"] > 0.8 and metrics["IDF1"] > 0.85, metrics
+    assert metrics["IDs"] <= 3 and metrics["FP"] < 0.05 * len(gt)
+
+
+def test_track_detections_rejects_unknown_keys_and_reid_without_images(tmp_path):
+    write_mot(tmp_path / "det.txt", np.array([[1, -1, 10, 10, 20, 40, 0.9, -1, -1, -1]]))
+    with pytest.raises(ValueError, match="max_agee"):
+        track_detections(tmp_path / "det.txt", tmp_path / "res.txt", max_agee=3)
+    with pytest.raises(ValueError, match="images"):
+        track_detections(tmp_path / "det.txt", tmp_path / "res.txt", reid="model.onnx")
+
+
+class MeanColorEmbedder:
+    """A stand-in embedder with the backend interface: the crop's mean colour, L2-normalized."""
+
+    input_size = (64, 32)
+
+    def __init__(self):
+        self.calls = []
+
+    def predict(self, images):
+        self.calls.append(images.shape)
+        mean = images.reshape(len(images), -1, 3).mean(axis=1) + 1.0
+        return {"embedding": (mean / np.linalg.norm(mean, axis=1, keepdims=True)).astype(np.float32)}
+
+
+def test_reid_encoder_crops_in_rgb_with_one_batched_call():
+    frame = np.zeros((200, 300, 3), np.uint8)
+    frame[20:120, 10:60] = (255, 0, 0)  # blue in BGR
+    frame[50:150, 200:250] = (0, 0, 255)  # red in BGR
+    backend = MeanColorEmbedder()
+    out = ReidEncoder(backend).encode(frame, np.array([[10, 20, 60, 120], [200, 50, 250, 150], [290, 190, 400, 300]]))
+    assert backend.calls == [(3, 64, 32, 3)]
+    assert out.shape == (3, 3) and np.allclose(np.linalg.norm(out, axis=1), 1)
+    assert out[0, 2] > 0.99 and out[1, 0] > 0.99 and np.allclose(out[2], 1 / np.sqrt(3))  # RGB order: blue is channel 2, red channel 0
+    assert ReidEncoder(backend).encode(frame, np.empty((0, 4))).shape == (0, 128)
