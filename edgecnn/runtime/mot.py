@@ -47,7 +47,7 @@ def read_mot(path: str | os.PathLike, min_confidence: float | None = None) -> np
 def format_mot(rows: np.ndarray) -> str:
     """MOTChallenge text for an (N, >=6) array; frame and id as integers, boxes with 2 decimals."""
     lines = []
-    for r in np.asarray(rows, dtype=np.float64).reshape(len(rows), -1):
+    for r in np.asarray(rows, dtype=np.float64).reshape(len(rows), -1 if len(rows) else 10):
         r = np.concatenate([r, [-1.0] * (10 - len(r))]) if len(r) < 10 else r[:10]
         lines.append(
             f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},{r[6]:.4g},"
