@@ -22,7 +22,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
@@ -100,7 +100,11 @@ class Source:
 
 
 class FileSource(Source):
-    """Every frame of a file, in order; a thread decodes a few frames ahead of the consumer."""
+    """Every frame of a file, in order; a thread decodes a few frames ahead of the consumer.
+
+    A frame's timestamp is when the consumer takes it: a file has no capture time, and the
+    time a decoded frame waits in the prefetch queue is not latency a camera would see.
+    """
 
     def __init__(self, name: str, capture: Capture, fps: float | None, prefetch: int = 4):
         super().__init__(name, fps)
@@ -137,7 +141,8 @@ class FileSource(Source):
         frame = self._queue.get()
         if frame is None:
             self._stop.set()
-        return frame
+            return None
+        return replace(frame, timestamp=time.monotonic())
 
     def close(self) -> None:
         self._stop.set()

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Start this bundle's tracking app: check every file against manifest.json, then run
+#   python -m edgecnn.runtime.app config=config.json [key=value ...]
+# Arguments are key=value overrides of the app (source=…, save=…, mot=…, jsonl=…, conf=…).
+# The Python is the bundle's venv (.venv, made by `edgecnn deploy`) unless EDGECNN_PYTHON is set.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${EDGECNN_PYTHON:-$HERE/.venv/bin/python}"
+if [ ! -x "$PYTHON" ]; then
+  echo "run.sh: no Python at $PYTHON: install the bundle with \`edgecnn deploy\` (or set EDGECNN_PYTHON)" >&2
+  exit 1
+fi
+# sha256sum checks "<hash>  <path>" lines; manifest.json lists every file of the bundle.
+if ! (cd "$HERE" && "$PYTHON" -c 'import json, sys
+files = json.load(open("manifest.json"))["files"]
+sys.stdout.write("".join(f"{digest}  {path}\n" for path, digest in sorted(files.items())))' \
+      | sha256sum --check --strict --quiet); then
+  echo "run.sh: $HERE does not match its manifest.json (files changed or missing); refusing to start" >&2
+  exit 1
+fi
+export PYTHONPATH="$HERE" PYTHONDONTWRITEBYTECODE=1
+exec "$PYTHON" -m edgecnn.runtime.app config="$HERE/config.json" "$@"

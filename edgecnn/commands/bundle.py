@@ -1,0 +1,35 @@
+"""`edgecnn bundle device=rpi5 detector=det.tflite [reid=reid.tflite] out=dist/`."""
+
+from edgecnn.config import Key, Schema
+
+HELP = "Build a self-contained, reproducible device bundle (.tar.gz) for a device profile."
+KEYS = Schema(
+    Key("device", None, "device profile: a name in devices/ (rpi4, rpi5, jetson-nano, jetson-orin-nano, x86-cpu)"),
+    Key("detector", None, "detector artifact(s); several (comma-separated): the fastest measured here ships", type=list),
+    Key("reid", None, "ReID embedder artifact(s), same rules as detector", type=list),
+    Key("out", "dist", "directory to write <model>-<device>.tar.gz in"),
+    Key("name", None, "bundle name (default: <detector file stem>-<device>)"),
+)
+
+
+def run(cfg: dict) -> dict:
+    from pathlib import Path
+
+    from edgecnn.config import ConfigError
+    from edgecnn.deploy.bundle import build_bundle, read_manifest
+    from edgecnn.deploy.profiles import load_profile
+
+    for key in ("device", "detector"):
+        if not cfg[key]:
+            raise ConfigError(f"edgecnn bundle: {key}= is required")
+    profile = load_profile(cfg["device"])
+    paths = {key: [Path(p) for p in cfg[key] or []] for key in ("detector", "reid")}
+    for path in paths["detector"] + paths["reid"]:
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found: {path}")
+    target = build_bundle(profile, paths["detector"], paths["reid"] or None, Path(cfg["out"]), cfg["name"])
+    manifest = read_manifest(target)
+    return {"device": profile.name, "size_kb": round(target.stat().st_size / 1024, 1),
+            "files": len(manifest["files"]) + 1, "models": {k: v["file"] for k, v in manifest["models"].items()},
+            **({"selection_ms": manifest["selection_ms"]} if manifest["selection_ms"] else {}),
+            "artifacts": {"bundle": str(target)}}

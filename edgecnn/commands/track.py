@@ -1,0 +1,46 @@
+"""`edgecnn track model=det.tflite source=0 [reid=…] [save=…] [mot=…] [jsonl=…]`, or on a det.txt:
+`edgecnn track detections=det.txt out=results.txt [images=img1/] [reid=…]` (the tracker alone)."""
+
+from pathlib import Path
+
+from edgecnn.config import ConfigError, Key, Schema
+from edgecnn.runtime.app import APP_KEYS
+
+HELP = "Real-time detection and DeepSORT tracking on a camera, stream or file (or on a MOT det.txt)."
+KEYS = Schema(
+    Schema(*(key for name, key in APP_KEYS.keys.items() if name != "config")),
+    Key("detections", None, "a MOTChallenge det.txt: track these detections instead of running a detector"),
+    Key("images", None, "with detections=: the sequence's img1 folder (needed for reid)"),
+    Key("min_confidence", 0.0, "with detections=: drop detections below this first", min=0.0),
+    Key("out", None, "output directory for relative save/mot/jsonl paths; with detections=: the results "
+                     ".txt (or a directory to put results.txt in)"),
+)
+
+
+def run(cfg: dict) -> dict:
+    if cfg["detections"]:
+        return _track_detections(cfg)
+    from edgecnn.runtime.app import run as run_app
+
+    app_cfg = {k: v for k, v in cfg.items() if k in APP_KEYS}
+    if cfg["out"]:
+        for key in ("save", "mot", "jsonl"):
+            if app_cfg[key] and app_cfg[key] != "-" and not Path(app_cfg[key]).is_absolute():
+                app_cfg[key] = str(Path(cfg["out"]) / app_cfg[key])
+    return run_app(app_cfg)
+
+
+def _track_detections(cfg: dict) -> dict:
+    from edgecnn.runtime.offline import track_detections
+    from edgecnn.runtime.tracker import TRACKER_KEYS
+
+    if cfg["model"]:
+        raise ConfigError("edgecnn track: give either model= (run a detector) or detections= (a det.txt), not both")
+    if not cfg["out"]:
+        raise ConfigError("edgecnn track: detections= needs out= (the results .txt to write)")
+    out = Path(cfg["out"])
+    if out.suffix.lower() != ".txt":
+        out = out / "results.txt"
+    tracker_cfg = {k: cfg[k] for k in TRACKER_KEYS.keys}
+    return track_detections(cfg["detections"], out, images=cfg["images"], reid=cfg["reid"],
+                            min_confidence=cfg["min_confidence"], **tracker_cfg)

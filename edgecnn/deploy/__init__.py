@@ -1,0 +1,1 @@
+"""Host side of deployment: device profiles, bundles, SSH install."""

@@ -1,0 +1,283 @@
+"""The on-device tracking app: camera → detector → ReID → DeepSORT → window, video, MOT, JSON lines.
+
+`python -m edgecnn.runtime.app model=det.tflite source=0 save=out.mp4` (the bundle's run.sh
+adds `config=config.json`, the device's defaults). `run(cfg)` returns the frame rate, the p50
+latency of each stage (capture, pre, inference, post, reid, tracking) and capture-to-output
+latency; progress is logged every `log_every` seconds and the report at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from edgecnn.config import ConfigError, Key, Schema, parse_overrides
+from edgecnn.runtime.tracker import TRACKER_KEYS
+
+LOG = logging.getLogger("edgecnn.app")
+STAGES = ("capture", "pre", "inference", "post", "reid", "tracking")
+
+APP_KEYS = Schema(
+    Key("config", None, "JSON file of defaults (a bundle's config.json); keys given here win"),
+    Key("model", None, "detector artifact (.tflite or .onnx); required"),
+    Key("reid", None, "ReID embedder artifact; without one tracking uses motion and overlap only"),
+    Key("source", "0", "webcam index, video file, rtsp/http URL, GStreamer pipeline, csi[:N] or picam", type=(int, str)),
+    Key("save", None, "annotated video to write (.mp4, .avi): boxes, IDs, trails, FPS"),
+    Key("mot", None, "MOTChallenge results file to write"),
+    Key("jsonl", None, "JSON lines to write, one object per frame ('-': stdout)"),
+    Key("show", False, "show the annotated stream in a window (needs a display)"),
+    Key("conf", 0.1, "lowest detection confidence given to the tracker (track_conf starts tracks)", min=0.0, max=1.0),
+    Key("iou", 0.45, "NMS IoU threshold", min=0.0, max=1.0),
+    Key("classes", None, "class ids or names to keep (default: all)", type=list),
+    Key("max_det", 100, "most detections per frame", min=1),
+    Key("threads", None, "interpreter threads (default: the interpreter's)", type=int, min=1),
+    Key("providers", None, "ONNX Runtime execution providers in order (Jetson: TensorRT, CUDA)", type=list),
+    Key("imgsz", None, "expected model input size; it is fixed at export, a different one is an error", type=int, min=32),
+    Key("max_frames", 0, "stop after this many frames (0: when the source ends)", min=0),
+    Key("live", None, "newest-frame-only reading (default: on for cameras and streams, off for files)", type=bool),
+    Key("reconnect_timeout", 60.0, "seconds a dropped stream may stay down before the app exits (0: forever)", min=0.0),
+    Key("log_every", 5.0, "seconds between progress lines in the log (0: none)", min=0.0),
+    TRACKER_KEYS,
+)
+
+
+class StageTimes:
+    """Seconds spent per stage and per frame; percentiles in milliseconds."""
+
+    def __init__(self):
+        self.samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "capture_to_output")}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.samples[stage].append(seconds)
+
+    def ms(self, stage: str, q: float = 50) -> float | None:
+        values = self.samples[stage]
+        return round(1000 * float(np.percentile(values, q)), 3) if values else None
+
+
+class TimedBackend:
+    """A backend that notes when `predict` starts and ends: the Detector runs pre-processing,
+    inference and post-processing in one call, and these two times split it into the three."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.started = self.ended = 0.0
+
+    def __getattr__(self, name: str):
+        return getattr(self.backend, name)
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        self.started = time.monotonic()
+        try:
+            return self.backend.predict(images)
+        finally:
+            self.ended = time.monotonic()
+
+
+def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app") -> dict[str, Any]:
+    """APP_KEYS resolved from `config=<json>` (if given) updated by `overrides`.
+
+    Model paths in the config file are relative to the file, so a bundle runs from anywhere.
+    """
+    overrides = dict(overrides)
+    defaults: dict[str, Any] = {}
+    if overrides.get("config"):
+        path = Path(overrides["config"])
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            defaults = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+        for key in ("model", "reid"):
+            if defaults.get(key) and not Path(defaults[key]).is_absolute():
+                defaults[key] = str(path.parent / defaults[key])
+        APP_KEYS.resolve(defaults, str(path))
+    cfg = APP_KEYS.resolve({**defaults, **overrides}, where)
+    if not cfg["model"]:
+        raise ConfigError(f"{where}: model= is required (a .tflite or .onnx detector from `edgecnn export`)")
+    return cfg
+
+
+def class_ids(classes: list | None, names: list[str]) -> tuple[int, ...] | None:
+    """Class names or ids → ids; an unknown name is an error listing the model's classes."""
+    if not classes:
+        return None
+    ids = []
+    for c in classes:
+        if isinstance(c, int) or str(c).isdigit():
+            ids.append(int(c))
+        elif c in names:
+            ids.append(names.index(c))
+        else:
+            raise ConfigError(f"classes: '{c}' is not a class of this model ({', '.join(names)})")
+    return tuple(ids)
+
+
+def open_sinks(cfg: Mapping[str, Any], names: list[str], fps: float) -> list:
+    """The sinks `cfg` asks for; if one cannot open, those already open are closed again."""
+    from edgecnn.runtime.sinks import JsonlSink, MotSink, VideoSink, WindowSink
+
+    makers = [(cfg["show"], WindowSink), (cfg["save"], lambda: VideoSink(cfg["save"], fps)),
+              (cfg["mot"], lambda: MotSink(cfg["mot"])), (cfg["jsonl"], lambda: JsonlSink(cfg["jsonl"], names))]
+    sinks = []
+    try:
+        for wanted, make in makers:
+            if wanted:
+                sinks.append(make())
+    except BaseException as err:
+        for sink in sinks:
+            sink.close(err)
+        raise
+    return sinks
+
+
+def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Track on `cfg["source"]` until it ends, `max_frames`, q in the window, Ctrl-C or SIGTERM."""
+    from edgecnn.runtime.backends import load_backend
+    from edgecnn.runtime.detector import Detector
+    from edgecnn.runtime.sinks import Annotator, Tracks
+    from edgecnn.runtime.sources import open_source
+    from edgecnn.runtime.tracker import Tracker
+
+    cfg = load_config(cfg) if "config" in cfg and cfg.get("config") else APP_KEYS.resolve(cfg, "app")
+    backend = load_backend(cfg["model"], threads=cfg["threads"], providers=cfg["providers"])
+    if cfg["imgsz"] and max(backend.input_size) != cfg["imgsz"]:
+        raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
+    names = list(backend.meta.get("names") or [])
+    timed = TimedBackend(backend)
+    detector = Detector(timed, conf=cfg["conf"], iou=cfg["iou"], classes=class_ids(cfg["classes"], names),
+                        max_det=cfg["max_det"])
+    encoder = None
+    if cfg["reid"]:
+        from edgecnn.runtime.reid import ReidEncoder
+
+        encoder = ReidEncoder(load_backend(cfg["reid"], threads=cfg["threads"], providers=cfg["providers"]))
+    tracker = Tracker.from_config(cfg)
+    annotator = Annotator(names)
+    times = StageTimes()
+    frames, track_ids = 0, set()
+    error: BaseException | None = None
+    with ExitStack() as stack:
+        source = stack.enter_context(open_source(cfg["source"], live=cfg["live"],
+                                                 reconnect_timeout=cfg["reconnect_timeout"]))
+        sinks = open_sinks(cfg, names, source.fps or 30.0)
+        annotate = any(s.annotates for s in sinks)
+        LOG.info("tracking %s with %s%s", source.name, Path(cfg["model"]).name,
+                 f" + {Path(cfg['reid']).name}" if cfg["reid"] else "")
+        start = last_log = time.monotonic()
+        fps = None
+        try:
+            for frame in source:
+                picked = time.monotonic()
+                times.add("capture", picked - frame.timestamp)
+                detections = detector.detect(frame.image)
+                done = time.monotonic()
+                times.add("pre", timed.started - picked)
+                times.add("inference", timed.ended - timed.started)
+                times.add("post", done - timed.ended)
+                # boxes clipped to nothing (they lay in the letterbox padding) have no extent to track
+                wh = detections.xyxy[:, 2:] - detections.xyxy[:, :2]
+                keep = (wh >= 1).all(axis=1)
+                boxes, scores, classes = detections.xyxy[keep], detections.scores[keep], detections.classes[keep]
+                features = None
+                if encoder is not None:
+                    t = time.monotonic()
+                    features = encoder.encode(frame.image, boxes)
+                    times.add("reid", time.monotonic() - t)
+                t = time.monotonic()
+                rows = tracker.update(boxes, scores, features, classes)
+                times.add("tracking", time.monotonic() - t)
+                tracks = Tracks(rows[:, :4], rows[:, 4].astype(int), rows[:, 5], rows[:, 6].astype(int))
+                track_ids.update(tracks.ids.tolist())
+                annotated = annotator.draw(frame.image, tracks, fps) if annotate else None
+                for sink in sinks:
+                    sink.write(frame, tracks, annotated)
+                now = time.monotonic()
+                times.add("capture_to_output", now - frame.timestamp)
+                frames += 1
+                fps = frames / max(now - start, 1e-9)
+                if cfg["log_every"] and now - last_log >= cfg["log_every"]:
+                    last_log = now
+                    LOG.info("%d frames  %.1f FPS  latency %.0f ms  %d tracks", frames, fps,
+                             1000 * (now - frame.timestamp), len(tracks))
+                if (cfg["max_frames"] and frames >= cfg["max_frames"]) or any(getattr(s, "stopped", False) for s in sinks):
+                    break
+        except KeyboardInterrupt:
+            LOG.info("stopped after %d frames", frames)
+        except BaseException as err:
+            error = err
+            raise
+        finally:
+            for sink in sinks:
+                sink.close(error)
+        elapsed = time.monotonic() - start
+    report = {
+        "frames": frames,
+        "fps": round(frames / elapsed, 2) if frames else 0.0,
+        "latency_ms_p50": times.ms("capture_to_output"),
+        "latency_ms_p95": times.ms("capture_to_output", 95),
+        **{f"{stage}_ms_p50": times.ms(stage) for stage in STAGES if times.samples[stage]},
+        "dropped": source.dropped,
+        "reconnects": source.reconnects,
+        "tracks": len(track_ids),
+        "artifacts": {k: str(cfg[k]) for k in ("save", "mot", "jsonl") if cfg[k] and cfg[k] != "-"},
+    }
+    log_report(report)
+    return report
+
+
+def log_report(report: Mapping[str, Any]) -> None:
+    stages = "  ".join(f"{s} {report[f'{s}_ms_p50']:.1f}" for s in STAGES if report.get(f"{s}_ms_p50") is not None)
+    LOG.info("%d frames at %.1f FPS; capture-to-output p50 %s ms, p95 %s ms; dropped %d, reconnects %d, %d tracks",
+             report["frames"], report["fps"], report["latency_ms_p50"], report["latency_ms_p95"],
+             report["dropped"], report["reconnects"], report["tracks"])
+    LOG.info("stage p50 (ms): %s", stages)
+
+
+def _stop_on_sigterm() -> None:
+    """systemd stops with SIGTERM: end like Ctrl-C, so the sinks finish their files."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    if "-h" in argv or "--help" in argv:
+        print("usage: python -m edgecnn.runtime.app key=value ... [--json]\n")
+        for key, default, text in APP_KEYS.help_rows():
+            print(f"  {key}={default}  {text}")
+        return 0
+    as_json = "--json" in argv
+    where = "edgecnn.runtime.app"
+    try:
+        cfg = load_config(parse_overrides([a for a in argv if a != "--json"], where), where)
+        _stop_on_sigterm()
+        report = run(cfg)
+    except ConfigError as err:
+        print(f"{where}: error: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        if os.environ.get("EDGECNN_DEBUG"):
+            raise
+        print(f"{where}: error: {err}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Real exported models for the runtime, app and bundle tests: a tiny detector and a ReID embedder.
+
+They are exported once with the project's own exporter (ONNX, then int8 TFLite through onnx2tf)
+from seeded, untrained weights and cached under ~/.cache keyed by the exporter's and models'
+source, so reruns take no time. Untrained weights give low, arbitrary scores: tests that need
+tracks lower the thresholds. Tests skip cleanly while the exporter is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DETECTOR_IMGSZ = 320
+NAMES = ["person", "car"]
+SOURCES = ["edgecnn/models", "edgecnn/export", "edgecnn/runtime/backends.py"]
+
+
+def _cache_key() -> str:
+    digest = hashlib.sha256()
+    for rel in SOURCES:
+        path = ROOT / rel
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def calibration_frames(size: tuple[int, int], n: int = 8) -> np.ndarray:
+    """uint8 RGB frames letterboxed to `size`: real traffic video when present, else seeded noise."""
+    import cv2
+
+    from edgecnn.runtime.preprocess import letterbox
+
+    video = ROOT.parent / "shared" / "data" / "video" / "car_traffic_small.mp4"
+    frames = []
+    capture = cv2.VideoCapture(str(video))
+    while len(frames) < n:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(letterbox(frame, size)[0], cv2.COLOR_BGR2RGB))
+        for _ in range(20):
+            capture.grab()
+    capture.release()
+    rng = np.random.default_rng(0)
+    while len(frames) < n:
+        frames.append(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    return np.stack(frames)
+
+
+def _export(dest: Path) -> None:
+    import torch
+
+    try:
+        from edgecnn.export.onnx import export_onnx
+        from edgecnn.export.tflite import export_tflite
+        from edgecnn.models import build_model
+    except ImportError as err:
+        pytest.skip(f"the exporter is not there yet ({err})")
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    common = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    detector = build_model("yolo-n", num_classes=len(NAMES))
+    det_meta = {"task": "detect", "names": NAMES, "imgsz": DETECTOR_IMGSZ, "strides": [8, 16, 32], **common}
+    export_onnx(detector, det_meta, dest / "det.onnx", imgsz=DETECTOR_IMGSZ)
+    export_tflite(dest / "det.onnx", dest / "det_int8.tflite", calibration_frames((DETECTOR_IMGSZ, DETECTOR_IMGSZ)),
+                  precision="int8")
+    reid = build_model("reid")
+    reid_meta = {"task": "embed", "names": [], "imgsz": 128, **common}
+    export_onnx(reid, reid_meta, dest / "reid.onnx", imgsz=[128, 64])
+    export_tflite(dest / "reid.onnx", dest / "reid_int8.tflite", calibration_frames((128, 64)), precision="int8")
+
+
+def exported_models() -> dict[str, Path]:
+    """{"det_onnx", "det_tflite", "reid_onnx", "reid_tflite"}: paths of the cached exports."""
+    cache = Path(os.environ.get("EDGECNN_TEST_CACHE", Path.home() / ".cache" / "edgecnn-test-models")) / _cache_key()
+    if not (cache / "reid_int8.tflite").is_file():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".partial-", dir=cache.parent))
+        try:
+            _export(work)
+            work.rename(cache) if not cache.exists() else None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return {"det_onnx": cache / "det.onnx", "det_tflite": cache / "det_int8.tflite",
+            "reid_onnx": cache / "reid.onnx", "reid_tflite": cache / "reid_int8.tflite"}
+
+
+def synthetic_video(path: Path, frames: int = 30, size: tuple[int, int] = (320, 240), fps: float = 15.0) -> Path:
+    """A short mp4 of two coloured squares moving across a textured background (OpenCV-written)."""
+    import cv2
+
+    w, h = size
+    rng = np.random.default_rng(1)
+    background = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (9, 9), 3)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for i in range(frames):
+        image = background.copy()
+        cv2.rectangle(image, (10 + 5 * i, 40), (60 + 5 * i, 120), (0, 0, 255), -1)
+        cv2.rectangle(image, (w - 70 - 4 * i, 120), (w - 20 - 4 * i, 200), (255, 128, 0), -1)
+        cv2.putText(image, str(i), (5, h - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1)
+        writer.write(image)
+    writer.release()
+    return path
