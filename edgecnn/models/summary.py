@@ -7,6 +7,7 @@ Runs on the meta device when the model is there, so even VGG-16 at 224 px costs 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -37,7 +38,7 @@ class LayerRow:
 def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
     """Multiply-accumulates of one call: every output element of a conv/linear is a dot product."""
     if isinstance(module, _ConvNd):
-        per_output = (module.in_channels // module.groups) * int(torch.tensor(module.kernel_size).prod())
+        per_output = (module.in_channels // module.groups) * math.prod(module.kernel_size)
         return output.numel() * per_output
     if isinstance(module, nn.Linear):
         return output.numel() * module.in_features
