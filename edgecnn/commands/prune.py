@@ -1,0 +1,47 @@
+"""`edgecnn prune`: structured channel pruning to a MAC budget in prune → fine-tune rounds, gated."""
+
+from __future__ import annotations
+
+from edgecnn.config import Key, Schema
+from edgecnn.train.keys import TRAIN_KEYS
+
+HELP = "structured channel pruning with fine-tuning"
+POSITIONAL = ("model",)
+CRITERIA = ("l1", "l2", "bn", "taylor")  # edgecnn.compress.prune.CRITERIA, kept here so --help imports no torch
+# Fine-tuning takes every training key except these: the epochs are per round, the weights are the model's.
+NOT_FROM_TRAIN = ("epochs", "weights")
+
+KEYS = Schema(
+    Key("model", None, "the checkpoint to prune (an edgecnn .pt)"),
+    Key("target_macs", 0.5, "fraction of the model's MACs to KEEP (0.5: half the multiply-accumulates)", min=0.01, max=1.0),
+    Key("steps", 3, "prune → fine-tune rounds; each removes the same fraction of what is left", min=1),
+    Key("criterion", "l2", "channel importance: l1/l2 weight norm, bn (BN scale), taylor (|w·grad| of the loss)",
+        choices=CRITERIA),
+    Key("global", True, "rank channels across all layers (false: the same ratio in every layer)"),
+    Key("round_to", 8, "keep channel counts multiples of this (fast int8 kernels); 1 turns it off", min=1),
+    Key("max_layer_ratio", 0.8, "never remove more than this fraction of one layer's channels", min=0.05, max=0.95),
+    Key("ft_epochs", 5, "fine-tuning epochs after each round (0: prune only)", min=0),
+    Key("max_map_drop", 1.0, "fail (GateError) when the metric (mAP50_95, top1, rank1) drops by more points than this"),
+    Key("latency", True, "measure single-image CPU latency (torch and ONNX Runtime) before and after"),
+    *(k for name, k in TRAIN_KEYS.keys.items() if name not in NOT_FROM_TRAIN),
+    Key("out", "runs/prune", "output directory (pruned.pt, prune.json, prune.png, step*/ training runs)"),
+)
+
+
+def run(cfg: dict) -> dict:
+    from pathlib import Path
+
+    from edgecnn.compress.workflow import prune_checkpoint
+    from edgecnn.config import ConfigError
+
+    if not cfg["model"]:
+        raise ConfigError("edgecnn prune: key 'model' is required (the checkpoint to prune)")
+    if not cfg["data"]:
+        raise ConfigError("edgecnn prune: key 'data' is required (fine-tuning and the accuracy gate use it)")
+    train_cfg = {name: cfg[name] for name in TRAIN_KEYS.keys if name not in NOT_FROM_TRAIN}
+    return prune_checkpoint(
+        cfg["model"], train_cfg, Path(cfg["out"]), target_macs=cfg["target_macs"], steps=cfg["steps"],
+        criterion=cfg["criterion"], global_pruning=cfg["global"], round_to=cfg["round_to"],
+        max_layer_ratio=cfg["max_layer_ratio"], ft_epochs=cfg["ft_epochs"], max_drop=cfg["max_map_drop"],
+        latency=cfg["latency"],
+    )

@@ -1,0 +1,37 @@
+"""`edgecnn qat`: int8 quantization-aware training with NNCF, gated against the float parent."""
+
+from __future__ import annotations
+
+from edgecnn.config import Key, Schema
+from edgecnn.train.keys import TRAIN_KEYS
+
+HELP = "int8 quantization-aware training"
+POSITIONAL = ("model",)
+# Fine-tuning takes every training key except these: `epochs` is the QAT's own, the weights are the model's.
+NOT_FROM_TRAIN = ("epochs", "weights")
+
+KEYS = Schema(
+    Key("model", None, "the float checkpoint to quantize (an edgecnn .pt, pruned or not)"),
+    Key("calib", None, "calibration images: an `edgecnn data calib` set or an image folder (default: training images)"),
+    Key("subset_size", 300, "calibration images used for the initial int8 ranges", min=1),
+    Key("epochs", 3, "QAT fine-tuning epochs (0: post-training quantization only)", min=0),
+    Key("lr_scale", 0.1, "QAT learning rate as a fraction of lr0", min=0),
+    Key("max_map_drop", 0.5, "fail (GateError) when the metric drops by more points than this against the float model"),
+    *(k for name, k in TRAIN_KEYS.keys.items() if name not in NOT_FROM_TRAIN),
+    Key("out", "runs/qat", "output directory (qat.pt, qat.onnx with Q/DQ, qat.json)"),
+)
+
+
+def run(cfg: dict) -> dict:
+    from pathlib import Path
+
+    from edgecnn.compress.workflow import qat_checkpoint
+    from edgecnn.config import ConfigError
+
+    if not cfg["model"]:
+        raise ConfigError("edgecnn qat: key 'model' is required (the float checkpoint)")
+    if not cfg["data"]:
+        raise ConfigError("edgecnn qat: key 'data' is required (fine-tuning and the accuracy gate use it)")
+    train_cfg = {name: cfg[name] for name in TRAIN_KEYS.keys if name not in NOT_FROM_TRAIN}
+    return qat_checkpoint(cfg["model"], train_cfg, Path(cfg["out"]), calib=cfg["calib"], epochs=cfg["epochs"],
+                          lr_scale=cfg["lr_scale"], subset_size=cfg["subset_size"], max_drop=cfg["max_map_drop"])
