@@ -72,16 +72,6 @@ def test_detector_output_contract():
     torch.testing.assert_close(boxes_t, expectation)
 
 
-def test_anchor_grid_matches_output_order():
-    model = build_model("yolo-n", num_classes=1)
-    points, strides = model.anchor_grid(64, 96)
-    assert points.shape == (8 * 12 + 4 * 6 + 2 * 3, 2)
-    torch.testing.assert_close(points[0], torch.tensor([4.0, 4.0]))  # cell (0, 0) at stride 8
-    torch.testing.assert_close(points[1], torch.tensor([12.0, 4.0]))  # row-major: x moves first
-    torch.testing.assert_close(points[-1], torch.tensor([80.0, 48.0]))  # last cell at stride 32
-    assert strides[0] == 8 and strides[-1] == 32
-
-
 def test_detector_rejects_inputs_not_multiple_of_32():
     with pytest.raises(ValueError, match="multiple of 32"):
         build_model("yolo-n").eval()(torch.rand(1, 3, 100, 96))

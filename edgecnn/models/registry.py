@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from torch import nn
 
@@ -62,15 +62,15 @@ def get_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def build_model(name: str, imgsz: int | None = None, **kwargs: Any) -> nn.Module:
+def build_model(name: str, imgsz: int | Sequence[int] | None = None, **kwargs: Any) -> nn.Module:
     """Build a registered model. Keywords go to its factory (`num_classes`, `in_channels`, …).
 
-    `imgsz` reaches only the models whose layout depends on the input size (LeNet's and VGG's
-    classifier, ResNet's stem); the others run at any size and ignore it.
+    `imgsz` (N or (h, w); the shorter side counts) reaches only the models whose layout depends
+    on the input size (LeNet's and VGG's classifier, ResNet's stem); the others run at any size.
     """
     entry = get_entry(name)
     if imgsz is not None and entry.accepts("imgsz"):
-        kwargs["imgsz"] = int(imgsz)
+        kwargs["imgsz"] = int(min(imgsz) if isinstance(imgsz, Sequence) else imgsz)
     params = inspect.signature(entry.factory).parameters
     unknown = [k for k in kwargs if k not in params]
     if unknown:

@@ -161,7 +161,7 @@ class Detector(nn.Module):
 
     def forward(self, x: torch.Tensor):
         h, w = x.shape[-2:]
-        if h % STRIDES[-1] or w % STRIDES[-1]:
+        if not torch.jit.is_tracing() and (h % STRIDES[-1] or w % STRIDES[-1]):  # export: static shapes
             raise ValueError(f"detector input {h}x{w} must be a multiple of {STRIDES[-1]} on both sides")
         boxes, logits, box_logits = self.head(self.neck(self.backbone(x)))
         if self.training:
@@ -172,14 +172,6 @@ class Detector(nn.Module):
         """Layers whose widths are fixed by the output contract (pruning must leave them)."""
         return [m[-1] for m in self.head.box] + [m[-1] for m in self.head.cls] + [self.head.dfl]
 
-    def anchor_grid(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Anchor centres (A, 2) as (x, y) pixels and each anchor's stride (A,), in output order."""
-        points, strides = [], []
-        for s in self.strides:
-            ys, xs = torch.meshgrid(torch.arange(height // s), torch.arange(width // s), indexing="ij")
-            points.append(torch.stack([xs, ys], -1).reshape(-1, 2).float().add(0.5).mul(s))
-            strides.append(torch.full((points[-1].shape[0],), float(s)))
-        return torch.cat(points), torch.cat(strides)
 
 
 def _csp_detector(num_classes: int, in_channels: int, reg_max: int, width: float, depth: float) -> Detector:
