@@ -16,7 +16,9 @@ import json
 import logging
 import os
 import re
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -71,23 +73,26 @@ def export_tflite(
         np.save("calib.npy", calib)
         mean = np.asarray(meta["mean"], np.float32).reshape(1, 1, 1, 3)
         std = np.asarray(meta["std"], np.float32).reshape(1, 1, 1, 3)
-        onnx2tf.convert(
-            input_onnx_file_path=str(onnx_path),
-            output_folder_path="saved_model",
-            output_signaturedefs=True,
-            output_integer_quantized_tflite=precision == "int8",
-            quant_type=quant_type,
-            custom_input_op_name_np_data_path=[[image_input.name, str(work / "calib.npy"), mean, std]],
-            input_quant_dtype="float32" if io == "float" else io,
-            output_quant_dtype="float32" if io == "float" else io,
-            non_verbose=True,
-            verbosity="error",
-        )
+        tic = time.perf_counter()
+        with _stdout_to_stderr(), _onnx2tf_exit_as_error(onnx_path):
+            onnx2tf.convert(
+                input_onnx_file_path=str(onnx_path),
+                output_folder_path="saved_model",
+                output_signaturedefs=True,
+                output_integer_quantized_tflite=precision == "int8",
+                quant_type=quant_type,
+                custom_input_op_name_np_data_path=[[image_input.name, str(work / "calib.npy"), mean, std]],
+                input_quant_dtype="float32" if io == "float" else io,
+                output_quant_dtype="float32" if io == "float" else io,
+                non_verbose=True,
+                verbosity="error",
+            )
         key = "int8-int" if precision == "int8" and io != "float" else precision
         produced = work / "saved_model" / f"{onnx_path.stem}{ONNX2TF_FILES[key]}.tflite"
         if not produced.is_file():
             raise RuntimeError(f"onnx2tf did not write {produced.name} for {onnx_path} (precision={precision}, io={io})")
         model_bytes = produced.read_bytes()
+        LOG.info("onnx2tf converted %s (%s, io=%s) in %.0f s", onnx_path.name, precision, io, time.perf_counter() - tic)
 
     outputs = output_tensor_names(model_bytes, onnx_outputs, graph, onnx_path)
     meta.update(
@@ -114,6 +119,30 @@ def _working_dir() -> Iterator[Path]:
             yield Path(work)
         finally:
             os.chdir(previous)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to stdout, by Python or by C++ (fd 1), to stderr."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@contextlib.contextmanager
+def _onnx2tf_exit_as_error(onnx_path: Path) -> Iterator[None]:
+    """onnx2tf calls sys.exit(1) on bad input; turn that into an error naming the file."""
+    try:
+        yield
+    except SystemExit as err:
+        raise RuntimeError(f"onnx2tf failed to convert {onnx_path} (exit {err.code}; its messages are above)") from None
 
 
 def calibration_array(images: np.ndarray, size: tuple[int, int], where: Path) -> np.ndarray:

@@ -1,0 +1,63 @@
+"""A tiny model that keeps the detector/classifier output contract, for fast export tests.
+
+Seconds to convert with onnx2tf where the zoo's yolo-n takes a minute on a 2-core machine.
+Sizes are chosen so no head tensor has H == W == C (onnx2tf cannot tell NCHW from NHWC then).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+IMGSZ = 96
+NAMES = ["person", "car"]
+META = {"task": "detect", "names": NAMES, "imgsz": IMGSZ, "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225], "strides": [8, 16, 32], "run_hash": "tiny"}
+
+
+def conv(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+class TinyDetector(nn.Module):
+    """(boxes (B, A, 4) ltrb in stride units, scores (B, A, C) sigmoid) over strides 8/16/32."""
+
+    def __init__(self, num_classes: int = len(NAMES), width: int = 8):
+        super().__init__()
+        self.num_classes = num_classes
+        self.stem = nn.Sequential(conv(3, width, 2), conv(width, width, 2))
+        self.levels = nn.ModuleList(conv(width, width, 2) for _ in range(3))
+        self.box = nn.ModuleList(nn.Conv2d(width, 4, 1) for _ in range(3))
+        self.cls = nn.ModuleList(nn.Conv2d(width, num_classes, 1) for _ in range(3))
+
+    def forward(self, x):
+        x = self.stem(x)
+        boxes, scores = [], []
+        for level, box, cls in zip(self.levels, self.box, self.cls):
+            x = level(x)
+            boxes.append(box(x).permute(0, 2, 3, 1).reshape(x.shape[0], -1, 4))
+            scores.append(cls(x).permute(0, 2, 3, 1).reshape(x.shape[0], -1, self.num_classes))
+        boxes = nn.functional.softplus(torch.cat(boxes, 1))
+        scores = torch.cat(scores, 1)
+        return boxes, scores if self.training else scores.sigmoid()
+
+
+def tiny_detector(seed: int = 0) -> TinyDetector:
+    torch.manual_seed(seed)
+    model = TinyDetector().eval()
+    with torch.no_grad():  # spread BN statistics so outputs vary across images
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def random_images(n: int, size: int = IMGSZ, seed: int = 0):
+    """Smooth random uint8 RGB images (N, size, size, 3): blobs, not white noise, like photos."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (n, size // 8, size // 8, 3), dtype=np.uint8)
+    return np.stack([cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC) for img in small])

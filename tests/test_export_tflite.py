@@ -1,0 +1,86 @@
+"""TFLite fp32/fp16 through onnx2tf: NHWC input, output layouts kept, metadata inside, same results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgecnn.export.onnx import export_onnx
+from edgecnn.export.parity import check_parity
+from edgecnn.export.tflite import export_tflite
+from edgecnn.export.torch_backend import TorchBackend
+from edgecnn.runtime.backends import TFLiteBackend, load_backend, read_tflite_metadata
+from edgecnn.runtime.detector import Detector
+from export_tiny import IMGSZ, META, random_images, tiny_detector
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("tflite")
+    model = tiny_detector()
+    onnx_path = export_onnx(model, META, out / "tiny.onnx", imgsz=IMGSZ)
+    calib = random_images(4, seed=3)
+    paths = {p: export_tflite(onnx_path, out / f"tiny_{p}.tflite", calib, precision=p) for p in ("fp32", "fp16")}
+    return TorchBackend(model, META, imgsz=IMGSZ), onnx_path, paths
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_tflite_matches_torch(artifacts, precision):
+    torch_backend, _, paths = artifacts
+    backend = load_backend(paths[precision], threads=1)
+    assert isinstance(backend, TFLiteBackend)
+    detail = backend.interpreter.get_input_details()[0]
+    assert list(detail["shape"]) == [1, IMGSZ, IMGSZ, 3] and detail["dtype"] == np.float32  # NHWC
+    images = random_images(3, seed=4)
+    diffs = check_parity(torch_backend, backend, images, precision)
+    out = backend.predict(images)
+    assert out["boxes"].shape == (3, 189, 4) and out["scores"].shape == (3, 189, 2)
+    assert max(diffs.values()) < (1e-4 if precision == "fp32" else 2e-2)
+
+
+def test_metadata_travels_inside_the_file(artifacts, tmp_path):
+    _, _, paths = artifacts
+    data = paths["fp16"].read_bytes()
+    meta = load_backend(paths["fp16"]).meta
+    for key in ("task", "names", "mean", "std", "strides", "run_hash"):
+        assert meta[key] == META[key]
+    assert meta["input_size"] == [IMGSZ, IMGSZ] and meta["precision"] == "fp16" and meta["io"] == "float"
+    assert set(meta["outputs"]) == {"boxes", "scores"}
+    assert "edgecnn" in read_tflite_metadata(data)
+    # the file is self-contained: a copy elsewhere, under another name, still loads with its metadata
+    copy = tmp_path / "anything.tflite"
+    copy.write_bytes(data)
+    assert load_backend(copy).meta["names"] == META["names"]
+
+
+def test_detector_finds_the_same_boxes_in_onnx_and_tflite(artifacts):
+    _, onnx_path, paths = artifacts
+    frame = random_images(1, size=160, seed=5)[0][:120]  # a 160x120 BGR frame: letterboxed
+    dets = [Detector(load_backend(p), conf=0.3, iou=0.5).detect(frame) for p in (onnx_path, paths["fp32"])]
+    assert len(dets[0]) > 0 and len(dets[0]) == len(dets[1])
+    np.testing.assert_allclose(dets[0].xyxy, dets[1].xyxy, atol=1e-3)
+    np.testing.assert_array_equal(dets[0].classes, dets[1].classes)
+    assert dets[0].xyxy[:, [0, 2]].max() <= 160 and dets[0].xyxy[:, [1, 3]].max() <= 120
+
+
+def test_wrong_files_named_tflite_are_clear_errors(artifacts, tmp_path):
+    _, onnx_path, _ = artifacts
+    text = tmp_path / "model.tflite"
+    text.write_text("not a model at all")
+    with pytest.raises(ValueError, match="model.tflite: not a TFLite model"):
+        load_backend(text)
+    renamed = tmp_path / "exported.tflite"
+    renamed.write_bytes(onnx_path.read_bytes())
+    with pytest.raises(ValueError, match="exported.tflite: not a TFLite model .*ONNX model: rename it to .onnx"):
+        load_backend(renamed)
+
+
+def test_static_onnx_required(artifacts, tmp_path):
+    torch_backend, _, _ = artifacts
+    dynamic = export_onnx(torch_backend.model, META, tmp_path / "dyn.onnx", imgsz=IMGSZ, dynamic=True)
+    with pytest.raises(ValueError, match="dyn.onnx: has dynamic axes"):
+        export_tflite(dynamic, tmp_path / "x.tflite", random_images(1), precision="fp32")
+    with pytest.raises(ValueError, match="io=uint8 needs precision=int8"):
+        export_tflite(dynamic, tmp_path / "x.tflite", random_images(1), precision="fp32", io="uint8")
