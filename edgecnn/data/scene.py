@@ -403,8 +403,12 @@ def sample_lighting(rng: np.random.Generator) -> dict:
             "noise": float(rng.choice([0.0, rng.uniform(1, 10)])), "blur": int(rng.choice([0, 0, 0, 3, 5]))}
 
 
-def apply_lighting(frame: np.ndarray, light: dict, rng: np.random.Generator) -> np.ndarray:
-    """Apply `light` and sensor noise to a uint8 BGR frame; returns a new uint8 frame."""
+def apply_lighting(frame: np.ndarray, light: dict, rng: np.random.Generator, noise: np.ndarray | None = None) -> np.ndarray:
+    """Apply `light` and sensor noise to a uint8 BGR frame; returns a new uint8 frame.
+
+    `noise` (unit Gaussian, the frame's shape) is used instead of drawing new noise: drawing it is
+    the slowest step, and video frames can reuse a shifted one.
+    """
     h, w = frame.shape[:2]
     x = frame.astype(np.float32)
     mean = float(x.mean())
@@ -412,9 +416,11 @@ def apply_lighting(frame: np.ndarray, light: dict, rng: np.random.Generator) -> 
     ramp = 1 + light["ramp"] * ((np.arange(w, dtype=np.float32)[None, :] / w - 0.5) * ux
                                 + (np.arange(h, dtype=np.float32)[:, None] / h - 0.5) * uy)
     x = ((x - mean) * light["gain"] + mean + light["bias"]) * ramp[..., None] * np.float32(light["cast"])
-    x = 255 * (np.clip(x, 0, 255) / 255) ** light["gamma"]
+    gamma = (255 * (np.arange(256) / 255) ** light["gamma"]).astype(np.uint8)
+    out = cv2.LUT(np.clip(x, 0, 255).astype(np.uint8), gamma)
     if light["blur"]:
-        x = cv2.GaussianBlur(x, (light["blur"], light["blur"]), 0)
+        out = cv2.GaussianBlur(out, (light["blur"], light["blur"]), 0)
     if light["noise"]:
-        x += rng.standard_normal(x.shape, dtype=np.float32) * light["noise"]
-    return np.clip(x, 0, 255).astype(np.uint8)
+        noise = rng.standard_normal(out.shape, dtype=np.float32) if noise is None else noise
+        out = np.clip(out + noise * np.float32(light["noise"]), 0, 255).astype(np.uint8)
+    return out
