@@ -25,16 +25,19 @@ def dataset_names(task: str, data: str) -> tuple[str, ...]:
     return tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
 
 
-def prepare_model(name: str, data: str, weights: str | None = None) -> tuple[nn.Module, dict, set[str]]:
+def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 0) -> tuple[nn.Module, dict, set[str]]:
     """The model `name` sized for `data`'s classes, and the names of the parameters taken from `weights`.
 
     `weights` is an edgecnn checkpoint or a torchvision state_dict file. A checkpoint of the same
     model for the same classes is rebuilt at its saved widths (so pruned ones load); otherwise
     tensors load where names and shapes match, which re-initializes only a head whose number of
-    classes changed. Returns (model, meta, loaded parameter names).
+    classes changed. The initialization draws from `seed`. Returns (model, meta, loaded parameter names).
     """
+    import torch
+
     from edgecnn.models import FORMAT, build_model, get_entry, load_checkpoint, load_weights
 
+    torch.manual_seed(seed)
     entry = get_entry(name)
     if entry.task not in FITNESS:
         raise ConfigError(f"model={name}: task {entry.task!r} cannot be trained here")
@@ -50,8 +53,6 @@ def prepare_model(name: str, data: str, weights: str | None = None) -> tuple[nn.
     path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"weights=: file not found: {path}")
-    import torch
-
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # not a torch file: load_weights below names the problem
