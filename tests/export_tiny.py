@@ -61,3 +61,31 @@ def random_images(n: int, size: int = IMGSZ, seed: int = 0):
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (n, size // 8, size // 8, 3), dtype=np.uint8)
     return np.stack([cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC) for img in small])
+
+
+class FixedDetector(nn.Module):
+    """Answers the same boxes for every image, so a validation through the device path must score 1.0.
+
+    `boxes_xyxy` are in model-input pixels; each is put on the nearest stride-8 anchor.
+    """
+
+    def __init__(self, boxes_xyxy, classes, imgsz: int = IMGSZ, num_classes: int = len(NAMES), score: float = 0.9):
+        import numpy as np
+
+        from edgecnn.runtime.postprocess import make_anchors
+
+        super().__init__()
+        centres, strides = make_anchors((imgsz, imgsz), (8, 16, 32))
+        ltrb = np.full((len(centres), 4), 0.5, np.float32)
+        scores = np.zeros((len(centres), num_classes), np.float32)
+        for box, cls in zip(np.asarray(boxes_xyxy, np.float32), classes):
+            centre = (box[:2] + box[2:]) / 2
+            i = int(np.argmin(np.where(strides == 8, np.abs(centres - centre).sum(1), np.inf)))
+            ltrb[i] = np.concatenate([centres[i] - box[:2], box[2:] - centres[i]]) / strides[i]
+            scores[i, cls] = score
+        self.register_buffer("ltrb", torch.from_numpy(ltrb)[None])
+        self.probs = nn.Parameter(torch.from_numpy(scores)[None], requires_grad=False)
+
+    def forward(self, x):
+        zero = x[:, :1, 0, :1] * 0  # (B, 1, 1): ties the outputs to the input's batch
+        return self.ltrb + zero, self.probs + zero

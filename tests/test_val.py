@@ -1,0 +1,96 @@
+"""`edgecnn val` scores every format through the device's pre/post-processing."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from edgecnn.cli import main
+from edgecnn.commands.val import validate
+from edgecnn.data.yolo import write_data_yaml
+from edgecnn.export.onnx import export_onnx
+from edgecnn.export.tflite import export_tflite
+from edgecnn.export.torch_backend import TorchBackend
+from edgecnn.runtime.backends import load_backend
+from export_tiny import IMGSZ, META, FixedDetector, random_images
+
+FRAME_W, FRAME_H = 120, 80  # letterboxed into 96x96: scale 0.8, 16 px of padding above and below
+GT = np.array([[20, 10, 60, 50], [70, 30, 110, 70]], np.float32)
+GT_CLASSES = [0, 1]
+
+
+def to_model_pixels(boxes: np.ndarray) -> np.ndarray:
+    return boxes * 0.8 + np.array([0, 16, 0, 16], np.float32)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i, image in enumerate(random_images(3, size=FRAME_W, seed=len(split))):
+            cv2.imwrite(str(root / "images" / split / f"{i}.jpg"), image[:FRAME_H])
+            cxcy = (GT[:, :2] + GT[:, 2:]) / 2 / [FRAME_W, FRAME_H]
+            wh = (GT[:, 2:] - GT[:, :2]) / [FRAME_W, FRAME_H]
+            rows = [f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, (x, y), (w, h) in zip(GT_CLASSES, cxcy, wh)]
+            (root / "labels" / split / f"{i}.txt").write_text("\n".join(rows) + "\n")
+    return write_data_yaml(root / "data.yaml", META["names"], "images/train", "images/val", root=str(root))
+
+
+@pytest.fixture(scope="module")
+def fixed_onnx(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fixed")
+    return export_onnx(FixedDetector(to_model_pixels(GT), GT_CLASSES), META, out / "fixed.onnx", imgsz=IMGSZ)
+
+
+def test_perfect_detector_scores_one_in_torch_and_onnx(dataset, fixed_onnx):
+    model = FixedDetector(to_model_pixels(GT), GT_CLASSES)
+    for backend in (TorchBackend(model, META, imgsz=IMGSZ), load_backend(fixed_onnx)):
+        scores = validate(backend, dataset)
+        assert scores["images"] == 3
+        assert scores["mAP50_95"] == pytest.approx(1.0) and scores["precision"] == pytest.approx(1.0)
+        assert scores["latency_ms_p50"] > 0
+
+
+def test_shifted_boxes_lower_the_strict_thresholds_only(dataset, tmp_path):
+    shifted = to_model_pixels(GT) + np.array([3, 0, 3, 0], np.float32)  # IoU about 0.85 with the truth
+    scores = validate(TorchBackend(FixedDetector(shifted, GT_CLASSES), META, imgsz=IMGSZ), dataset)
+    assert scores["mAP50"] == pytest.approx(1.0)
+    assert 0.3 < scores["mAP50_95"] < 0.9
+
+
+def test_tflite_scores_like_onnx(dataset, fixed_onnx, tmp_path):
+    tflite = export_tflite(fixed_onnx, tmp_path / "fixed.tflite", random_images(2), precision="fp32")
+    assert validate(load_backend(tflite), dataset)["mAP50_95"] == pytest.approx(1.0)
+
+
+def test_val_command_json(dataset, fixed_onnx, capsys):
+    assert main(["val", str(fixed_onnx), f"data={dataset}", "conf=0.01", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["format"] == "onnx" and result["mAP50_95"] == pytest.approx(1.0)
+    assert set(result) >= {"mAP50", "precision", "recall", "latency_ms_p50"}
+
+
+def test_val_checkpoint_through_the_registry(dataset, tmp_path, capsys):
+    from edgecnn.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "best.pt", build_model("yolo-n", num_classes=2), dict(META, imgsz=64))
+    assert main(["val", f"model={checkpoint}", f"data={dataset}", "max_images=2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["format"] == "torch" and result["images"] == 2 and 0.0 <= result["mAP50_95"] <= 1.0
+
+
+def test_val_errors_name_the_problem(dataset, fixed_onnx, tmp_path, capsys):
+    assert main(["val", str(tmp_path / "none.onnx"), f"data={dataset}"]) == 1
+    err = capsys.readouterr().err
+    assert "model file not found" in err and "none.onnx" in err
+    other = write_data_yaml(tmp_path / "three.yaml", ["a", "b", "c"], str(dataset.parent / "images/train"),
+                            str(dataset.parent / "images/val"))
+    assert main(["val", str(fixed_onnx), f"data={other}"]) == 1
+    assert "fixed.onnx has 2 classes but" in capsys.readouterr().err
