@@ -63,3 +63,8 @@ def test_video_and_crops(tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["identities"] >= 2 and result["crops"] > 0
+    out = edgecnn("check", f"data={tmp_path / 'reid'}", f"out={tmp_path / 'check'}", "--json")
+    assert out.returncode == 0, out.stderr
+    check = json.loads(out.stdout)
+    assert check["images"] == result["crops"] and check["classes"] == result["identities"]
+    assert "images_per_identity_min" in out.stderr

@@ -124,6 +124,13 @@ def test_rounding_overshoot_is_clipped(tmp_path):
     assert parse_label_file(path, nc=1)[0, 3] == 1.0
 
 
+def test_repeated_boxes_are_dropped(tmp_path, caplog):
+    path = tmp_path / "x.txt"
+    path.write_text("1 0.5 0.5 0.2 0.2\n0 0.1 0.1 0.1 0.1\n1 0.5 0.5 0.2 0.2\n")
+    labels = parse_label_file(path, nc=2)
+    assert labels[:, 0].tolist() == [1, 0] and "dropped 1 repeated box" in caplog.text
+
+
 def test_bad_label_in_a_split_raises_with_location(dataset):
     (dataset / "labels" / "train" / "b.txt").write_text("2 0.1 0.2 0.05 0.05\n7 0.1 0.2 0.05 0.05\n")
     with pytest.raises(ValueError, match=r"labels/train/b\.txt:2: class id 7"):

@@ -91,7 +91,8 @@ def load_any(data: str):
 
     path = Path(data)
     if imagefolder.is_imagefolder(path) and not (path / "data.yaml").is_file():
-        spec = imagefolder.load_imagefolder(path)
+        # identity crops hold different people in train and val by design
+        spec = imagefolder.load_imagefolder(path, shared_classes=not (path / "crops.json").is_file())
         scans = {s: imagefolder.scan_folder(spec, s) for s in spec.splits}
         return spec, scans, summary.summarize_classification(spec, scans)
     spec = yolo.load_data_yaml(path)
@@ -112,6 +113,8 @@ def run_check(cfg: dict) -> dict:
     splits = result["splits"].values()
     metrics = {"images": sum(s["images"] for s in splits), "corrupt": sum(s["corrupt"] for s in splits),
                "classes": len(result["names"])}
+    if result["task"] == "identities":
+        metrics["classes"] = sum(s["identities"] for s in splits)
     if result["task"] == "detect":
         metrics["boxes"] = sum(s["boxes"] for s in splits)
         metrics["backgrounds"] = sum(s["backgrounds"] for s in splits)

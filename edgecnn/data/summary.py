@@ -45,12 +45,18 @@ def summarize_detection(spec: DatasetSpec, scans: dict[str, SplitScan]) -> dict:
 
 
 def summarize_classification(spec: ImageFolderSpec, scans: dict[str, FolderScan]) -> dict:
-    out = {"task": "classify", "root": str(spec.root), "names": list(spec.names), "splits": {}}
+    """Images per class; for splits with their own classes (ReID identities), images per identity."""
+    task = "classify" if spec.shared_classes else "identities"
+    out = {"task": task, "root": str(spec.root), "names": list(spec.names), "splits": {}}
     for split, scan in scans.items():
-        out["splits"][split] = {
-            "images": len(scan), "corrupt": len(scan.corrupt), "corrupt_first": [str(p) for p in scan.corrupt[:FIRST_CORRUPT]],
-            "images_per_class": dict(zip(spec.names, scan.counts(spec.nc))),
-        }
+        counts = scan.counts(len(scan.names))
+        entry = {"images": len(scan), "corrupt": len(scan.corrupt), "corrupt_first": [str(p) for p in scan.corrupt[:FIRST_CORRUPT]]}
+        if spec.shared_classes:
+            entry["images_per_class"] = dict(zip(scan.names, counts))
+        else:
+            entry.update(identities=len(scan.names), images_per_identity=sorted(counts),
+                         images_per_identity_min=min(counts), images_per_identity_median=float(np.median(counts)))
+        out["splits"][split] = entry
     return out
 
 
@@ -58,13 +64,14 @@ def format_table(summary: dict) -> str:
     """Per-class counts with one column per split, then totals and the box size histogram."""
     splits = list(summary["splits"])
     key = "boxes_per_class" if summary["task"] == "detect" else "images_per_class"
-    width = max([len(n) for n in summary["names"]] + [14])
+    width = max([len(n) for n in summary["names"]] + [26])
     head = f"{'class':<{width}}" + "".join(f"{s:>10}" for s in splits)
     lines = [head, "-" * len(head)]
-    for name in summary["names"]:
+    for name in summary["names"] if summary["task"] != "identities" else ():
         lines.append(f"{name:<{width}}" + "".join(f"{summary['splits'][s][key][name]:>10}" for s in splits))
     lines.append("-" * len(head))
-    rows = ["images", "boxes", "backgrounds", "missing_labels", "corrupt"] if summary["task"] == "detect" else ["images", "corrupt"]
+    rows = {"detect": ["images", "boxes", "backgrounds", "missing_labels", "corrupt"], "classify": ["images", "corrupt"],
+            "identities": ["images", "identities", "images_per_identity_min", "images_per_identity_median", "corrupt"]}[summary["task"]]
     for row in rows:
         lines.append(f"{row:<{width}}" + "".join(f"{summary['splits'][s][row]:>10}" for s in splits))
     if summary["task"] == "detect":
@@ -85,6 +92,13 @@ def plot_summary(summary: dict, path: str | os.PathLike) -> Path:
     key = "boxes_per_class" if detect else "images_per_class"
     splits, names = list(summary["splits"]), summary["names"]
     fig, axes = plt.subplots(1, 2 if detect else 1, figsize=(12 if detect else 7, 4), squeeze=False)
+    if summary["task"] == "identities":
+        for split in splits:
+            axes[0, 0].hist(summary["splits"][split]["images_per_identity"], bins=20, alpha=0.6, label=split)
+        axes[0, 0].set_title("images per identity")
+        axes[0, 0].set_ylabel("identities")
+        axes[0, 0].legend()
+        return save_figure(fig, path)
     width = 0.8 / max(1, len(splits))
     for i, split in enumerate(splits):
         counts = [summary["splits"][split][key][n] for n in names]
@@ -101,6 +115,12 @@ def plot_summary(summary: dict, path: str | os.PathLike) -> Path:
         axes[0, 1].set_xticks(np.arange(len(labels)) + width * (len(splits) - 1) / 2, labels)
         axes[0, 1].set_title("box size sqrt(w*h) in pixels")
         axes[0, 1].legend()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

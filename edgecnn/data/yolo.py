@@ -191,7 +191,11 @@ def label_path(image: str | os.PathLike) -> Path:
 
 
 def parse_label_file(path: str | os.PathLike, nc: int) -> np.ndarray:
-    """Boxes of one label file as (N, 5) float32 `[cls, cx, cy, w, h]`; missing file → no boxes."""
+    """Boxes of one label file as (N, 5) float32 `[cls, cx, cy, w, h]`; missing file → no boxes.
+
+    Repeated lines are dropped with a warning, as Ultralytics does: a doubled box would be a
+    target twice in training.
+    """
     path = Path(path)
     if not path.is_file():
         return np.zeros((0, 5), np.float32)
@@ -201,7 +205,12 @@ def parse_label_file(path: str | os.PathLike, nc: int) -> np.ndarray:
         if not parts:
             continue
         rows.append(parse_label_line(parts, nc, f"{path}:{lineno}"))
-    return np.asarray(rows, np.float32).reshape(-1, 5)
+    labels = np.asarray(rows, np.float32).reshape(-1, 5)
+    _, first = np.unique(labels, axis=0, return_index=True)
+    if len(first) < len(labels):
+        LOG.warning("%s: dropped %d repeated box(es)", path, len(labels) - len(first))
+        labels = labels[np.sort(first)]
+    return labels
 
 
 def parse_label_line(parts: list[str], nc: int, where: str) -> list[float]:
