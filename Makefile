@@ -36,7 +36,7 @@ export-tflite: $(STAMP)
 	$(EDGECNN) pipeline $(PIPELINE) --to tflite $(OVERRIDES)
 
 bundle: $(STAMP)
-	$(EDGECNN) pipeline $(PIPELINE) --to bundle bundle.device=$(DEVICE) $(OVERRIDES)
+	$(EDGECNN) pipeline $(PIPELINE) --to bundle vars.device=$(DEVICE) $(OVERRIDES)
 
 deploy: bundle
 	$(EDGECNN) deploy device=$(DEVICE) host=$(HOST) $(if $(SERVICE),service=true,) $(if $(DRY_RUN),dry_run=true,)

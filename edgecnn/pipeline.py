@@ -256,7 +256,7 @@ def run_pipeline(
             continue
         module = load_command(stage.command)
         args = resolve_refs(copy.deepcopy(stage.args), results, pipeline.vars, where)
-        if "out" in module.KEYS:
+        if "out" in module.KEYS and "out" not in args:
             args["out"] = str(stage_dir)
         cfg = module.KEYS.resolve(args, where)
         inputs = input_hashes(cfg)

@@ -50,13 +50,19 @@ def stage_rows(manifests: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+ARTIFACT_FIGURES = ("format", "precision", "params", "macs", "size_mb", "mAP50_95", "mAP50", "top1", "rank1",
+                    "latency_ms_p50", "latency_ms_p90", "fps", "parity_max_abs_diff", "IDF1", "MOTA", "IDs")
+
+
 def artifact_rows(manifests: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every per-artifact row any stage reported, tagged with its stage."""
+    """A row per artifact: the `rows` a stage reported, or the stage itself when it measured one."""
     rows = []
     for name, m in manifests.items():
-        for row in m.get("result", {}).get("rows", []) or []:
-            if isinstance(row, dict):
-                rows.append({"stage": name, **row})
+        result = m.get("result", {})
+        if result.get("rows"):
+            rows += [{"stage": name, **row} for row in result["rows"] if isinstance(row, dict)]
+        elif any(k in result for k in ("latency_ms_p50", "size_mb", "IDF1")):
+            rows.append({"stage": name, "name": name, **{k: result[k] for k in ARTIFACT_FIGURES if k in result}})
     return rows
 
 
