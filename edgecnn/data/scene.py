@@ -285,9 +285,8 @@ def render_background(rng: np.random.Generator, h: int, w: int, clutter: int | N
     horizon = int(h * rng.uniform(0.25, 0.5))
     top, bottom = np.array(random_color(rng), np.float32), np.array(random_color(rng, 30, 200), np.float32)
     rows = np.arange(h, dtype=np.float32)[:, None, None]
-    sky = top + (rows / max(1, horizon)) * 40
-    image = np.where(rows < horizon, sky, bottom * (0.7 + 0.5 * rows / h)).astype(np.float32)
-    image = image.repeat(w, axis=1) if image.shape[1] == 1 else image
+    column = np.where(rows < horizon, top + rows / max(1, horizon) * 40, bottom * (0.7 + 0.5 * rows / h))
+    image = np.repeat(column.astype(np.float32), w, axis=1)
     image *= 0.75 + 0.5 * lowfreq_noise(rng, h, w, int(rng.integers(3, 10)))
     grain = lowfreq_noise(rng, h, w, max(8, w // int(rng.integers(3, 12))), 1)
     image *= 1 + rng.uniform(0.05, 0.4) * (grain - 0.5)

@@ -289,10 +289,9 @@ class VideoScene:
         y = float(rng.uniform(*self.ground))
         if cls == "person":
             y = float(paths[int(rng.integers(len(paths)))] + rng.normal(0, 0.02 * self.h))
-        speed = SPEED[cls]
         direction = 1.0 if rng.random() < 0.5 else -1.0
-        vx = direction * float(rng.uniform(*speed)) * NEAR_SIZE[cls] * self.h * self.depth(y)
-        vy = float(rng.uniform(-0.15, 0.15)) if cls == "person" else float(rng.uniform(-2, 2)) * (cls == "ball")
+        vx = direction * float(rng.uniform(*SPEED[cls])) * NEAR_SIZE[cls] * self.h * self.depth(y)
+        vy = {"person": float(rng.uniform(-0.15, 0.15)), "ball": float(rng.uniform(-2, 2))}.get(cls, 0.0)
         track = Track(ident, CLASSES.index(cls), style, float(rng.uniform(0.08, 0.92) * self.w), y, vx, vy, start=0,
                       twin_of=twin_of)
         if cls == "box" and rng.random() < 0.3:
