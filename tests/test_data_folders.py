@@ -1,6 +1,7 @@
 """ImageFolder reading, stratified calibration sampling and ReID identity crops."""
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -106,10 +107,25 @@ def test_calibration_of_a_detection_set_covers_classes(tmp_path):
     assert smaller["n"] == 5 and len(list((tmp_path / "calib" / "images").iterdir())) == 5
 
 
+def test_calibration_from_a_plain_folder(tmp_path):
+    for i in range(12):
+        image(tmp_path / "frames" / f"{i:02d}.jpg", 10 + 20 * i)
+    info = sample_calibration(tmp_path / "frames", tmp_path / "calib", n=6)
+    assert info["task"] == "images" and info["n"] == 6 and len(info["strata"]) == 6  # brightness 3 x contrast 2
+    levels = sorted(i["brightness"] for i in info["images"])
+    assert levels[0] < 0.35 and levels[-1] > 0.65  # dark and bright both in
+
+
+def test_calibration_of_coco128(shared_data, tmp_path):
+    info = sample_calibration(shared_data / "coco128" / "data.yaml", tmp_path / "calib", n=40)
+    assert info["n"] == 40 and info["images_per_class"]["person"] > 0
+    assert len(calibration_images(tmp_path / "calib")) == 40
+
+
 @pytest.fixture(scope="module")
 def mot_source(tmp_path_factory):
     root = tmp_path_factory.mktemp("mot")
-    synth_video(root / "video", sequences=2, frames=30, width=320, height=240, seed=7)
+    synth_video(root / "video", sequences=2, frames=30, width=320, height=240, seed=7, images=True)
     return root / "video"
 
 
@@ -125,9 +141,17 @@ def test_crops_split_identities(mot_source, tmp_path):
     assert len(scan_folder(spec, "val").names) == len(val)
 
 
-def test_crop_matches_its_gt_box(mot_source, tmp_path):
-    cut_identity_crops(mot_source, tmp_path / "reid", val_fraction=0.0, step=1, max_per_id=1000, min_visibility=0.0)
-    seq = find_sequences(mot_source)[-1]
+@pytest.mark.parametrize("frames_from", ["img1", "mp4"])
+def test_crop_matches_its_gt_box(mot_source, tmp_path, frames_from):
+    source = tmp_path / "mot"
+    shutil.copytree(mot_source, source)
+    for seq in find_sequences(source):
+        if frames_from == "mp4":
+            shutil.rmtree(seq / "img1")
+        else:
+            (seq / f"{seq.name}.mp4").unlink()
+    cut_identity_crops(source, tmp_path / "reid", val_fraction=0.0, step=1, max_per_id=1000, min_visibility=0.0)
+    seq = find_sequences(source)[-1]
     gt = read_mot(seq / "gt" / "gt.txt")
     row = gt[gt[:, 6] == 1][0]
     crop = cv2.imread(str(tmp_path / "reid" / "train" / f"{seq.name}_{int(row[1]):04d}" / f"{int(row[0]):06d}.jpg"))
