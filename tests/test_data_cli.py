@@ -68,3 +68,12 @@ def test_video_and_crops(tmp_path):
     check = json.loads(out.stdout)
     assert check["images"] == result["crops"] and check["classes"] == result["identities"]
     assert "images_per_identity_min" in out.stderr
+
+
+def test_synth_reid_identities(tmp_path):
+    out = edgecnn("synth", "kind=reid", f"out={tmp_path / 'reid'}", "n=10", "per_id=3", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["images"] == 30
+    out = edgecnn("check", f"data={tmp_path / 'reid'}", f"out={tmp_path / 'check'}", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["classes"] == 10

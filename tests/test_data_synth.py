@@ -9,7 +9,7 @@ import pytest
 
 from edgecnn.data import scene
 from edgecnn.data.imagefolder import load_imagefolder, scan_folder
-from edgecnn.data.synth import MIN_VISIBILITY, synth_classify, synth_detect, synth_video
+from edgecnn.data.synth import MIN_VISIBILITY, synth_classify, synth_detect, synth_reid, synth_video
 from edgecnn.data.yolo import load_data_yaml, scan_split
 from edgecnn.fileio import sha256_tree
 from edgecnn.runtime.mot import read_mot
@@ -167,3 +167,14 @@ def test_classify_digits(tmp_path):
     assert tree_without_record(tmp_path / "d") == tree_without_record(tmp_path / "e")
     a = cv2.imread(str(train.images[0])).astype(int)
     assert a.std() > 10  # a glyph, not a flat image
+
+
+def test_reid_identities_are_disjoint_and_deterministic(tmp_path):
+    info = synth_reid(tmp_path / "a", n=20, per_id=4, seed=2)
+    train = {p.name for p in (tmp_path / "a" / "train").iterdir()}
+    val = {p.name for p in (tmp_path / "a" / "val").iterdir()}
+    assert len(train) == 16 and len(val) == 4 and not train & val
+    assert all(len(list((tmp_path / "a" / s / i).iterdir())) == 4 for s, ids in (("train", train), ("val", val)) for i in ids)
+    assert info["twins"] and set(info["classes"].values()) <= {"person", "car", "box"}
+    synth_reid(tmp_path / "b", n=20, per_id=4, seed=2)
+    assert tree_without_record(tmp_path / "a") == tree_without_record(tmp_path / "b")

@@ -2,6 +2,7 @@
 
   edgecnn data synth kind=detect out=datasets/synth n=800 imgsz=320 seed=0
   edgecnn data synth kind=video out=datasets/synth-video n=4 frames=240
+  edgecnn data synth kind=reid out=datasets/synth-reid n=300 per_id=16
   edgecnn data check data=datasets/synth/data.yaml
   edgecnn data calib data=datasets/synth/data.yaml n=200 out=calibration/synth
   edgecnn data crops source=datasets/synth-video/train out=datasets/synth-reid
@@ -18,20 +19,22 @@ HELP = "Make synthetic datasets, check and summarize datasets, sample calibratio
 POSITIONAL = ("action",)
 KEYS = Schema(
     Key("action", "check", "what to do", choices=("synth", "check", "calib", "crops")),
-    Key("kind", "detect", "synth: which dataset to make", choices=("detect", "video", "classify")),
+    Key("kind", "detect", "synth: which dataset to make (reid: identity crops for a ReID embedder)",
+        choices=("detect", "video", "classify", "reid")),
     Key("out", None, "output directory (synth: runs/data/synth-<kind>, check: runs/data/check/<data name>, "
                      "calib: calibration/<data name>, crops: runs/data/crops)", type=str),
-    Key("n", None, "synth: train images (detect 800, classify 2000) or sequences (video 4); calib: images (200)",
-        type=int, min=1),
+    Key("n", None, "synth: train images (detect 800, classify 2000), sequences (video 4) or identities (reid 300); "
+                   "calib: images (200)", type=int, min=1),
     Key("imgsz", None, "synth: longer image side (detect 320, classify 32, video frame width 640)", type=int, min=16),
     Key("frames", 240, "synth kind=video: frames per sequence", min=2),
     Key("images", False, "synth kind=video: also write the frames as img1/*.jpg"),
+    Key("per_id", 16, "synth kind=reid: crops per identity", min=2),
     Key("seed", 0, "random seed: the same seed gives the same bytes", min=0),
     Key("force", False, "synth: remake the dataset even when one with the same config is there"),
     Key("data", None, "check/calib: a data.yaml (detection) or an ImageFolder directory (classification)", type=str),
     Key("split", "train", "calib: the split to sample from", choices=("train", "val", "test")),
     Key("source", None, "crops: a MOTChallenge directory (sequences with gt/gt.txt and img1/ or an .mp4)", type=str),
-    Key("val_fraction", 0.2, "crops: share of identities held out for validation", min=0.0, max=0.9),
+    Key("val_fraction", 0.2, "crops and synth kind=reid: share of identities held out for validation", min=0.0, max=0.9),
     Key("min_visibility", 0.5, "crops: skip boxes less visible than this (gt.txt column 9)", min=0.0, max=1.0),
     Key("step", 3, "crops: use every step-th frame", min=1),
     Key("max_per_id", 60, "crops: at most this many crops per identity", min=1),
@@ -67,6 +70,11 @@ def run_synth(cfg: dict) -> dict:
         info = synth.synth_classify(out, n=cfg["n"] or 2000, imgsz=cfg["imgsz"] or 32, seed=cfg["seed"], force=cfg["force"])
         return {"images": sum(s["images"] for s in info["splits"].values()), "seconds": info["seconds"],
                 "artifacts": {"root": str(out)}}
+    if kind == "reid":
+        info = synth.synth_reid(out, n=cfg["n"] or 300, per_id=cfg["per_id"], seed=cfg["seed"],
+                                val_fraction=cfg["val_fraction"], force=cfg["force"])
+        return {"identities": cfg["n"] or 300, "images": (cfg["n"] or 300) * cfg["per_id"], "seconds": info["seconds"],
+                "artifacts": {"root": str(out)}}
     width = cfg["imgsz"] or 640
     info = synth.synth_video(out, sequences=cfg["n"] or 4, frames=cfg["frames"], width=width, height=width * 3 // 4,
                              seed=cfg["seed"], images=cfg["images"], force=cfg["force"])
@@ -85,14 +93,21 @@ def dataset_name(data: str) -> str:
     return path.parent.name if path.suffix in (".yaml", ".yml") else path.name
 
 
+def holds_identities(path: Path) -> bool:
+    """ReID crops (from `data crops` or `data synth kind=reid`) hold other identities in val by design."""
+    import json
+
+    synth = path / "synth.json"
+    return (path / "crops.json").is_file() or (synth.is_file() and json.loads(synth.read_text())["config"]["kind"] == "reid")
+
+
 def load_any(data: str):
     """(spec, scans, summary) for a data.yaml or an ImageFolder directory."""
     from edgecnn.data import imagefolder, summary, yolo
 
     path = Path(data)
     if imagefolder.is_imagefolder(path) and not (path / "data.yaml").is_file():
-        # identity crops hold different people in train and val by design
-        spec = imagefolder.load_imagefolder(path, shared_classes=not (path / "crops.json").is_file())
+        spec = imagefolder.load_imagefolder(path, shared_classes=not holds_identities(path))
         scans = {s: imagefolder.scan_folder(spec, s) for s in spec.splits}
         return spec, scans, summary.summarize_classification(spec, scans)
     spec = yolo.load_data_yaml(path)
