@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgecnn.data.synth import synth_classify, synth_detect, synth_video
+from edgecnn.data.synth import synth_classify, synth_detect, synth_reid, synth_video
 from edgecnn.fileio import atomic_write_json
 
 
@@ -42,6 +42,7 @@ def main() -> None:
         measure("detect 320", lambda out: synth_detect(out, n=n, imgsz=320), n + n // 4),
         measure("video 640x480", lambda out: synth_video(out, sequences=4, frames=frames), 4 * frames),
         measure("classify 32", lambda out: synth_classify(out, n=2000 // k, imgsz=32), 2000 // k + 500 // k),
+        measure("reid crops", lambda out: synth_reid(out, n=300 // k, per_id=16), 300 // k * 16),
     ]
     print(f"{'kind':<15}{'images':>8}{'wall s':>9}{'cpu s':>9}{'img/s cpu':>11}{'MB':>7}")
     for r in rows:
