@@ -54,6 +54,8 @@ def iter_frames(seq_dir: Path) -> Iterator[tuple[int, np.ndarray]]:
     image_dir = seq_dir / info.get("imdir", "img1")
     if image_dir.is_dir() and any(image_dir.iterdir()):
         for path in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+            if not path.stem.isdigit():
+                raise ValueError(f"{path}: frame files must be named by frame number (000001.jpg)")
             image = cv2.imread(str(path))
             if image is None:
                 raise ValueError(f"{path}: unreadable frame")
