@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecnn.data.yolo import label_path, load_data_yaml, parse_label_file, scan_split
+from edgecnn.data.yolo import iter_samples, label_path, load_data_yaml, parse_label_file, scan_split
 
 
 def make_image(path, h=48, w=64, value=128):
@@ -43,6 +43,12 @@ def test_reads_labels_and_backgrounds(dataset):
     assert scan.labels[1].tolist() == [[2, pytest.approx(0.1), pytest.approx(0.2), pytest.approx(0.05), pytest.approx(0.05)]]
     assert scan.backgrounds == 1 and scan.missing_labels == 0 and scan.shapes[0] == (48, 64)
     assert len(scan_split(spec, "val")) == 1
+
+
+def test_iter_samples_yields_path_and_labels(dataset):
+    samples = list(iter_samples(dataset / "data.yaml", "train"))
+    assert [(p.name, lb.shape) for p, lb in samples] == [("a.jpg", (2, 5)), ("b.jpg", (1, 5)), ("bg.jpg", (0, 5))]
+    assert [p.name for p, _ in iter_samples(load_data_yaml(dataset), "val")] == ["v.png"]
 
 
 def test_missing_label_file_is_a_background(dataset):

@@ -43,10 +43,10 @@ DIGITS = tuple(str(d) for d in range(10))
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 
 
-def progress(iterable, desc: str, total: int | None = None):
+def progress(iterable, desc: str):
     from tqdm import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, unit="img", leave=False, mininterval=1.0)
+    return tqdm(iterable, desc=desc, unit="img", leave=False, mininterval=1.0)
 
 
 def build_dataset(out: str | os.PathLike, config: dict, fill: Callable[[Path], dict], force: bool = False) -> dict:
