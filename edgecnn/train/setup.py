@@ -14,15 +14,14 @@ LOG = logging.getLogger("edgecnn")
 
 
 def dataset_names(task: str, data: str) -> tuple[str, ...]:
-    """Class (or identity) names of the training split, without reading any image."""
+    """Class (or training identity) names, without reading any image."""
     if task == "detect":
         from edgecnn.data.yolo import load_data_yaml
 
         return load_data_yaml(data).names
-    root = Path(data) / "train"
-    if not root.is_dir():
-        raise FileNotFoundError(f"{task} data: no 'train' folder (one sub-folder per class) at {root}")
-    return tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
+    from edgecnn.data.imagefolder import load_imagefolder
+
+    return load_imagefolder(data, shared_classes=task == "classify").names
 
 
 def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 0) -> tuple[nn.Module, dict, set[str]]:

@@ -31,20 +31,18 @@ class Split:
 
 
 def read_split(task: str, data: str, split: str) -> Split:
-    """Detect: a YOLO `data.yaml`. Classify/embed: an ImageFolder root with `train/` and `val/`."""
+    """Detect: a YOLO `data.yaml`. Classify: an ImageFolder root (`<split>/<class>/`). Embed: the
+    same with one folder per identity, each split holding its own identities."""
     if task == "detect":
         from edgecnn.data.yolo import load_data_yaml, scan_split
 
         spec = load_data_yaml(data)
         scan = scan_split(spec, split, check_images=False)
         return Split(spec.names, scan.images, scan.labels)
-    from torchvision.datasets import ImageFolder
+    from edgecnn.data.imagefolder import load_imagefolder, scan_folder
 
-    root = Path(data) / split
-    if not root.is_dir():
-        raise FileNotFoundError(f"{task} data: no '{split}' folder (one sub-folder per class) at {root}")
-    folder = ImageFolder(str(root), allow_empty=False)
-    return Split(tuple(folder.classes), [(Path(p), c) for p, c in folder.samples])
+    scan = scan_folder(load_imagefolder(data, shared_classes=task == "classify"), split, check_images=False)
+    return Split(tuple(scan.names), list(zip(scan.images, scan.targets)))
 
 
 def augment_config(task: str, cfg: dict) -> AugmentConfig:

@@ -1,0 +1,91 @@
+"""mAP against wall time when training the detector on the synthetic detection data.
+
+    python benchmarks/train_detector.py [--n 800] [--epochs 30] [--imgsz 320] [--model yolo-n] [--device auto]
+
+Generates (or reuses) the synthetic set under runs/benchmarks/data/, trains with `edgecnn train`
+for the fixed budget of epochs, and prints mAP50-95 / mAP50 after each epoch against the training
+wall time, plus training images per second. Writes runs/benchmarks/train_detector.{json,png}.
+On a shared CPU the wall time is noisy; the images/s figure says how busy the machine was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from edgecnn.fileio import atomic_path, atomic_write_json
+
+OUT = Path("runs/benchmarks")
+
+
+def synthetic_detect_data(n: int, val: int, imgsz: int) -> Path:
+    from edgecnn.data.synth import synth_detect
+
+    root = OUT / "data" / f"synth-detect-{n}-{val}-{imgsz}"
+    synth_detect(root, n=n, val=val, imgsz=imgsz, seed=0)
+    return root / "data.yaml"
+
+
+def train(data: Path, out: Path, **keys) -> tuple[dict, list[dict], float]:
+    """Run `edgecnn train`; returns its result, its per-epoch history and the total wall time."""
+    import json
+
+    from edgecnn.commands import train as command
+
+    cfg = command.KEYS.resolve({"data": str(data), "out": str(out), **keys}, "benchmark")
+    start = time.perf_counter()
+    result = command.run(cfg)
+    wall = time.perf_counter() - start
+    history = json.loads((out / "results.json").read_text())["history"]
+    return result, history, wall
+
+
+def plot(curves: dict[str, list[tuple[float, float]]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, points in curves.items():
+        ax.plot([t / 60 for t, _ in points], [m for _, m in points], marker="o", label=label)
+    ax.set(xlabel="training wall time (min)", ylabel="mAP50-95 (val)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=800, help="training images")
+    parser.add_argument("--val", type=int, default=200, help="validation images")
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--model", default="yolo-n")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+
+    data = synthetic_detect_data(args.n, args.val, args.imgsz)
+    keys = dict(model=args.model, imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, device=args.device,
+                workers=args.workers, close_mosaic=max(1, args.epochs // 5))
+    result, history, wall = train(data, OUT / "train_detector", **keys)
+    print(f"{args.model} on {args.n} synthetic images at {args.imgsz}, {args.epochs} epochs, device={args.device}")
+    print(f"{'epoch':>5} {'train min':>9} {'mAP50-95':>9} {'mAP50':>7}")
+    for row in history:
+        print(f"{row['epoch'] + 1:>5} {row['time_s'] / 60:>9.2f} {row['val/mAP50_95']:>9.4f} {row['val/mAP50']:>7.4f}")
+    print(f"best mAP50-95 {result['mAP50_95']:.4f} (epoch {result['best_epoch'] + 1}), "
+          f"{result['train_images_per_s']:.2f} train images/s, {wall / 60:.1f} min wall in all")
+    record = {"args": vars(args), "result": result, "history": history, "wall_s": round(wall, 1)}
+    atomic_write_json(OUT / "train_detector.json", record)
+    plot({args.model: [(r["time_s"], r["val/mAP50_95"]) for r in history]}, OUT / "train_detector.png",
+         f"{args.model}, synthetic detection, imgsz {args.imgsz}")
+
+
+if __name__ == "__main__":
+    main()
