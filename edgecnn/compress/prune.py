@@ -74,11 +74,33 @@ def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
 
 
 def count_macs_params(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
-    """Multiply-accumulates of one forward pass on `example` and the parameter count."""
+    """Multiply-accumulates of the convolutions and linear layers in one forward pass on
+    `example` (everything else is ~1% of a CNN), and the parameter count.
+
+    Counted with forward hooks on the model itself: torch-pruning's counter deep-copies the
+    model on every call, which made it most of the cost of a pruning run.
+    """
+    macs = 0
+
+    def hook(layer, inputs, output):
+        nonlocal macs
+        if isinstance(layer, nn.modules.conv._ConvNd):
+            per_output = layer.weight[0].numel()  # (in_channels / groups) x kernel area
+        else:
+            per_output = layer.in_features
+        macs += output.numel() // output.shape[0] * per_output
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in layers]
     was_training = model.training
-    macs, params = tp.utils.count_ops_and_params(model.eval(), example)
-    model.train(was_training)
-    return int(macs), int(params)
+    try:
+        with torch.no_grad():
+            model.eval()(example[:1])
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return int(macs), sum(p.numel() for p in model.parameters())
 
 
 class ChannelPruner:
@@ -115,6 +137,10 @@ class ChannelPruner:
             pruning_ratio=self.max_layer_ratio, max_pruning_ratio=self.max_layer_ratio,
             iterative_steps=SUB_STEPS, ignored_layers=self.protected, round_to=self.round_to,
         )
+        # Jump to ~80% of the channel ratio the goal needs (MACs shrink about as the square of
+        # the widths), then walk in single steps: far fewer scoring passes than stepping from 0.
+        needed = 1.0 - (min(macs_goal, macs) / macs) ** 0.5
+        pruner.current_step = max(int(0.8 * needed / self.max_layer_ratio * SUB_STEPS) - 1, 0)
         while macs > macs_goal and pruner.current_step < SUB_STEPS:
             if self.compute_gradients is not None:
                 self.model.zero_grad(set_to_none=True)
@@ -124,8 +150,8 @@ class ChannelPruner:
         self.model.zero_grad(set_to_none=True)
         self.model.train(was_training)
         if macs > macs_goal:
-            LOG.warning("pruning stopped at %.3g MACs, above the goal %.3g: every layer is at max_layer_ratio=%s",
-                        macs, macs_goal, self.max_layer_ratio)
+            LOG.warning("pruning stopped at %.3g MACs, above the goal %.3g: nothing more can go without "
+                        "exceeding max_layer_ratio=%s in some layer", macs, macs_goal, self.max_layer_ratio)
         return macs
 
 
