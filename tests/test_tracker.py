@@ -72,7 +72,6 @@ def test_box_conversions_and_iou():
     b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]], float)
     assert np.allclose(iou_matrix(a, b), [[50 / 150, 0], [0, 0]])
     assert iou_cost(a[1:], b[:1])[0, 0] == 1.0
-    assert iou_cost(a[1:], np.array([[3.0, 0, 5, 2]]), buffer=0.5)[0, 0] < 1.0  # buffered boxes touch
 
 
 def test_min_cost_matching_drops_pairs_over_the_threshold():
@@ -106,17 +105,18 @@ def test_nearest_neighbor_gallery_and_budget():
 def test_track_life_cycle():
     kf = KalmanFilter()
     mean, cov = kf.initiate(np.array([[50.0, 50.0, 0.5, 40.0]]))
-    track = Track(1, mean[0], cov[0], n_init=3, max_age=2)
+    box = np.array([40.0, 30.0, 60.0, 70.0])
+    track = Track(1, mean[0], cov[0], n_init=3, max_age=2, box=box)
     assert track.is_tentative
     for _ in range(2):
         track.mark_predicted(track.mean, track.cov)
-        track.mark_hit(track.mean, track.cov, 0.9)
+        track.mark_hit(track.mean, track.cov, box + 1, 0.9)
     assert track.is_confirmed and track.hits == 3
     for missed in range(1, 4):
         track.mark_predicted(track.mean, track.cov)
         track.mark_missed()
         assert track.is_deleted == (missed > 2)
-    tentative = Track(2, mean[0], cov[0], n_init=3, max_age=30)
+    tentative = Track(2, mean[0], cov[0], n_init=3, max_age=30, box=box)
     tentative.mark_predicted(tentative.mean, tentative.cov)
     tentative.mark_missed()
     assert tentative.is_deleted

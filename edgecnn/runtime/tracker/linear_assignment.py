@@ -14,16 +14,20 @@ Matches = tuple[np.ndarray, np.ndarray, np.ndarray]  # (K, 2) row/col pairs, unm
 
 def min_cost_matching(cost: np.ndarray, max_distance: float) -> Matches:
     """Hungarian matching on `cost` (rows: tracks, cols: detections); pairs above max_distance are dropped."""
-    rows, cols = np.arange(cost.shape[0]), np.arange(cost.shape[1])
     if cost.size == 0:
-        return np.empty((0, 2), dtype=int), rows, cols
+        return np.empty((0, 2), dtype=int), np.arange(cost.shape[0]), np.arange(cost.shape[1])
     # Costs above the threshold are flattened to one value just over it, so a pair that cannot be
     # kept never pulls the solver away from pairs that can.
     clipped = np.where(cost > max_distance, max_distance + 1e-5, cost)
     r, c = linear_sum_assignment(clipped)
     keep = cost[r, c] <= max_distance
-    matches = np.stack([r[keep], c[keep]], axis=1)
-    return matches, np.setdiff1d(rows, matches[:, 0]), np.setdiff1d(cols, matches[:, 1])
+    return np.stack([r[keep], c[keep]], axis=1), _unmatched(cost.shape[0], r[keep]), _unmatched(cost.shape[1], c[keep])
+
+
+def _unmatched(n: int, matched: np.ndarray) -> np.ndarray:
+    free = np.ones(n, bool)
+    free[matched] = False
+    return np.flatnonzero(free)
 
 
 def matching_cascade(cost: np.ndarray, max_distance: float, time_since_update: np.ndarray) -> Matches:
@@ -42,7 +46,7 @@ def matching_cascade(cost: np.ndarray, max_distance: float, time_since_update: n
         matched.append(np.stack([rows[pairs[:, 0]], free[pairs[:, 1]]], axis=1))
         free = free[unmatched_cols]
     matches = np.concatenate(matched) if matched else np.empty((0, 2), dtype=int)
-    return matches, np.setdiff1d(np.arange(cost.shape[0]), matches[:, 0]), free
+    return matches, _unmatched(cost.shape[0], matches[:, 0]), free
 
 
 def gate_cost_matrix(

@@ -6,8 +6,6 @@ from enum import IntEnum
 
 import numpy as np
 
-from edgecnn.runtime.tracker.kalman_filter import xyah_to_xyxy
-
 
 class TrackState(IntEnum):
     TENTATIVE = 1
@@ -23,9 +21,10 @@ class Track:
     """
 
     def __init__(self, track_id: int, mean: np.ndarray, cov: np.ndarray, n_init: int, max_age: int,
-                 score: float = 1.0, cls: int = -1, feature: np.ndarray | None = None):
+                 box: np.ndarray, score: float = 1.0, cls: int = -1, feature: np.ndarray | None = None):
         self.track_id = track_id
         self.mean, self.cov = mean, cov
+        self.box = box  # the last matched detection, xyxy
         self.n_init, self.max_age = n_init, max_age
         self.score, self.cls = score, cls
         self.hits = 1
@@ -46,16 +45,15 @@ class Track:
     def is_deleted(self) -> bool:
         return self.state == TrackState.DELETED
 
-    def xyxy(self) -> np.ndarray:
-        return xyah_to_xyxy(self.mean[:4])[0]
-
     def mark_predicted(self, mean: np.ndarray, cov: np.ndarray) -> None:
         self.mean, self.cov = mean, cov
         self.age += 1
         self.time_since_update += 1
 
-    def mark_hit(self, mean: np.ndarray, cov: np.ndarray, score: float, feature: np.ndarray | None = None) -> None:
+    def mark_hit(self, mean: np.ndarray, cov: np.ndarray, box: np.ndarray, score: float,
+                 feature: np.ndarray | None = None) -> None:
         self.mean, self.cov = mean, cov
+        self.box = box
         self.score = score
         self.hits += 1
         self.time_since_update = 0
