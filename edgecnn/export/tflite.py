@@ -1,12 +1,13 @@
 """ONNX → TFLite through onnx2tf: fp32, fp16 or full-integer int8, metadata inside the file.
 
-onnx2tf turns the NCHW graph into NHWC, so the .tflite takes NHWC images; the detector's
-`(B, A, 4)` / `(B, A, C)` outputs keep their layout because the heads flatten after a permute
-to NHWC (see DEVELOPERS.md). onnx2tf reads `calibration_image_sample_data_20x128x128x3_float32.npy`
-from its working directory and downloads it when absent, so every conversion runs in a fresh
-temporary directory where that file is first written from our own calibration images; int8
-calibration itself uses our images (`custom_input_op_name_np_data_path`) with the model's
-normalization.
+onnx2tf turns the NCHW graph into NHWC, so the .tflite takes NHWC images, and keeps the
+detector's `(B, A, 4)` / `(B, A, C)` outputs (it cannot tell NCHW from NHWC for a head tensor
+with H == W == C; the parity check in `edgecnn export` catches a conversion that went wrong).
+onnx2tf reads `calibration_image_sample_data_20x128x128x3_float32.npy` from its working directory
+and downloads it when absent, so every conversion runs in a fresh temporary directory where that
+file is first written from our own calibration images, which are also its test data
+(`custom_input_op_name_np_data_path`). int8 is calibrated on the same images with the model's
+normalization (`quantize_int8`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ LOG = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "int8")
 IO_TYPES = ("float", "int8", "uint8")
 ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
-# which of onnx2tf's outputs is ours, by (precision, io)
-ONNX2TF_FILES = {"fp32": "_float32", "fp16": "_float16", "int8": "_integer_quant", "int8-int": "_full_integer_quant"}
 
 
 def export_tflite(
@@ -79,19 +78,17 @@ def export_tflite(
                 input_onnx_file_path=str(onnx_path),
                 output_folder_path="saved_model",
                 output_signaturedefs=True,
-                output_integer_quantized_tflite=precision == "int8",
-                quant_type=quant_type,
                 custom_input_op_name_np_data_path=[[image_input.name, str(work / "calib.npy"), mean, std]],
-                input_quant_dtype="float32" if io == "float" else io,
-                output_quant_dtype="float32" if io == "float" else io,
                 non_verbose=True,
                 verbosity="error",
             )
-        key = "int8-int" if precision == "int8" and io != "float" else precision
-        produced = work / "saved_model" / f"{onnx_path.stem}{ONNX2TF_FILES[key]}.tflite"
-        if not produced.is_file():
-            raise RuntimeError(f"onnx2tf did not write {produced.name} for {onnx_path} (precision={precision}, io={io})")
-        model_bytes = produced.read_bytes()
+            if precision == "int8":
+                model_bytes = quantize_int8(work / "saved_model", (calib - mean) / std, io, quant_type)
+            else:
+                produced = work / "saved_model" / f"{onnx_path.stem}_{'float32' if precision == 'fp32' else 'float16'}.tflite"
+                if not produced.is_file():
+                    raise RuntimeError(f"onnx2tf did not write {produced.name} for {onnx_path}")
+                model_bytes = produced.read_bytes()
         LOG.info("onnx2tf converted %s (%s, io=%s) in %.0f s", onnx_path.name, precision, io, time.perf_counter() - tic)
 
     outputs = output_tensor_names(model_bytes, onnx_outputs, graph, onnx_path)
@@ -107,6 +104,28 @@ def export_tflite(
     path = atomic_write_bytes(path, with_tflite_metadata(model_bytes, {META_KEY: json.dumps(meta).encode()}))
     LOG.info("TFLite %s model written to %s", precision, path)
     return path
+
+
+def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type: str) -> bytes:
+    """Full-integer int8 from onnx2tf's SavedModel, calibrated on our normalized NHWC images.
+
+    Done here rather than with onnx2tf's `-oiqt`, which calibrates five variants (dynamic-range,
+    int16-activation ...) where we keep one. Builtin int8 ops only (no SELECT_TF_OPS), so the
+    model runs in XNNPACK or fails to convert, never silently falls back to TF kernels.
+    """
+    import tensorflow as tf
+
+    def representative():
+        for image in normalized:
+            yield [image[None].astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.representative_dataset = representative
+    converter._experimental_disable_per_channel = quant_type == "per-tensor"
+    converter.inference_input_type = converter.inference_output_type = {"float": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io]
+    return converter.convert()
 
 
 @contextlib.contextmanager
