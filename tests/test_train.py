@@ -142,3 +142,21 @@ def test_embedder_with_triplet_and_arcface(digits, tmp_path):
     ckpt = read_checkpoint(tmp_path / "embed" / "last.pt")
     assert ckpt["meta"]["task"] == "embed" and ckpt["meta"]["imgsz"] == [32, 32]
     assert len(ckpt["train_state"]["extra"]) == 1  # the ArcFace head resumes too
+
+
+def test_torchvision_state_dict_weights_and_freeze_n(digits, tmp_path):
+    import torchvision
+
+    source = torchvision.models.mobilenet_v3_small(weights=None, num_classes=1000)
+    path = tmp_path / "mobilenet_v3_small_imagenet_like.pth"
+    torch.save(source.state_dict(), path)
+    model, meta, loaded = prepare_model("mobilenet_v3_small", str(digits), str(path), imgsz=32)
+    params = dict(model.named_parameters())
+    assert "classifier.3.weight" not in loaded and "features.12.0.weight" in loaded
+    assert torch.equal(params["features.12.0.weight"], source.state_dict()["features.12.0.weight"])
+    before = {n: p.detach().clone() for n, p in params.items()}
+    cfg = {"data": str(digits), "imgsz": 32, "epochs": 1, "batch": 32, "freeze": 1, **FAST}
+    Trainer(model, cfg, tmp_path / "frozen", meta, pretrained=loaded).fit()
+    for name, p in before.items():
+        changed = not torch.equal(p, dict(model.named_parameters())[name])
+        assert changed != name.startswith("features."), name

@@ -39,6 +39,6 @@ def run(cfg: dict) -> dict:
                        resume_state=state).fit()
     if not cfg["data"]:
         raise ConfigError("edgecnn train: key 'data' is required (a data.yaml, or an ImageFolder root with train/ and val/)")
-    model, meta, pretrained = prepare_model(cfg["model"], cfg["data"], cfg["weights"], cfg["seed"])
+    model, meta, pretrained = prepare_model(cfg["model"], cfg["data"], cfg["weights"], cfg["seed"], cfg["imgsz"])
     train_cfg = {k: cfg[k] for k in TRAIN_KEYS.keys}
     return Trainer(model.train(), train_cfg, out, meta, pretrained=pretrained).fit()

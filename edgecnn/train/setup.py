@@ -24,13 +24,15 @@ def dataset_names(task: str, data: str) -> tuple[str, ...]:
     return load_imagefolder(data, shared_classes=task == "classify").names
 
 
-def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 0) -> tuple[nn.Module, dict, set[str]]:
+def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 0,
+                  imgsz=None) -> tuple[nn.Module, dict, set[str]]:
     """The model `name` sized for `data`'s classes, and the names of the parameters taken from `weights`.
 
     `weights` is an edgecnn checkpoint or a torchvision state_dict file. A checkpoint of the same
     model for the same classes is rebuilt at its saved widths (so pruned ones load); otherwise
     tensors load where names and shapes match, which re-initializes only a head whose number of
-    classes changed. The initialization draws from `seed`. Returns (model, meta, loaded parameter names).
+    classes changed. `imgsz` sizes the models whose layout depends on it (LeNet, VGG). The
+    initialization draws from `seed`. Returns (model, meta, loaded parameter names).
     """
     import torch
 
@@ -48,7 +50,7 @@ def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 
         kwargs["in_channels"] = 3  # the loaders and the device backends feed RGB
     meta = {"names": list(names)}
     if weights is None:
-        return build_model(name, **kwargs), meta, set()
+        return build_model(name, imgsz=imgsz, **kwargs), meta, set()
     path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"weights=: file not found: {path}")
@@ -63,7 +65,7 @@ def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 
             LOG.info("starting from %s (same model and classes)", path)
             keep = {k: saved_meta[k] for k in ("mean", "std") if k in saved_meta}
             return model.train(), {**meta, **keep}, {n for n, _ in model.named_parameters()}
-    model = build_model(name, **kwargs)
+    model = build_model(name, imgsz=imgsz, **kwargs)
     report = load_weights(model, path)
     loaded = set(report["loaded"])
     return model, meta, {n for n, _ in model.named_parameters() if n in loaded}

@@ -214,6 +214,8 @@ class EmbedTask(ClassifyTask):
 
 def make_task(task: str, cfg: dict, imgsz, names, model) -> Task:
     if task == "detect":
+        if not isinstance(imgsz, int) and imgsz[0] != imgsz[1]:
+            raise ValueError(f"imgsz={imgsz}: the detector trains on square inputs (imgsz=<int>)")
         strides = getattr(model, "strides", None)
         if strides is None:
             raise ValueError("a detector must carry `strides` (see the output contract)")
