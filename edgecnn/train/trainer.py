@@ -435,10 +435,8 @@ class Trainer:
         if self.best_state is not None:
             self.eval_model(model).load_state_dict(self.best_state)
         self.model = self.eval_model(model)
-        summary = self._summary()
-        if self.world.distributed:
-            torch.distributed.barrier()
-        return summary
+        # every rank returns rank 0's figures (under torchrun each process prints the result)
+        return distributed.broadcast(self._summary() if self.world.main else None, self.world)
 
 
 def _fit_in_process(world: distributed.World, trainer: Trainer) -> None:
