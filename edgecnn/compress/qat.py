@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -97,12 +98,28 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> int:
         if conv.bias is not None:
             shift = shift + conv.bias * scale
             conv.bias.zero_()
-        folded = FoldedBatchNorm2d(bn.num_features, eps=bn.eps).to(bn.weight.device)
-        folded.bias.copy_(shift)
-        folded.running_var.fill_(1.0 - bn.eps)
-        parent_name, _, attr = bn_name.rpartition(".")
-        setattr(model.get_submodule(parent_name), attr, folded)
+        bn.weight.fill_(1.0)
+        bn.bias.copy_(shift)
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0 - bn.eps)
+        _replace_with_folded(model, bn_name, bn)
     return len(pairs)
+
+
+def freeze_batchnorm(model: nn.Module, example: torch.Tensor) -> int:
+    """Make the BNs after convs FoldedBatchNorm2d as they are, values unchanged (a QAT model
+    being restored: its BNs were folded before training and may have learned a scale since)."""
+    pairs = conv_bn_pairs(model, example)
+    for _, _, bn_name, bn in pairs:
+        _replace_with_folded(model, bn_name, bn)
+    return len(pairs)
+
+
+def _replace_with_folded(model: nn.Module, name: str, bn: nn.BatchNorm2d) -> None:
+    folded = FoldedBatchNorm2d(bn.num_features, eps=bn.eps).to(bn.weight.device)
+    folded.load_state_dict(bn.state_dict())
+    parent_name, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent_name), attr, folded)
 
 
 def calibration_tensors(files: Iterable[Path], imgsz, mean: Iterable[float], std: Iterable[float]) -> list[torch.Tensor]:
@@ -127,11 +144,30 @@ def quantize(model: nn.Module, calibration: list[torch.Tensor], subset_size: int
         activations_quantization_params=QuantizationParameters(per_channel=False),
     )
     qmodel = nncf.quantize(
-        model.eval(), nncf.Dataset(calibration), preset=nncf.QuantizationPreset.PERFORMANCE,
+        hook_safe(model).eval(), nncf.Dataset(calibration), preset=nncf.QuantizationPreset.PERFORMANCE,
         target_device=nncf.TargetDevice.CPU, subset_size=min(subset_size, len(calibration)),
         fast_bias_correction=True, advanced_parameters=params,
     )
     return integer_parameters_to_buffers(qmodel)
+
+
+class HookSafeSequential(nn.Sequential):
+    """nn.Sequential that runs only its layers: NNCF adds its hooks as a child module
+    (`__nncf_hooks`), which a plain Sequential's forward would call as a layer."""
+
+    def forward(self, x):
+        for name, layer in self._modules.items():
+            if name != HOOKS_PREFIX[:-1]:
+                x = layer(x)
+        return x
+
+
+def hook_safe(model: nn.Module) -> nn.Module:
+    """A Sequential root model (LeNet-5, for one) becomes a HookSafeSequential, in place: same
+    layers, attributes and state_dict keys."""
+    if type(model) is nn.Sequential:
+        model.__class__ = HookSafeSequential
+    return model
 
 
 def integer_parameters_to_buffers(qmodel: nn.Module) -> nn.Module:
@@ -198,8 +234,9 @@ def restore_quantized(model: nn.Module, quant_state: dict[str, Any], example: to
     """The QAT model from a plain model with deployed weights and `quantization_state`."""
     import nncf.torch
 
-    fold_batchnorm(model, example)  # identity-scale BNs stay the same, but become FoldedBatchNorm2d
-    qmodel = integer_parameters_to_buffers(nncf.torch.load_from_config(model, json.loads(quant_state["nncf_config"])))
+    freeze_batchnorm(model, example)
+    config = json.loads(quant_state["nncf_config"])
+    qmodel = integer_parameters_to_buffers(nncf.torch.load_from_config(hook_safe(model), config))
     state = qmodel.state_dict()
     state.update(quant_state["state_dict"])
     qmodel.load_state_dict(state)
@@ -216,4 +253,7 @@ def export_qdq_onnx(qmodel: nn.Module, meta: dict[str, Any], path: str | os.Path
     for _, quantizer in get_hook_storage(qmodel).named_hooks():
         if isinstance(quantizer, BaseQuantizer):
             quantizer.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)
-    return export_onnx(qmodel, meta, path, imgsz=imgsz)
+    with warnings.catch_warnings():
+        # NNCF reads its integer levels with .item() while tracing; they are constants, as intended
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return export_onnx(qmodel, meta, path, imgsz=imgsz)
