@@ -31,25 +31,16 @@ class ConvBNReLU(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
 
-class Bottleneck(nn.Module):
-    """Two 3x3 ConvBNReLU with an optional residual add (YOLOv8's bottleneck, expansion 1)."""
-
-    def __init__(self, channels: int, shortcut: bool = True):
-        super().__init__()
-        self.cv1 = ConvBNReLU(channels, channels, 3)
-        self.cv2 = ConvBNReLU(channels, channels, 3)
-        self.shortcut = shortcut
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.cv2(self.cv1(x))
-        return x + y if self.shortcut else y
-
-
 class C2f(nn.Module):
-    """CSP block with two branches and a chain of bottlenecks whose outputs are all concatenated.
+    """YOLOv8's CSP block: two 1x1 branches, a chain of n blocks of two 3x3 convs, a 1x1 fusing
+    the concatenation of the branches and every block's output.
 
-    The two branches are separate 1x1 convs instead of one conv split in half (as YOLOv8 does):
-    the same function, but channel pruning can shrink each branch independently.
+    Two separate 1x1 convs replace YOLOv8's one conv split in half: the same function, but
+    channel pruning can shrink each branch on its own. With `shortcut`, block k runs on the
+    running sum cv1 + r_1 + ... + r_(k-1) as in YOLOv8, and the concatenation takes each block's
+    residual r_k instead of the sum: the fusing conv is linear in its inputs, so the functions are
+    the same, while no Add feeds the Concat (onnx2tf 1.29 computes such an Add in NCHW and wraps
+    the Concat in transposes).
     """
 
     def __init__(self, c_in: int, c_out: int, n: int = 1, shortcut: bool = False):
@@ -57,13 +48,19 @@ class C2f(nn.Module):
         hidden = c_out // 2
         self.cv0 = ConvBNReLU(c_in, hidden, 1)
         self.cv1 = ConvBNReLU(c_in, hidden, 1)
-        self.blocks = nn.ModuleList(Bottleneck(hidden, shortcut) for _ in range(n))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(ConvBNReLU(hidden, hidden, 3), ConvBNReLU(hidden, hidden, 3)) for _ in range(n)
+        )
         self.cv2 = ConvBNReLU((2 + n) * hidden, c_out, 1)
+        self.shortcut = shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ys = [self.cv0(x), self.cv1(x)]
-        for block in self.blocks:
-            ys.append(block(ys[-1]))
+        z = ys[-1]
+        for i, block in enumerate(self.blocks):
+            ys.append(block(z))
+            if i + 1 < len(self.blocks):
+                z = z + ys[-1] if self.shortcut else ys[-1]
         return self.cv2(torch.cat(ys, 1))
 
 

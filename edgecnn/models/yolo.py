@@ -43,41 +43,50 @@ class CSPBackbone(nn.Module):
         return [p3, p4, self.stage5(p4)]
 
 
-class TorchvisionBackbone(nn.Module):
-    """The stride 8/16/32 maps of a torchvision classifier, so training can start from ImageNet.
+class ResNet18Backbone(nn.Module):
+    """torchvision's ResNet-18 (ReLU throughout) tapped after layer2/3/4 (strides 8, 16, 32).
 
-    `body` keeps torchvision's module names, so its state_dict keys match torchvision's weight
-    files (`load_weights` maps them through `pretrained_prefix`).
+    `body` keeps torchvision's module names, so ImageNet weight files load into it
+    (`load_weights` maps them through the detector's `pretrained_prefix`).
     """
 
-    def __init__(self, arch: str, in_channels: int):
+    channels = (128, 256, 512)
+
+    def __init__(self, in_channels: int):
         super().__init__()
-        if arch == "resnet18":
-            body = torchvision.models.resnet18(weights=None)
-            del body.fc, body.avgpool
-            if in_channels != 3:
-                body.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
-            stem = nn.Sequential(body.conv1, body.bn1, body.relu, body.maxpool, body.layer1, body.layer2)
-            self.stages = [stem, body.layer3, body.layer4]
-            self.channels = (128, 256, 512)
-        elif arch == "mobilenet_v3_large":
-            body = torchvision.models.mobilenet_v3_large(weights=None)
-            del body.classifier, body.avgpool
-            body.features = body.features[:16]  # drop the 960-wide 1x1 conv: the neck mixes channels
-            if in_channels != 3:
-                body.features[0][0] = nn.Conv2d(in_channels, 16, 3, 2, 1, bias=False)
-            f = body.features
-            self.stages = [f[:7], f[7:13], f[13:16]]
-            self.channels = (40, 112, 160)
-        else:
-            raise ValueError(f"no torchvision backbone '{arch}' (use resnet18 or mobilenet_v3_large)")
-        self.body = body
+        self.body = torchvision.models.resnet18(weights=None)
+        del self.body.fc, self.body.avgpool
+        if in_channels != 3:
+            self.body.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        b = self.body
+        p3 = b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x))))))
+        p4 = b.layer3(p3)
+        return [p3, p4, b.layer4(p4)]
+
+
+class MobileNetV3Backbone(nn.Module):
+    """torchvision's MobileNetV3-Large features tapped at strides 8, 16, 32 (hardswish inside:
+    fine on TensorRT, slower than ReLU in int8 XNNPACK). Module names are torchvision's."""
+
+    channels = (40, 112, 160)
+    taps = (6, 12, 15)  # last block of each stride; the 960-wide 1x1 conv after them is dropped
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.body = torchvision.models.mobilenet_v3_large(weights=None)
+        del self.body.classifier, self.body.avgpool
+        self.body.features = self.body.features[: self.taps[-1] + 1]
+        if in_channels != 3:
+            self.body.features[0][0] = nn.Conv2d(in_channels, 16, 3, 2, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = []
-        for stage in self.stages:  # plain list: the modules are registered once, under body
-            x = stage(x)
-            outs.append(x)
+        for i, layer in enumerate(self.body.features):
+            x = layer(x)
+            if i in self.taps:
+                outs.append(x)
         return outs
 
 
@@ -121,10 +130,11 @@ class DecoupledHead(nn.Module):
             nn.Sequential(ConvBNReLU(c, cls_width, 3), ConvBNReLU(cls_width, cls_width, 3), nn.Conv2d(cls_width, num_classes, 1))
             for c in channels
         )
-        self.reg_max = reg_max
-        # Expectation over the DFL bins as a fixed 1x1 conv (YOLOv8's DFL layer): exports as a conv.
-        self.dfl = nn.Conv2d(reg_max, 1, 1, bias=False).requires_grad_(False)
-        self.dfl.weight.data[:] = torch.arange(reg_max, dtype=torch.float32).view(1, reg_max, 1, 1)
+        self.reg_max, self.num_classes = reg_max, num_classes
+        # Expectation over the DFL bins as a fixed layer (YOLOv8's DFL conv, here a Linear over the
+        # last axis: the same 1x1 product, but it stays channels-last, so no transposes in TFLite).
+        self.dfl = nn.Linear(reg_max, 1, bias=False).requires_grad_(False)
+        self.dfl.weight.data[:] = torch.arange(reg_max, dtype=torch.float32)
         self.reset_bias()
 
     def reset_bias(self, prior: float = 0.01) -> None:
@@ -135,11 +145,10 @@ class DecoupledHead(nn.Module):
 
     def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b = feats[0].shape[0]
-        box = torch.cat([m(f).flatten(2) for m, f in zip(self.box, feats)], 2)  # (B, 4R, A)
-        cls = torch.cat([m(f).flatten(2) for m, f in zip(self.cls, feats)], 2)  # (B, C, A)
-        bins = box.view(b, 4, self.reg_max, -1)
-        dist = self.dfl(bins.transpose(1, 2).softmax(1)).view(b, 4, -1)  # (B, 4, A)
-        return dist.transpose(1, 2), cls.transpose(1, 2), bins.permute(0, 3, 1, 2)
+        # Flattened channels-last (permute + reshape): NHWC runtimes see a plain reshape.
+        bins = torch.cat([m(f).permute(0, 2, 3, 1).reshape(b, -1, 4, self.reg_max) for m, f in zip(self.box, feats)], 1)
+        cls = torch.cat([m(f).permute(0, 2, 3, 1).reshape(b, -1, self.num_classes) for m, f in zip(self.cls, feats)], 1)
+        return self.dfl(bins.softmax(-1)).squeeze(-1), cls, bins  # (B, A, 4), (B, A, C), (B, A, 4, R)
 
 
 class Detector(nn.Module):
@@ -156,7 +165,7 @@ class Detector(nn.Module):
         self.head = DecoupledHead(neck_channels, num_classes, reg_max)
         self.num_classes = num_classes
         self.strides = STRIDES
-        if isinstance(backbone, TorchvisionBackbone):
+        if isinstance(backbone, (ResNet18Backbone, MobileNetV3Backbone)):
             self.pretrained_prefix = "backbone.body."
 
     def forward(self, x: torch.Tensor):
@@ -191,10 +200,9 @@ def yolo_s(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16) -> De
 
 @register_model("yolo-r18", task="detect", imgsz=640)
 def yolo_r18(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16) -> Detector:
-    return Detector(TorchvisionBackbone("resnet18", in_channels), (64, 128, 256), 1, num_classes, reg_max)
+    return Detector(ResNet18Backbone(in_channels), (64, 128, 256), 1, num_classes, reg_max)
 
 
 @register_model("yolo-mnv3", task="detect", imgsz=640)
 def yolo_mnv3(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16) -> Detector:
-    """MobileNetV3-Large features (hardswish inside: fine on TensorRT, slower in int8 XNNPACK)."""
-    return Detector(TorchvisionBackbone("mobilenet_v3_large", in_channels), (64, 128, 256), 1, num_classes, reg_max)
+    return Detector(MobileNetV3Backbone(in_channels), (64, 128, 256), 1, num_classes, reg_max)
