@@ -24,6 +24,10 @@ CRITERIA = ("l1", "l2", "bn", "taylor")
 OUTPUT_OPS = ("ConvolutionBackward", "AddmmBackward", "MmBackward", "LinearBackward")
 # Each prune_to() call walks the channel budget in this many small steps and stops at the goal.
 SUB_STEPS = 100
+# The schedule's last step removes this fraction of all channels; each layer still stops at
+# max_layer_ratio. Channels are not MACs (a classifier's wide FC layers hold many cheap ones),
+# so the walk may need to go past max_layer_ratio overall to reach a MAC goal.
+SCHEDULE_END = 0.95
 
 
 def make_importance(criterion: str) -> tp.importance.Importance:
@@ -134,13 +138,13 @@ class ChannelPruner:
         macs, _ = count_macs_params(self.model, self.example)
         pruner = tp.pruner.BasePruner(
             self.model, self.example, importance=self.importance, global_pruning=self.global_pruning,
-            pruning_ratio=self.max_layer_ratio, max_pruning_ratio=self.max_layer_ratio,
+            pruning_ratio=SCHEDULE_END, max_pruning_ratio=self.max_layer_ratio,
             iterative_steps=SUB_STEPS, ignored_layers=self.protected, round_to=self.round_to,
         )
         # Jump to ~80% of the channel ratio the goal needs (MACs shrink about as the square of
         # the widths), then walk in single steps: far fewer scoring passes than stepping from 0.
         needed = 1.0 - (min(macs_goal, macs) / macs) ** 0.5
-        pruner.current_step = max(int(0.8 * needed / self.max_layer_ratio * SUB_STEPS) - 1, 0)
+        pruner.current_step = max(int(0.8 * needed / SCHEDULE_END * SUB_STEPS) - 1, 0)
         while macs > macs_goal and pruner.current_step < SUB_STEPS:
             if self.compute_gradients is not None:
                 self.model.zero_grad(set_to_none=True)
