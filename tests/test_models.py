@@ -126,7 +126,7 @@ def test_unknown_name_and_keyword_are_clear_errors():
 
 
 def test_checkpoint_round_trip(tmp_path):
-    model = build_model("resnet18", imgsz=32, num_classes=4).eval()
+    model = build_model("mobilenet_v3_small", num_classes=4).eval()
     meta = {"names": ["a", "b", "c", "d"], "imgsz": 32, "mean": [0.5] * 3, "std": [0.25] * 3}
     path = save_checkpoint(tmp_path / "best.pt", model, meta, train_state={"epoch": 3, "rng": torch.arange(4)})
     assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temporary left behind

@@ -81,5 +81,5 @@ def print_human(result: dict) -> None:
     print(f"parameters          {result['params']:,}")
     print(f"weights fp32 / int8 {result['weight_mb_fp32']:.2f} MB / {result['weight_mb_int8']:.2f} MB")
     print(f"peak activations    {result['peak_activation_mb']:.2f} MB fp32, {result['peak_activation_mb_int8']:.2f} MB int8 (per image)")
-    print(f"compute             {result['gmacs']:.3f} GMACs ({2 * result['gmacs']:.3f} GFLOPs)")
+    print(f"compute             {result['macs'] / 1e6:,.1f} MMACs = {result['gmacs']:.3f} GMACs ({2 * result['gmacs']:.3f} GFLOPs)")
     print(f"note: {result['not_counted']}")
