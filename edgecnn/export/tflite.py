@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 
 from edgecnn.fileio import atomic_write_bytes
-from edgecnn.runtime.backends import META_KEY, OUTPUTS, tflite_interpreter_class
+from edgecnn.runtime.backends import META_KEY, OUTPUTS, json_or_text, tflite_interpreter_class
 
 LOG = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -57,7 +57,7 @@ def export_tflite(
         raise ValueError(f"io={io} needs precision=int8 (a {precision} model takes float input)")
     onnx_path = Path(onnx_path).resolve()
     graph = onnx.load(str(onnx_path))
-    meta = {p.key: json.loads(p.value) for p in graph.metadata_props}
+    meta = {p.key: json_or_text(p.value) for p in graph.metadata_props}
     if "task" not in meta:
         raise ValueError(f"{onnx_path}: no edgecnn metadata; write it with `edgecnn export format=onnx`")
     image_input = graph.graph.input[0]
@@ -65,9 +65,13 @@ def export_tflite(
     if any(not d.dim_value for d in image_input.type.tensor_type.shape.dim):
         raise ValueError(f"{onnx_path}: has dynamic axes; TFLite needs a static ONNX export (dynamic=false)")
     calib = calibration_array(calib_images, tuple(meta["input_size"]), onnx_path)
-    has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.graph.node)
+    has_qdq = any(n.op_type == "QuantizeLinear" for n in graph.graph.node)
 
     with _working_dir() as work:
+        source = onnx_path
+        if has_qdq:  # a QAT export: onnx2tf mis-converts Q/DQ graphs; convert the float graph
+            source = work / onnx_path.name
+            onnx.save(strip_qdq(graph), str(source))
         np.save(ONNX2TF_SAMPLE, sample_for_onnx2tf(calib))
         np.save("calib.npy", calib)
         mean = np.asarray(meta["mean"], np.float32).reshape(1, 1, 1, 3)
@@ -75,7 +79,7 @@ def export_tflite(
         tic = time.perf_counter()
         with _stdout_to_stderr(), _onnx2tf_exit_as_error(onnx_path):
             onnx2tf.convert(
-                input_onnx_file_path=str(onnx_path),
+                input_onnx_file_path=str(source),
                 output_folder_path="saved_model",
                 output_signaturedefs=True,
                 custom_input_op_name_np_data_path=[[image_input.name, str(work / "calib.npy"), mean, std]],
@@ -95,8 +99,7 @@ def export_tflite(
     meta.update(
         format="tflite", precision=precision, io=io, outputs=outputs, calibration_images=len(calib),
         quant_type=quant_type if precision == "int8" else None,
-        # onnx2tf turns Q/DQ pairs into float fake-quant ops: int8 ranges come from calibration
-        int8_ranges=("calibrated (learned Q/DQ ranges not kept by onnx2tf)" if has_qdq else "calibrated")
+        int8_ranges=("calibrated within the QAT ranges (Q/DQ pairs converted to Clip)" if has_qdq else "calibrated")
         if precision == "int8" else None,
     )
     meta.pop("dynamic", None)
@@ -104,6 +107,66 @@ def export_tflite(
     path = atomic_write_bytes(path, with_tflite_metadata(model_bytes, {META_KEY: json.dumps(meta).encode()}))
     LOG.info("TFLite %s model written to %s", precision, path)
     return path
+
+
+def strip_qdq(model):
+    """The float graph of a Q/DQ (QAT) ONNX: each activation QuantizeLinear→DequantizeLinear pair
+    becomes a Clip to its quantization range.
+
+    onnx2tf mis-converts Q/DQ graphs (0.4 off on a tiny detector's boxes in fp32, where the
+    float graph is 0.002 off), so we convert the float graph with the QAT weights and calibrate
+    again. The Clip keeps what the pair did besides rounding: quantizers fold ReLUs into their
+    range, and calibration then sees activations inside the learned ranges. DequantizeLinear of
+    constant weights is folded into float weights (onnx2tf lays computed conv weights out wrong).
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producer = {out: n for n in graph.node for out in n.output}
+    nodes = []
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and all(name in consts for name in node.input):
+            graph.initializer.append(numpy_helper.from_array(_dequantize(node, consts), node.output[0]))
+            continue
+        q = producer.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        if q is None or q.op_type != "QuantizeLinear" or q.input[1] not in consts:
+            nodes.append(node)
+            continue
+        scale = consts[q.input[1]].astype(np.float32)
+        zero = consts[q.input[2]] if len(q.input) > 2 and q.input[2] in consts else np.zeros((), np.uint8)
+        info = np.iinfo(zero.dtype)
+        low, high = (info.min - zero.astype(np.float32)) * scale, (info.max - zero.astype(np.float32)) * scale
+        if low.size != 1:  # per-channel activation ranges: rare; keep the values, lose the clip
+            low, high = np.float32(-np.inf), np.float32(np.inf)
+        names = [f"{node.output[0]}_clip_min", f"{node.output[0]}_clip_max"]
+        graph.initializer.extend(numpy_helper.from_array(np.float32(v).reshape(()), n) for v, n in zip((low, high), names))
+        nodes.append(helper.make_node("Clip", [q.input[0], *names], [node.output[0]], name=f"{node.name}_as_clip"))
+    used = {name for node in nodes for name in node.input} | {o.name for o in graph.output}
+    nodes = [n for n in nodes if n.op_type != "QuantizeLinear" or set(n.output) & used]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used |= {name for node in nodes for name in node.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    onnx.checker.check_model(model)
+    return model
+
+
+def _dequantize(node, consts: dict[str, np.ndarray]) -> np.ndarray:
+    """DequantizeLinear of constants, per-tensor or along its `axis` (default 1)."""
+    values = consts[node.input[0]].astype(np.float32)
+    scale = consts[node.input[1]].astype(np.float32)
+    zero = consts[node.input[2]].astype(np.float32) if len(node.input) > 2 else np.zeros_like(scale)
+    if scale.ndim == 1 and scale.size > 1:
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        shape = [1] * values.ndim
+        shape[axis] = -1
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    return (values - zero) * scale
 
 
 def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type: str) -> bytes:
@@ -204,7 +267,7 @@ def output_tensor_names(model_bytes: bytes, onnx_outputs: list[str], graph, wher
                 "flatten detector heads after a permute to NHWC so the layout survives"
             )
         mapping[onnx_name] = detail["name"]
-    task_outputs = OUTPUTS[json.loads(next(p.value for p in graph.metadata_props if p.key == "task"))]
+    task_outputs = OUTPUTS[json_or_text(next(p.value for p in graph.metadata_props if p.key == "task"))]
     if sorted(mapping) != sorted(task_outputs):
         raise RuntimeError(f"{where}: TFLite outputs {sorted(mapping)} do not match {list(task_outputs)}")
     return mapping

@@ -97,7 +97,7 @@ class OnnxBackend(Backend):
         except Exception as err:  # ORT raises its own exception types for unreadable files
             raise ValueError(f"{path}: not a readable ONNX model ({err})") from err
         props = self.session.get_modelmeta().custom_metadata_map
-        meta = {k: _json_or_text(v) for k, v in props.items()}
+        meta = {k: json_or_text(v) for k, v in props.items()}
         image_input = self.session.get_inputs()[0]
         self.input_name = image_input.name
         batch = image_input.shape[0]
@@ -112,7 +112,7 @@ class OnnxBackend(Backend):
         return dict(zip(self.output_names, outputs))
 
 
-def _json_or_text(value: str) -> Any:
+def json_or_text(value: str) -> Any:
     try:
         return json.loads(value)
     except json.JSONDecodeError:
