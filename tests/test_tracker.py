@@ -246,3 +246,27 @@ def test_reid_encoder_crops_in_rgb_with_one_batched_call():
     assert out.shape == (3, 3) and np.allclose(np.linalg.norm(out, axis=1), 1)
     assert out[0, 2] > 0.99 and out[1, 0] > 0.99 and np.allclose(out[2], 1 / np.sqrt(3))  # RGB order: blue is channel 2, red channel 0
     assert ReidEncoder(backend).encode(frame, np.empty((0, 4))).shape == (0, 128)
+
+
+@pytest.mark.slow  # exports the shared test models on a cold cache; seconds once they are cached
+def test_track_detections_with_a_real_reid_model(tmp_path):
+    import cv2
+    from runtime_models import exported_models
+
+    reid = exported_models()["reid_onnx"]
+    rng = np.random.default_rng(0)
+    images = tmp_path / "img1"
+    images.mkdir()
+    a, b = walk((20, 40), (6, 0), 12, size=(30, 80)), walk((250, 60), (-6, 0), 12, size=(30, 80))
+    rows = []
+    for f in range(12):
+        frame = rng.integers(0, 60, (200, 320, 3), dtype=np.uint8)
+        for box, colour in ((a[f], (0, 0, 255)), (b[f], (255, 0, 0))):
+            x1, y1, x2, y2 = box.astype(int)
+            frame[y1:y2, x1:x2] = colour
+            rows.append([f + 1, -1, x1, y1, x2 - x1, y2 - y1, 0.9, -1, -1, -1])
+        cv2.imwrite(str(images / f"{f + 1:06d}.jpg"), frame)
+    write_mot(tmp_path / "det.txt", np.array(rows, float))
+    result = track_detections(tmp_path / "det.txt", tmp_path / "res.txt", images=images, reid=reid, n_init=2)
+    assert result["reid_ms_per_frame"] > 0 and result["frames"] == 12 and result["tracks"] == 2
+    assert len(read_mot(tmp_path / "res.txt")) == 2 * 12
