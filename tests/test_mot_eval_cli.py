@@ -13,7 +13,8 @@ from edgecnn.runtime.mot import write_mot
 def make_sequences(root, names=("SEQ-A", "SEQ-B")):
     rng = np.random.default_rng(0)
     for k, name in enumerate(names):
-        gt = np.array([[f, o, 50 * o + 2 * f, 100, 40, 90, 1, -1, -1, -1] for f in range(1, 31) for o in range(1, 4 + k)], float)
+        gt = np.array([[f, o, 50 * o + 2 * f, 100, 40, 90, 1, -1, -1, -1]
+                       for f in range(1, 31) for o in range(1, 4 + k)], float)
         hyp = gt.copy()
         hyp[:, 2:4] += rng.normal(0, 3, (len(hyp), 2))
         hyp = hyp[rng.random(len(hyp)) > 0.1]

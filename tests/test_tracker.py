@@ -198,7 +198,8 @@ def synthetic_scene(seed=0, frames=120, people=8):
             if rng.random() < 0.1:
                 continue
             jitter = rng.normal(0, 0.03, 4) * [w, h, w, h]
-            det.append([f, -1, x + jitter[0], y + jitter[1], w + jitter[2], h + jitter[3], rng.uniform(0.6, 1), -1, -1, -1])
+            box = [x + jitter[0], y + jitter[1], w + jitter[2], h + jitter[3]]
+            det.append([f, -1, *box, rng.uniform(0.6, 1), -1, -1, -1])
         if rng.random() < 0.3:
             det.append([f, -1, *rng.uniform([0, 0], [900, 400]), 40, 100, rng.uniform(0.5, 0.8), -1, -1, -1])
     return np.array(gt), np.array(det)
@@ -244,7 +245,8 @@ def test_reid_encoder_crops_in_rgb_with_one_batched_call():
     out = ReidEncoder(backend).encode(frame, np.array([[10, 20, 60, 120], [200, 50, 250, 150], [290, 190, 400, 300]]))
     assert backend.calls == [(3, 64, 32, 3)]
     assert out.shape == (3, 3) and np.allclose(np.linalg.norm(out, axis=1), 1)
-    assert out[0, 2] > 0.99 and out[1, 0] > 0.99 and np.allclose(out[2], 1 / np.sqrt(3))  # RGB order: blue is channel 2, red channel 0
+    # RGB order: blue is channel 2, red channel 0; the crop outside the frame is black.
+    assert out[0, 2] > 0.99 and out[1, 0] > 0.99 and np.allclose(out[2], 1 / np.sqrt(3))
     assert ReidEncoder(backend).encode(frame, np.empty((0, 4))).shape == (0, 128)
 
 

@@ -23,7 +23,8 @@ def _frame_images(images: str | os.PathLike) -> dict[int, Path]:
     folder = Path(images)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
-    found = {int(p.stem): p for p in folder.iterdir() if p.stem.isdigit() and p.suffix.lower() in (".jpg", ".jpeg", ".png")}
+    found = {int(p.stem): p for p in folder.iterdir()
+             if p.stem.isdigit() and p.suffix.lower() in (".jpg", ".jpeg", ".png")}
     if not found:
         raise FileNotFoundError(f"no numbered images (000001.jpg ...) in {folder}")
     return found
@@ -55,7 +56,7 @@ def track_detections(detections: str | os.PathLike, out: str | os.PathLike, imag
     dets = dets[order]
     bounds = np.searchsorted(dets[:, 0], np.arange(1, last_frame + 2))
     tracker = Tracker(**cfg)
-    results, track_s, reid_s = [], 0.0, 0.0
+    results, track_s, track_cpu_s, reid_s = [], 0.0, 0.0, 0.0
     for frame in range(1, last_frame + 1):
         rows = dets[bounds[frame - 1] : bounds[frame]]
         boxes = np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1)
@@ -64,9 +65,10 @@ def track_detections(detections: str | os.PathLike, out: str | os.PathLike, imag
             start = time.perf_counter()
             features = encoder.encode(_read_frame(frame_paths, frame), boxes)
             reid_s += time.perf_counter() - start
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         tracked = tracker.update(boxes, rows[:, 6], features)
         track_s += time.perf_counter() - start
+        track_cpu_s += time.process_time() - start_cpu
         if len(tracked):
             wh = tracked[:, 2:4] - tracked[:, 0:2]
             results.append(np.column_stack([np.full(len(tracked), frame), tracked[:, 4], tracked[:, 0:2], wh,
@@ -74,8 +76,10 @@ def track_detections(detections: str | os.PathLike, out: str | os.PathLike, imag
     results = np.concatenate(results) if results else np.empty((0, 10))
     write_mot(out, results)
     frames = max(last_frame, 1)
+    # CPU time next to wall time: on a shared machine it is the steadier figure.
     metrics = {"frames": last_frame, "detections": len(dets), "tracks": int(len(np.unique(results[:, 1]))),
-               "tracker_ms_per_frame": 1000 * track_s / frames}
+               "tracker_ms_per_frame": 1000 * track_s / frames,
+               "tracker_cpu_ms_per_frame": 1000 * track_cpu_s / frames}
     if encoder is not None:
         metrics["reid_ms_per_frame"] = 1000 * reid_s / frames
     return {**metrics, "artifacts": {"results": str(out)}}
