@@ -1,13 +1,14 @@
 """YOLO-style anchor-free detector: CSP backbone (C2f), PAN neck, decoupled head, strides 8/16/32.
 
-Built only from ops that are fast in int8 on XNNPACK and TensorRT: Conv + BN + ReLU, max-pool,
-nearest upsample, concat and add. No box decoding in the graph (the runtime does it in numpy).
+yolo-n and yolo-s are built only from ops that are fast in int8 on XNNPACK and TensorRT:
+Conv + BN + ReLU, max-pool, nearest upsample, concat and add; onnx2tf turns them into a TFLite
+graph without a single Transpose. yolo-r18 and yolo-mnv3 take torchvision backbones so training
+can start from ImageNet weights. No box decoding in the graph (the runtime does it in numpy).
 
 Output contract (DEVELOPERS.md): eval mode returns `(boxes, scores)`, boxes (B, A, 4) as
 left/top/right/bottom distances from each anchor centre in stride units, scores (B, A, C) as
-sigmoid probabilities. Training mode returns `(boxes, scores, box_logits)` with scores as logits
-and box_logits (B, A, 4, reg_max), the distribution-focal-loss bins behind `boxes`.
-"""
+sigmoid probabilities. Training mode returns `(boxes, scores, box_bins)` with scores as logits
+and box_bins (B, A, 4, reg_max), the distribution-focal-loss logits whose expectation is boxes."""
 
 from __future__ import annotations
 
@@ -172,9 +173,9 @@ class Detector(nn.Module):
         h, w = x.shape[-2:]
         if not torch.jit.is_tracing() and (h % STRIDES[-1] or w % STRIDES[-1]):  # export: static shapes
             raise ValueError(f"detector input {h}x{w} must be a multiple of {STRIDES[-1]} on both sides")
-        boxes, logits, box_logits = self.head(self.neck(self.backbone(x)))
+        boxes, logits, box_bins = self.head(self.neck(self.backbone(x)))
         if self.training:
-            return boxes, logits, box_logits
+            return boxes, logits, box_bins
         return boxes, logits.sigmoid()
 
     def output_layers(self) -> list[nn.Module]:
