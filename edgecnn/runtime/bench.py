@@ -1,0 +1,162 @@
+"""The device benchmark: `python -m edgecnn.runtime.bench config=config.json source=video.mp4`.
+
+Measures the models alone (median and p90 of `runs` single calls after warm-up), then the whole
+app on `source` for `max_frames` frames (FPS, p50 per stage, capture-to-output latency), and
+records peak memory (RSS), CPU temperature before and after where /sys/class/thermal has it,
+and what the device is. Writes one JSON report (`out`) and logs a summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.config import ConfigError, Key, Schema, parse_overrides
+from edgecnn.fileio import atomic_write_json
+from edgecnn.runtime.app import APP_KEYS, load_config, run as run_app
+
+LOG = logging.getLogger("edgecnn.bench")
+BENCH_KEYS = Schema(
+    APP_KEYS,
+    Key("runs", 50, "timed single calls per model, after warm-up", min=1),
+    Key("warmup", 5, "untimed calls per model first", min=0),
+    Key("out", "bench.json", "JSON report to write"),
+)
+DEFAULT_FRAMES = 300  # a camera never ends: measure this many frames unless max_frames says otherwise
+
+
+def model_latency(path: str, threads: int | None, providers: list | None, runs: int, warmup: int) -> dict[str, Any]:
+    """Latency of one model on a gray image of its input size (batch 1)."""
+    from edgecnn.runtime.backends import load_backend
+
+    backend = load_backend(path, threads=threads, providers=providers)
+    image = np.full((1, *backend.input_size, 3), 114, np.uint8)
+    for _ in range(warmup):
+        backend.predict(image)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        backend.predict(image)
+        times.append(1000 * (time.perf_counter() - start))
+    return {"file": Path(path).name, "kind": backend.kind, "input_size": list(backend.input_size),
+            "precision": backend.meta.get("precision"), "p50": round(float(np.median(times)), 3),
+            "p90": round(float(np.percentile(times, 90)), 3), "mean": round(float(np.mean(times)), 3)}
+
+
+def memory_mb() -> dict[str, float | None]:
+    """Current and peak resident memory of this process (Linux /proc)."""
+    values: dict[str, float | None] = {"rss_mb": None, "rss_peak_mb": None}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values["rss_mb" if key == "VmRSS" else "rss_peak_mb"] = round(int(rest.split()[0]) / 1024, 1)
+    except OSError:
+        pass
+    return values
+
+
+def cpu_temperature_c() -> float | None:
+    """The hottest CPU thermal zone (Pi: cpu-thermal, Jetson: CPU-therm, x86: x86_pkg_temp), if readable."""
+    temps = []
+    for zone in Path("/sys/class/thermal").glob("thermal_zone*"):
+        try:
+            kind = (zone / "type").read_text().strip().lower()
+            if "cpu" in kind or "x86_pkg" in kind or "soc" in kind:
+                temps.append(int((zone / "temp").read_text()) / 1000)
+        except (OSError, ValueError):
+            continue
+    return max(temps) if temps else None
+
+
+def device_info() -> dict[str, Any]:
+    info: dict[str, Any] = {"machine": platform.machine(), "system": platform.platform(),
+                            "python": platform.python_version(), "cpu_count": os.cpu_count()}
+    for key, path in (("model", "/proc/device-tree/model"), ("jetson", "/etc/nv_tegra_release")):
+        try:
+            info[key] = Path(path).read_text().strip("\x00\n ").splitlines()[0]
+        except (OSError, IndexError):
+            pass
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+        if names:
+            info["cpu"] = names[0]
+    except OSError:
+        pass
+    info["packages"] = package_versions()
+    return info
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    found = {}
+    for name in ("numpy", "opencv-python-headless", "opencv-python", "scipy", "ai-edge-litert", "tflite-runtime",
+                 "onnxruntime", "onnxruntime-gpu"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def run(cfg: dict[str, Any]) -> dict[str, Any]:
+    temp_before = cpu_temperature_c()
+    models = {"detector": model_latency(cfg["model"], cfg["threads"], cfg["providers"], cfg["runs"], cfg["warmup"])}
+    if cfg["reid"]:
+        models["reid"] = model_latency(cfg["reid"], cfg["threads"], cfg["providers"], cfg["runs"], cfg["warmup"])
+    app_cfg = {k: v for k, v in cfg.items() if k in APP_KEYS and k != "config"}
+    app_cfg["max_frames"] = cfg["max_frames"] or DEFAULT_FRAMES
+    app = run_app(app_cfg)
+    report = {
+        "device": device_info(),
+        "model_latency_ms": models,
+        "app": {k: v for k, v in app.items() if k != "artifacts"},
+        "memory": memory_mb(),
+        "temperature_c": {"before": temp_before, "after": cpu_temperature_c()},
+        "config": {k: cfg[k] for k in ("model", "reid", "source", "threads", "conf", "iou")},
+    }
+    atomic_write_json(cfg["out"], report)
+    det = models["detector"]
+    LOG.info("detector %s: p50 %.2f ms (%s %s); app %.1f FPS, capture-to-output p50 %s ms; peak RSS %s MB; CPU %s °C",
+             det["file"], det["p50"], det["kind"], det["precision"], app["fps"], app["latency_ms_p50"],
+             report["memory"]["rss_peak_mb"], report["temperature_c"]["after"])
+    LOG.info("report written to %s", cfg["out"])
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    where = "edgecnn.runtime.bench"
+    if "-h" in argv or "--help" in argv:
+        print(f"usage: python -m {where} key=value ...\n")
+        for key, default, text in BENCH_KEYS.help_rows():
+            print(f"  {key}={default}  {text}")
+        return 0
+    try:
+        overrides = parse_overrides(argv, where)
+        own = {k: overrides.pop(k) for k in ("runs", "warmup", "out") if k in overrides}
+        run(BENCH_KEYS.resolve({**load_config(overrides, where), **own}, where))
+    except ConfigError as err:
+        print(f"{where}: error: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        if os.environ.get("EDGECNN_DEBUG"):
+            raise
+        print(f"{where}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
