@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import logging
-import threading
 import time
 
 import cv2
@@ -15,6 +13,7 @@ import pytest
 from edgecnn.runtime.mot import read_mot
 from edgecnn.runtime.sinks import Annotator, JsonlSink, MotSink, Tracks, VideoSink
 from edgecnn.runtime.sources import Frame, SourceError, describe, open_source
+from mjpeg_server import MjpegServer
 
 
 def numbered_video(path, frames: int, fps: float = 30.0, size=(160, 120)):
@@ -68,51 +67,12 @@ def test_live_source_keeps_only_the_newest_frame(tmp_path):
     assert max(ages) < 0.15, ages
 
 
-class MjpegServer:
-    """A real MJPEG (multipart/x-mixed-replace) HTTP server; the first connection drops after
-    `drop_after` frames, later ones stream until `stop()`. Frame gray level = 40 * connection."""
-
-    def __init__(self, drop_after: int = 8, fps: float = 30.0):
-        self.connections = 0
-        self.stopped = threading.Event()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.connections += 1
-                conn = server.connections
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                ok, jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 40 * conn, np.uint8))
-                data = jpeg.tobytes()
-                sent = 0
-                try:
-                    while not server.stopped.is_set() and (conn > 1 or sent < drop_after):
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
-                                         b"Content-Length: %d\r\n\r\n%b\r\n" % (len(data), data))
-                        sent += 1
-                        time.sleep(1 / fps)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.mjpg"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.stopped.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def gray_by_connection(connection: int, i: int) -> np.ndarray:
+    return np.full((120, 160, 3), 40 * connection, np.uint8)
 
 
 def test_mjpeg_stream_drops_and_reconnects(caplog):
-    server = MjpegServer(drop_after=8)
+    server = MjpegServer(gray_by_connection, drop_after=8)
     levels = []
     try:
         with caplog.at_level(logging.WARNING, logger="edgecnn.sources"):
@@ -135,7 +95,7 @@ def test_mjpeg_stream_drops_and_reconnects(caplog):
 
 
 def test_stream_lost_for_good_is_an_error_naming_it():
-    server = MjpegServer(drop_after=3)
+    server = MjpegServer(gray_by_connection, drop_after=3)
     url = server.url
     with open_source(url, reconnect_timeout=1.0) as source:
         server.stop()  # the server goes away for good after its first frames
