@@ -3,9 +3,7 @@ validation metric. The trainer's loop is the same for all three."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +14,6 @@ from edgecnn.data.loaders import (ClassificationDataset, DetectionDataset, PKBat
                                   collate_classification, collate_detection)
 from edgecnn.train.keys import AUGMENT_KEYS, FITNESS
 
-LOG = logging.getLogger("edgecnn")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
