@@ -22,7 +22,9 @@ def artifacts(tmp_path_factory):
     model = tiny_detector()
     onnx_path = export_onnx(model, META, out / "tiny.onnx", imgsz=IMGSZ)
     calib = random_images(4, seed=3)
+    onnx_bytes = onnx_path.read_bytes()
     paths = {p: export_tflite(onnx_path, out / f"tiny_{p}.tflite", calib, precision=p) for p in ("fp32", "fp16")}
+    assert onnx_path.read_bytes() == onnx_bytes  # onnx2tf rewrites its input: it must get a copy
     return TorchBackend(model, META, imgsz=IMGSZ), onnx_path, paths
 
 

@@ -68,10 +68,10 @@ def export_tflite(
     has_qdq = any(n.op_type == "QuantizeLinear" for n in graph.graph.node)
 
     with _working_dir() as work:
-        source = onnx_path
-        if has_qdq:  # a QAT export: onnx2tf mis-converts Q/DQ graphs; convert the float graph
-            source = work / onnx_path.name
-            onnx.save(strip_qdq(graph), str(source))
+        # a copy: onnx2tf rewrites its input file in place; a QAT export becomes its float graph
+        # because onnx2tf mis-converts Q/DQ graphs
+        source = work / onnx_path.name
+        onnx.save(strip_qdq(graph) if has_qdq else graph, str(source))
         np.save(ONNX2TF_SAMPLE, sample_for_onnx2tf(calib))
         np.save("calib.npy", calib)
         mean = np.asarray(meta["mean"], np.float32).reshape(1, 1, 1, 3)
