@@ -2,12 +2,15 @@
 
     python benchmarks/prune_table.py [--parent best.pt] [--n 800] [--epochs 30] [--imgsz 320]
         [--cuts 0.3 0.5 0.7] [--steps 3] [--ft-epochs 5] [--criterion l2] [--profile-imgsz 320]
+    python benchmarks/prune_table.py --structure-only [--parent best.pt] [--profile-imgsz 320]
 
 Without --parent it trains the float parent on the synthetic detection set first (as
 benchmarks/train_detector.py does). Each cut runs `edgecnn prune` (steps prune → fine-tune
 rounds) and the table shows params, MACs, fp32 weight size, mAP50-95 just after pruning and
 after fine-tuning, and single-image CPU latency (one thread, torch and ONNX Runtime) at
 --profile-imgsz. Target: >= 50% fewer MACs with <= 1.0 point of mAP50-95 lost after fine-tuning.
+--structure-only prunes the parent (default: a freshly built --model) once per cut without data,
+training or evaluation: what each cut gives in params, MACs, size and latency, in a minute.
 Writes runs/benchmarks/prune_table.{json,png}. Latencies on a shared CPU are noisy.
 """
 
@@ -60,7 +63,10 @@ def main() -> None:
     parser.add_argument("--model", default="yolo-n")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--structure-only", action="store_true", help="prune and profile only (no data, no mAP)")
     args = parser.parse_args()
+    if args.structure_only:
+        return structure_only(args)
 
     from edgecnn.compress.workflow import prune_checkpoint
     from edgecnn.train.keys import TRAIN_KEYS
@@ -89,6 +95,38 @@ def main() -> None:
     print(f"target (>= 50% fewer MACs, <= {TARGET_DROP} point mAP50-95 lost): {'met by ' + met if met else 'NOT met'}")
     atomic_write_json(OUT / "prune_table.json", {"args": vars(args), "profile_imgsz": size, "rows": rows})
     plot(rows, OUT / "prune_table.png", size)
+
+
+def structure_only(args) -> None:
+    import torch
+
+    from edgecnn.compress.measure import example_input, model_profile
+    from edgecnn.compress.prune import ChannelPruner, count_macs_params
+    from edgecnn.models import build_model, load_checkpoint
+
+    size = args.profile_imgsz or args.imgsz
+    rows = []
+    for cut in [0.0, *args.cuts]:
+        torch.manual_seed(0)
+        if args.parent:
+            model, meta = load_checkpoint(args.parent)
+        else:
+            model = build_model(args.model, num_classes=5)
+            meta = {"task": model.task, "names": [f"c{i}" for i in range(5)], "mean": [0.0] * 3, "std": [1.0] * 3,
+                    "strides": list(getattr(model, "strides", ()))}
+        example = example_input(model, size)
+        if cut:
+            ChannelPruner(model, example, args.criterion).prune_to((1 - cut) * count_macs_params(model, example)[0])
+        out = OUT / "prune_table" / "structure" / f"cut{int(round(cut * 100))}.onnx"
+        rows.append({"cut": cut, **model_profile(model, meta, size, out, threads=1, runs=30)})
+    for row in rows:
+        row["macs_kept"] = row["macs"] / rows[0]["macs"]
+    print(f"\n{args.parent or args.model} pruned with {args.criterion}, profiled at {size}x{size}, 1 CPU thread (noisy shared machine)")
+    print("| cut | MACs kept | params M | GMACs | MB fp32 | torch ms | ORT ms |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['cut']:.0%} | {r['macs_kept']:.3f} | {r['params'] / 1e6:.3f} | {r['macs'] / 1e9:.3f} | "
+              f"{r['weights_mb']:.2f} | {r['latency_torch_ms']:.1f} | {r['latency_onnx_ms']:.1f} |")
+    atomic_write_json(OUT / "prune_structure.json", {"args": vars(args), "profile_imgsz": size, "rows": rows})
 
 
 def print_table(rows: list[dict], size: int) -> None:

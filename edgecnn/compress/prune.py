@@ -141,10 +141,10 @@ class ChannelPruner:
             pruning_ratio=SCHEDULE_END, max_pruning_ratio=self.max_layer_ratio,
             iterative_steps=SUB_STEPS, ignored_layers=self.protected, round_to=self.round_to,
         )
-        # Jump to ~80% of the channel ratio the goal needs (MACs shrink about as the square of
+        # Jump to ~60% of the channel ratio the goal needs (MACs shrink about as the square of
         # the widths), then walk in single steps: far fewer scoring passes than stepping from 0.
         needed = 1.0 - (min(macs_goal, macs) / macs) ** 0.5
-        pruner.current_step = max(int(0.8 * needed / SCHEDULE_END * SUB_STEPS) - 1, 0)
+        pruner.current_step = max(int(0.6 * needed / SCHEDULE_END * SUB_STEPS) - 1, 0)
         while macs > macs_goal and pruner.current_step < SUB_STEPS:
             if self.compute_gradients is not None:
                 self.model.zero_grad(set_to_none=True)
