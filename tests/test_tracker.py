@@ -250,12 +250,24 @@ def test_reid_encoder_crops_in_rgb_with_one_batched_call():
     assert ReidEncoder(backend).encode(frame, np.empty((0, 4))).shape == (0, 128)
 
 
-@pytest.mark.slow  # exports the shared test models on a cold cache; seconds once they are cached
+def export_reid_onnx(path):
+    """The project's ReID embedder (seeded, untrained) exported to ONNX by the project's exporter."""
+    torch = pytest.importorskip("torch")
+    try:
+        from edgecnn.export.onnx import export_onnx
+        from edgecnn.models import build_model
+    except ImportError as err:
+        pytest.skip(f"the exporter is not there yet ({err})")
+    torch.manual_seed(0)
+    meta = {"task": "embed", "names": [], "imgsz": 128, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    export_onnx(build_model("reid"), meta, path, imgsz=[128, 64])
+    return path
+
+
 def test_track_detections_with_a_real_reid_model(tmp_path):
     import cv2
-    from runtime_models import exported_models
 
-    reid = exported_models()["reid_onnx"]
+    reid = export_reid_onnx(tmp_path / "reid.onnx")
     rng = np.random.default_rng(0)
     images = tmp_path / "img1"
     images.mkdir()
