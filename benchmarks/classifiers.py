@@ -12,6 +12,7 @@ error, epochs and training images/s; writes runs/benchmarks/classifiers.json.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--skip-resnet", action="store_true")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # per-epoch lines on stderr
 
     data = synth_digits(args.n, args.n // 5) if args.digits == "synth" else sklearn_digits()
     runs = [train(data, "lenet5", model="lenet5", epochs=args.epochs, batch=64, lr0=0.003, device=args.device,

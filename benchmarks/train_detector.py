@@ -11,6 +11,7 @@ On a shared CPU the wall time is noisy; the images/s figure says how busy the ma
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # per-epoch lines on stderr
 
     data = synthetic_detect_data(args.n, args.val, args.imgsz)
     keys = dict(model=args.model, imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, device=args.device,

@@ -13,6 +13,7 @@ Each trainer keeps its own default hyper-parameters. Writes runs/benchmarks/vs_u
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import subprocess
 import sys
@@ -123,6 +124,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # per-epoch lines on stderr
 
     python = ultralytics_python()
     if python is None:
