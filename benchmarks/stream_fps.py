@@ -66,7 +66,7 @@ def stream_frames(n: int = 300) -> list[np.ndarray]:
 def default_models() -> tuple[str, str]:
     from runtime_models import exported_models
 
-    models = exported_models()
+    models = exported_models("yolo-n")
     return str(models["det_tflite"]), str(models["reid_tflite"])
 
 
@@ -81,8 +81,9 @@ def plot(report: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.bar(stages + ["capture→output"], values, color=["#4c72b0"] * len(stages) + ["#dd8452"])
     ax.set_ylabel("p50 latency (ms)")
-    ax.set_title(f"MJPEG 640x480 → int8 det 320 + ReID + DeepSORT: {report['fps']:.1f} FPS "
-                 f"(target {TARGET_FPS:.0f}), {report['reconnects']} reconnect")
+    ax.set_title(f"MJPEG 640x480, int8 det 320 + ReID + DeepSORT\n{report['fps']:.1f} FPS (target "
+                 f"{TARGET_FPS:.0f}), {report['reconnects']} reconnect", fontsize=10)
+    ax.tick_params(axis="x", labelsize=8)
     for i, v in enumerate(values):
         ax.text(i, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
     fig.tight_layout()

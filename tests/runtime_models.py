@@ -1,4 +1,4 @@
-"""Real exported models for the runtime, app and bundle tests: a tiny detector and a ReID embedder.
+"""Real exported models for the runtime, app and bundle tests: a detector and a ReID embedder.
 
 They are exported once with the project's own exporter (ONNX, then int8 TFLite through onnx2tf)
 from seeded, untrained weights and cached under ~/.cache keyed by the exporter's and models'
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DETECTOR_IMGSZ = 320
 NAMES = ["person", "car"]
 # What decides the exported bytes and how the runtime reads them (the cache key).
-SOURCES = ["edgecnn/models/yolo.py", "edgecnn/models/reid.py", "edgecnn/models/layers.py", "edgecnn/export/onnx.py",
+SOURCES = ["tests/export_tiny.py", "edgecnn/models/yolo.py", "edgecnn/models/reid.py", "edgecnn/models/layers.py", "edgecnn/export/onnx.py",
            "edgecnn/export/tflite.py", "edgecnn/runtime/backends.py"]
 
 
@@ -56,7 +56,7 @@ def calibration_frames(size: tuple[int, int], n: int = 8) -> np.ndarray:
     return np.stack(frames)
 
 
-def _export(dest: Path) -> None:
+def _export(dest: Path, detector_name: str) -> None:
     import torch
 
     try:
@@ -68,7 +68,12 @@ def _export(dest: Path) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
     common = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
-    detector = build_model("yolo-n", num_classes=len(NAMES))
+    if detector_name == "tiny":
+        from export_tiny import tiny_detector
+
+        detector = tiny_detector()
+    else:
+        detector = build_model(detector_name, num_classes=len(NAMES))
     det_meta = {"task": "detect", "names": NAMES, "imgsz": DETECTOR_IMGSZ, "strides": [8, 16, 32], **common}
     export_onnx(detector, det_meta, dest / "det.onnx", imgsz=DETECTOR_IMGSZ)
     export_tflite(dest / "det.onnx", dest / "det_int8.tflite", calibration_frames((DETECTOR_IMGSZ, DETECTOR_IMGSZ)),
@@ -79,14 +84,19 @@ def _export(dest: Path) -> None:
     export_tflite(dest / "reid.onnx", dest / "reid_int8.tflite", calibration_frames((128, 64)), precision="int8")
 
 
-def exported_models() -> dict[str, Path]:
-    """{"det_onnx", "det_tflite", "reid_onnx", "reid_tflite"}: paths of the cached exports."""
-    cache = Path(os.environ.get("EDGECNN_TEST_CACHE", Path.home() / ".cache" / "edgecnn-test-models")) / _cache_key()
+def exported_models(detector: str = "tiny") -> dict[str, Path]:
+    """{"det_onnx", "det_tflite", "reid_onnx", "reid_tflite"}: paths of the cached exports.
+
+    `detector`: "tiny" (tests/export_tiny.py: converts in seconds, for tests) or a zoo name such
+    as "yolo-n" (a minute or more; for benchmarks, where the network's cost is what is measured).
+    """
+    cache = Path(os.environ.get("EDGECNN_TEST_CACHE", Path.home() / ".cache" / "edgecnn-test-models"))
+    cache = cache / f"{detector}-{_cache_key()}"
     if not (cache / "reid_int8.tflite").is_file():
         cache.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".partial-", dir=cache.parent))
         try:
-            _export(work)
+            _export(work, detector)
             work.rename(cache) if not cache.exists() else None
         finally:
             shutil.rmtree(work, ignore_errors=True)
