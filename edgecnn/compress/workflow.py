@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 from torch import nn
 
 from edgecnn.fileio import atomic_write_json
@@ -21,17 +20,21 @@ def score(model: nn.Module, train_cfg: dict, meta: dict) -> float:
     from edgecnn.train.keys import FITNESS
     from edgecnn.train.trainer import evaluate
 
-    return float(evaluate(model, train_cfg["data"], train_cfg, meta)[FITNESS[model.task]])
+    value = float(evaluate(model, train_cfg["data"], train_cfg, meta)[FITNESS[model.task]])
+    model.cpu()  # evaluate() moves it to the training device
+    return value
 
 
 def fine_tune(model: nn.Module, train_cfg: dict, epochs: int, out: Path, meta: dict, save: bool = True) -> dict:
-    """Train `model` in place for `epochs` with the normal loop; it ends with the best (EMA) weights."""
+    """Train `model` in place for `epochs` with the normal loop; it ends on the CPU with the best
+    (EMA) weights."""
     from edgecnn.train.trainer import Trainer
 
     trainer = Trainer(model.train(), {**train_cfg, "epochs": epochs}, out, meta, save=save)
     summary = trainer.fit()
     if trainer.model is not model:  # the EMA copy holds the best weights
         model.load_state_dict(trainer.model.state_dict())
+    model.cpu()  # pruning, profiling and export work on the CPU (the trainer may have used a GPU)
     return summary
 
 
