@@ -86,3 +86,14 @@ def test_static_onnx_required(artifacts, tmp_path):
         export_tflite(dynamic, tmp_path / "x.tflite", random_images(1), precision="fp32")
     with pytest.raises(ValueError, match="io=uint8 needs precision=int8"):
         export_tflite(dynamic, tmp_path / "x.tflite", random_images(1), precision="fp32", io="uint8")
+
+
+def test_a_layout_onnx2tf_gets_wrong_is_caught(tmp_path):
+    """A 4x4 grid with 4 box channels: onnx2tf cannot tell NCHW from NHWC and mixes the boxes up."""
+    from edgecnn.export.parity import ParityError
+
+    meta = dict(META, imgsz=64)
+    onnx_path = export_onnx(tiny_detector(), meta, tmp_path / "cube.onnx", imgsz=64)
+    with pytest.raises(ParityError, match=r"converted cube.onnx wrongly: .*'boxes'.*H == W == C: .*\[1, 4, 4, 4\]"):
+        export_tflite(onnx_path, tmp_path / "cube.tflite", random_images(2, size=64), precision="int8")
+    assert not (tmp_path / "cube.tflite").exists()

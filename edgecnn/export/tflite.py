@@ -86,13 +86,14 @@ def export_tflite(
                 non_verbose=True,
                 verbosity="error",
             )
+            produced = {p: work / "saved_model" / f"{onnx_path.stem}_float{p[2:]}.tflite" for p in ("fp32", "fp16")}
+            if not all(f.is_file() for f in produced.values()):
+                raise RuntimeError(f"onnx2tf did not write {', '.join(f.name for f in produced.values())} for {onnx_path}")
+            check_layout(source, produced["fp32"].read_bytes(), meta, calib_images, graph)
             if precision == "int8":
                 model_bytes = quantize_int8(work / "saved_model", (calib - mean) / std, io, quant_type)
             else:
-                produced = work / "saved_model" / f"{onnx_path.stem}_{'float32' if precision == 'fp32' else 'float16'}.tflite"
-                if not produced.is_file():
-                    raise RuntimeError(f"onnx2tf did not write {produced.name} for {onnx_path}")
-                model_bytes = produced.read_bytes()
+                model_bytes = produced[precision].read_bytes()
         LOG.info("onnx2tf converted %s (%s, io=%s) in %.0f s", onnx_path.name, precision, io, time.perf_counter() - tic)
 
     outputs = output_tensor_names(model_bytes, onnx_outputs, graph, onnx_path)
@@ -107,6 +108,39 @@ def export_tflite(
     path = atomic_write_bytes(path, with_tflite_metadata(model_bytes, {META_KEY: json.dumps(meta).encode()}))
     LOG.info("TFLite %s model written to %s", precision, path)
     return path
+
+
+def check_layout(source: Path, fp32_bytes: bytes, meta: dict, images: np.ndarray, graph) -> None:
+    """onnx2tf's fp32 model against ONNX Runtime on our images, whatever precision was asked for.
+
+    Catches layouts onnx2tf got wrong (it cannot tell NCHW from NHWC for a tensor with
+    H == W == C) before an int8 model, whose own errors are larger, hides them.
+    """
+    from edgecnn.export.parity import ParityError, check_parity
+    from edgecnn.runtime.backends import OnnxBackend, TFLiteBackend
+
+    outputs = output_tensor_names(fp32_bytes, [o.name for o in graph.graph.output], graph, source)
+    check_path = source.with_name("layout_check.tflite")
+    check_path.write_bytes(with_tflite_metadata(fp32_bytes, {META_KEY: json.dumps(dict(meta, outputs=outputs)).encode()}))
+    try:
+        check_parity(OnnxBackend(source), TFLiteBackend(check_path), images[:4], "fp32")
+    except ParityError as err:
+        cubes = _cube_tensors(graph)
+        hint = f"; tensors with H == W == C: {', '.join(cubes[:3])}: choose another imgsz" if cubes else ""
+        raise ParityError(f"onnx2tf converted {source.name} wrongly: {err}{hint}") from None
+
+
+def _cube_tensors(graph) -> list[str]:
+    """Names and shapes of (1, C, H, W) tensors with C == H == W, which onnx2tf may lay out wrong."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(graph)
+    found = []
+    for info in inferred.graph.value_info:
+        dims = [d.dim_value for d in info.type.tensor_type.shape.dim]
+        if len(dims) == 4 and dims[1] == dims[2] == dims[3] > 1:
+            found.append(f"{info.name} {dims}")
+    return found
 
 
 def strip_qdq(model):
