@@ -84,16 +84,24 @@ def measure(paths: dict[str, Path], threads: list[int], runs: int, size: int) ->
 
 
 def targets(rows: list[dict]) -> list[dict]:
-    """int8 vs fp32 TFLite (>= 1.8x) and vs ORT fp32 (faster), with 2 threads (or the most measured)."""
+    """int8 vs fp32 TFLite (>= 1.8x) and vs ORT fp32 (faster), with 2 threads (or the most measured).
+
+    Judged on the median and, because other jobs share the machine, also on the fastest run.
+    """
     checks = []
     for size in sorted({r["imgsz"] for r in rows}):
-        at = {(r["artifact"], r["threads"]): r["latency_ms_p50"] for r in rows if r["imgsz"] == size}
-        n = 2 if any(t == 2 for _, t in at) else max(t for _, t in at)
+        sub = {(r["artifact"], r["threads"]): r for r in rows if r["imgsz"] == size}
+        n = 2 if any(t == 2 for _, t in sub) else max(t for _, t in sub)
         for int8 in ("tflite_int8", "tflite_int8_uint8io"):
-            speedup = at[("tflite_fp32", n)] / at[(int8, n)]
-            checks.append({"imgsz": size, "threads": n, "artifact": int8, "speedup_vs_tflite_fp32": speedup,
-                           "speedup_vs_ort_fp32": at[("onnx_fp32", n)] / at[(int8, n)],
-                           "meets_1.8x": speedup >= 1.8, "faster_than_ort": at[(int8, n)] < at[("onnx_fp32", n)]})
+            check = {"imgsz": size, "threads": n, "artifact": int8}
+            for stat in ("latency_ms_p50", "latency_ms_min"):
+                ms = {name: sub[(name, n)][stat] for name in ("tflite_fp32", "onnx_fp32", int8)}
+                tag = stat.split("_")[-1]
+                check[f"speedup_vs_tflite_fp32_{tag}"] = ms["tflite_fp32"] / ms[int8]
+                check[f"speedup_vs_ort_fp32_{tag}"] = ms["onnx_fp32"] / ms[int8]
+            check["meets_1.8x"] = check["speedup_vs_tflite_fp32_p50"] >= 1.8
+            check["faster_than_ort"] = check["speedup_vs_ort_fp32_p50"] > 1.0
+            checks.append(check)
     return checks
 
 
