@@ -54,7 +54,7 @@ class StageTimes:
     """Seconds spent per stage and per frame; percentiles in milliseconds."""
 
     def __init__(self):
-        self.samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "capture_to_output")}
+        self.samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "capture_to_output", "wait")}
 
     def add(self, stage: str, seconds: float) -> None:
         self.samples[stage].append(seconds)
@@ -174,11 +174,12 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         annotate = any(s.annotates for s in sinks)
         LOG.info("tracking %s with %s%s", source.name, Path(cfg["model"]).name,
                  f" + {Path(cfg['reid']).name}" if cfg["reid"] else "")
-        start = last_log = time.monotonic()
+        start = last_log = done_at = time.monotonic()
         fps = None
         try:
             for frame in source:
                 picked = time.monotonic()
+                times.add("wait", picked - done_at)  # blocked on the source: the camera is the bottleneck
                 times.add("capture", picked - frame.timestamp)
                 detections = detector.detect(frame.image)
                 done = time.monotonic()
@@ -202,7 +203,7 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
                 annotated = annotator.draw(frame.image, tracks, fps) if annotate else None
                 for sink in sinks:
                     sink.write(frame, tracks, annotated)
-                now = time.monotonic()
+                now = done_at = time.monotonic()
                 times.add("capture_to_output", now - frame.timestamp)
                 frames += 1
                 fps = frames / max(now - start, 1e-9)
@@ -227,6 +228,7 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "latency_ms_p50": times.ms("capture_to_output"),
         "latency_ms_p95": times.ms("capture_to_output", 95),
         **{f"{stage}_ms_p50": times.ms(stage) for stage in STAGES if times.samples[stage]},
+        "wait_ms_p50": times.ms("wait"),
         "dropped": source.dropped,
         "reconnects": source.reconnects,
         "tracks": len(track_ids),
