@@ -142,14 +142,17 @@ def open_sinks(cfg: Mapping[str, Any], names: list[str], fps: float) -> list:
 
 
 def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Track on `cfg["source"]` until it ends, `max_frames`, q in the window, Ctrl-C or SIGTERM."""
+    """Track on `cfg["source"]` until it ends, `max_frames`, q in the window, Ctrl-C or SIGTERM.
+
+    `cfg` holds APP_KEYS overrides; with `config=<json>` its values are the defaults.
+    """
     from edgecnn.runtime.backends import load_backend
     from edgecnn.runtime.detector import Detector
     from edgecnn.runtime.sinks import Annotator, Tracks
     from edgecnn.runtime.sources import open_source
     from edgecnn.runtime.tracker import Tracker
 
-    cfg = load_config(cfg) if "config" in cfg and cfg.get("config") else APP_KEYS.resolve(cfg, "app")
+    cfg = load_config(cfg, "app")
     backend = load_backend(cfg["model"], threads=cfg["threads"], providers=cfg["providers"])
     if cfg["imgsz"] and max(backend.input_size) != cfg["imgsz"]:
         raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
@@ -265,9 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     as_json = "--json" in argv
     where = "edgecnn.runtime.app"
     try:
-        cfg = load_config(parse_overrides([a for a in argv if a != "--json"], where), where)
+        overrides = parse_overrides([a for a in argv if a != "--json"], where)
         _stop_on_sigterm()
-        report = run(cfg)
+        report = run(overrides)
     except ConfigError as err:
         print(f"{where}: error: {err}", file=sys.stderr)
         return 2
