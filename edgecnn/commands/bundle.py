@@ -16,7 +16,7 @@ def run(cfg: dict) -> dict:
     from pathlib import Path
 
     from edgecnn.config import ConfigError
-    from edgecnn.deploy.bundle import build_bundle, read_manifest
+    from edgecnn.deploy.bundle import build_bundle, read_manifest, selection_path
     from edgecnn.deploy.profiles import load_profile
 
     for key in ("device", "detector"):
@@ -31,5 +31,5 @@ def run(cfg: dict) -> dict:
     manifest = read_manifest(target)
     return {"device": profile.name, "size_kb": round(target.stat().st_size / 1024, 1),
             "files": len(manifest["files"]) + 1, "models": {k: v["file"] for k, v in manifest["models"].items()},
-            **({"selection_ms": manifest["selection_ms"]} if manifest["selection_ms"] else {}),
-            "artifacts": {"bundle": str(target)}}
+            "artifacts": {"bundle": str(target),
+                          **({"selection": str(selection_path(target))} if selection_path(target).is_file() else {})}}

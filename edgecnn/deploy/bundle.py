@@ -5,7 +5,8 @@ reduced to `__init__`, `config`, `fileio` and `runtime/` (numpy, OpenCV, scipy a
 interpreter; never torch or TensorFlow), the device's requirements, `run.sh`, the systemd unit,
 the README, `config.json` (the app's defaults on this device) and `manifest.json` with the
 sha256 of every other file, which `run.sh` checks before it starts. The same inputs give the
-same bytes: entries are sorted, owners and mtimes fixed, and the gzip header carries no time.
+same bytes: entries are sorted, owners and mtimes fixed, and the gzip header carries no time;
+when several candidates are measured (x86), the timings go to `<name>.selection.json` beside it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import io
 import json
 import logging
 import os
+import platform
 import re
 import sys
 import tarfile
@@ -29,7 +31,7 @@ import numpy as np
 from edgecnn import __version__
 from edgecnn.config import ConfigError
 from edgecnn.deploy.profiles import DEVICES_DIR, DeviceProfile
-from edgecnn.fileio import atomic_write_bytes
+from edgecnn.fileio import atomic_write_bytes, atomic_write_json
 
 LOG = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -161,14 +163,23 @@ def build_bundle(profile: DeviceProfile, detector: list[Path], reid: list[Path] 
         "format": "edgecnn-bundle/1", "name": name, "edgecnn_version": __version__,
         "device": profile.name, "description": profile.description, "python": profile.python,
         "system_site_packages": profile.system_site_packages,
-        "models": {role: info for role, (_, info) in models.items()}, "selection_ms": selection,
+        "models": {role: info for role, (_, info) in models.items()},
         "files": {arc: hashlib.sha256(data).hexdigest() for arc, data in sorted(contents.items())},
     }
     contents["manifest.json"] = _json(manifest)
     target = Path(out) / f"{name}.tar.gz"
     atomic_write_bytes(target, reproducible_targz(name, contents))
+    if selection:  # measured timings vary run to run: beside the bundle, not inside it
+        atomic_write_json(selection_path(target), {"median_latency_ms": selection, "host": platform.node()})
+    else:
+        selection_path(target).unlink(missing_ok=True)
     LOG.info("bundle written to %s (%.1f kB)", target, target.stat().st_size / 1024)
     return target
+
+
+def selection_path(bundle: Path) -> Path:
+    """Where the host's latency measurements that chose the artifacts are kept."""
+    return bundle.with_name(bundle.name.removesuffix(".tar.gz") + ".selection.json")
 
 
 def _json(obj: Any) -> bytes:
