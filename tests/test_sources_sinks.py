@@ -165,3 +165,21 @@ def test_video_sink_closed_after_an_error_leaves_no_file(tmp_path):
 def test_video_sink_rejects_unknown_extension(tmp_path):
     with pytest.raises(ValueError, match="save="):
         VideoSink(tmp_path / "x.gif", fps=10.0)
+
+
+def test_sources_this_machine_lacks_are_errors_that_say_what_to_install(monkeypatch):
+    import importlib.util
+
+    from edgecnn.runtime.sinks import WindowSink
+
+    if importlib.util.find_spec("picamera2") is None:
+        with pytest.raises(SourceError, match="apt install python3-picamera2"):
+            open_source("picam")
+    if "GStreamer:                   NO" in cv2.getBuildInformation():
+        for spec in ("csi", "videotestsrc ! videoconvert ! appsink"):
+            with pytest.raises(SourceError, match="built without GStreamer"):
+                open_source(spec)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(RuntimeError, match="show=true needs a display"):
+        WindowSink()
