@@ -203,7 +203,8 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
                 times.add("tracking", time.monotonic() - t)
                 tracks = Tracks(rows[:, :4], rows[:, 4].astype(int), rows[:, 5], rows[:, 6].astype(int))
                 track_ids.update(tracks.ids.tolist())
-                annotated = annotator.draw(frame.image, tracks, fps) if annotate else None
+                latency = 1000 * times.samples["capture_to_output"][-1] if frames else None
+                annotated = annotator.draw(frame.image, tracks, fps, latency) if annotate else None
                 for sink in sinks:
                     sink.write(frame, tracks, annotated)
                 now = done_at = time.monotonic()

@@ -54,12 +54,12 @@ def track_color(track_id: int) -> tuple[int, int, int]:
 
 @dataclass
 class Annotator:
-    """Draws boxes, IDs with class names, motion trails and the FPS on a copy of the frame."""
+    """Draws boxes, IDs with class names, motion trails, FPS and latency on a copy of the frame."""
 
     names: Sequence[str] = ()
     trails: dict[int, deque] = field(default_factory=dict)
 
-    def draw(self, image: np.ndarray, tracks: Tracks, fps: float | None) -> np.ndarray:
+    def draw(self, image: np.ndarray, tracks: Tracks, fps: float | None, latency_ms: float | None = None) -> np.ndarray:
         out = image.copy()
         seen = set()
         for box, tid, score, cls in zip(tracks.boxes, tracks.ids, tracks.scores, tracks.classes):
@@ -79,7 +79,8 @@ class Annotator:
             if not self.trails[tid]:
                 del self.trails[tid]
         if fps is not None:
-            self._label(out, f"{fps:.1f} FPS  {len(tracks)} tracks", (4, 24), (40, 40, 40))
+            latency = f"  {latency_ms:.0f} ms" if latency_ms is not None else ""
+            self._label(out, f"{fps:.1f} FPS{latency}  {len(tracks)} tracks", (4, 24), (40, 40, 40))
         return out
 
     @staticmethod
