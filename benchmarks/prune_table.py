@@ -24,6 +24,7 @@ from edgecnn.fileio import atomic_write_json
 
 OUT = Path("runs/benchmarks")
 TARGET_DROP = 1.0
+MEANINGFUL_MAP = 0.1  # below this parent mAP50-95 a drop of a point says nothing
 
 
 def parent_checkpoint(args) -> tuple[Path, Path]:
@@ -91,6 +92,9 @@ def main() -> None:
         row["macs_kept"] = row["macs"] / rows[0]["macs"]
         row["drop_points"] = (parent_map - row["mAP50_95"]) * 100
     print_table(rows, size)
+    if parent_map < MEANINGFUL_MAP:
+        print(f"the parent's mAP50-95 ({parent_map:.4f}) is too low for the {TARGET_DROP}-point target to mean anything; "
+              "train it longer (--epochs, --n) or pass a trained --parent")
     met = ", ".join(f"cut {r['cut']:.0%}" for r in rows[1:] if r["macs_kept"] <= 0.5 and r["drop_points"] <= TARGET_DROP)
     print(f"target (>= 50% fewer MACs, <= {TARGET_DROP} point mAP50-95 lost): {'met by ' + met if met else 'NOT met'}")
     atomic_write_json(OUT / "prune_table.json", {"args": vars(args), "profile_imgsz": size, "rows": rows})
