@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DETECTOR_IMGSZ = 320
 NAMES = ["person", "car"]
 # What decides the exported bytes and how the runtime reads them (the cache key).
-SOURCES = ["tests/export_tiny.py", "edgecnn/models/yolo.py", "edgecnn/models/reid.py", "edgecnn/models/layers.py", "edgecnn/export/onnx.py",
+SOURCES = ["tests/runtime_models.py", "tests/export_tiny.py", "edgecnn/models/yolo.py", "edgecnn/models/reid.py", "edgecnn/models/layers.py", "edgecnn/export/onnx.py",
            "edgecnn/export/tflite.py", "edgecnn/runtime/backends.py"]
 
 
@@ -56,6 +56,24 @@ def calibration_frames(size: tuple[int, int], n: int = 8) -> np.ndarray:
     return np.stack(frames)
 
 
+def spread_statistics(model, prior: float = 0.2):
+    """Random BatchNorm statistics and a class prior of `prior`, so an untrained detector's scores
+    differ across anchors and images: a fresh head scores everything about 0.01, which int8's
+    fixed 1/256 sigmoid step turns into one constant."""
+    import torch
+    from torch import nn
+
+    model.eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.2, 2.0)
+            if hasattr(m, "reset_bias"):
+                m.reset_bias(prior=prior)
+    return model
+
+
 def _export(dest: Path, detector_name: str) -> None:
     import torch
 
@@ -73,7 +91,7 @@ def _export(dest: Path, detector_name: str) -> None:
 
         detector = tiny_detector()
     else:
-        detector = build_model(detector_name, num_classes=len(NAMES))
+        detector = spread_statistics(build_model(detector_name, num_classes=len(NAMES)))
     det_meta = {"task": "detect", "names": NAMES, "imgsz": DETECTOR_IMGSZ, "strides": [8, 16, 32], **common}
     export_onnx(detector, det_meta, dest / "det.onnx", imgsz=DETECTOR_IMGSZ)
     export_tflite(dest / "det.onnx", dest / "det_int8.tflite", calibration_frames((DETECTOR_IMGSZ, DETECTOR_IMGSZ)),
