@@ -16,10 +16,10 @@ variants:
   fast: {second.imgsz: 16}
 stages:
   - name: first
-    command: summary
+    command: train
     args: {model: lenet5, imgsz: "${vars.imgsz}"}
   - name: second
-    command: summary
+    command: train
     args: {model: "${first.model_name}", imgsz: 32}
 """
 
@@ -77,7 +77,7 @@ def test_changed_config_or_input_reruns_only_what_depends_on_it(toy, tmp_path):
     (tmp_path / "runs/toy/first/table.txt").unlink()  # a missing artifact is not a cache hit
     rec = Recorder()
     run_pipeline(load_pipeline(toy, {"second.imgsz": 64}), tmp_path / "runs", run_command=rec)
-    assert [c[0] for c in rec.calls] == ["summary"]
+    assert [c[0] for c in rec.calls] == ["train"]
 
 
 def test_from_and_to(toy, tmp_path):
