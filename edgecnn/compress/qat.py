@@ -15,7 +15,9 @@ What NNCF 3.4's PyTorch API does (learned from its source, not obvious from the 
   switches to batch statistics: what is trained is what the int8 graph computes.
 - `fast_bias_correction=False` is not supported by the torch backend (ValueError).
 - The first quantizer call compiles a C++ CPU extension (~20 s, cached under
-  ~/.cache/torch_extensions); without a compiler NNCF falls back to slower torch ops.
+  ~/.cache/torch_extensions, shared by every venv with the same torch); without a compiler NNCF
+  falls back to slower torch ops. NNCF gives the load 60 s and then fails; on a busy machine, or
+  while another venv rebuilds it, that is too little, so `quantize` raises the default to 600 s.
 - `nncf.strip(..., StripFormat.NATIVE)` needs torchao (not in our lock), and
   `StripFormat.IN_PLACE` only handles post-hooks, while quantize() puts weight quantizers on
   pre-hooks. We need neither: ONNX export runs under the TorchScript tracer, where NNCF's
@@ -139,6 +141,7 @@ def quantize(model: nn.Module, calibration: list[torch.Tensor], subset_size: int
     from nncf.common.quantization.structs import QuantizationScheme
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, QuantizationParameters
 
+    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "600")
     params = AdvancedQuantizationParameters(
         weights_quantization_params=QuantizationParameters(per_channel=True, mode=QuantizationScheme.SYMMETRIC),
         activations_quantization_params=QuantizationParameters(per_channel=False),
