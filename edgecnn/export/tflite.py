@@ -169,12 +169,14 @@ def strip_qdq(model):
         if q is None or q.op_type != "QuantizeLinear" or q.input[1] not in consts:
             nodes.append(node)
             continue
-        scale = consts[q.input[1]].astype(np.float32)
-        zero = consts[q.input[2]] if len(q.input) > 2 and q.input[2] in consts else np.zeros((), np.uint8)
-        info = np.iinfo(zero.dtype)
-        low, high = (info.min - zero.astype(np.float32)) * scale, (info.max - zero.astype(np.float32)) * scale
-        if low.size != 1:  # per-channel activation ranges: rare; keep the values, lose the clip
-            low, high = np.float32(-np.inf), np.float32(np.inf)
+        if q.input[0] in consts:  # fake-quantized weights: fold to float weights on the int8 grid
+            graph.initializer.append(numpy_helper.from_array(_fake_quantize(q, consts), node.output[0]))
+            continue
+        low, high = np.float32(-np.inf), np.float32(np.inf)  # per-channel activation ranges (rare): no clip
+        if consts[q.input[1]].size == 1:
+            scale, zero = _scale_zero(q, consts, 0)
+            info = np.iinfo(zero.dtype)
+            low, high = (info.min - zero.astype(np.float32)) * scale, (info.max - zero.astype(np.float32)) * scale
         names = [f"{node.output[0]}_clip_min", f"{node.output[0]}_clip_max"]
         graph.initializer.extend(numpy_helper.from_array(np.float32(v).reshape(()), n) for v, n in zip((low, high), names))
         nodes.append(helper.make_node("Clip", [q.input[0], *names], [node.output[0]], name=f"{node.name}_as_clip"))
@@ -190,17 +192,31 @@ def strip_qdq(model):
     return model
 
 
-def _dequantize(node, consts: dict[str, np.ndarray]) -> np.ndarray:
-    """DequantizeLinear of constants, per-tensor or along its `axis` (default 1)."""
-    values = consts[node.input[0]].astype(np.float32)
+def _scale_zero(node, consts: dict[str, np.ndarray], ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    """A Q/DQ node's scale and zero point, shaped to broadcast along its `axis` (default 1)."""
     scale = consts[node.input[1]].astype(np.float32)
-    zero = consts[node.input[2]].astype(np.float32) if len(node.input) > 2 else np.zeros_like(scale)
-    if scale.ndim == 1 and scale.size > 1:
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        shape = [1] * values.ndim
-        shape[axis] = -1
-        scale, zero = scale.reshape(shape), zero.reshape(shape)
-    return (values - zero) * scale
+    zero = consts[node.input[2]] if len(node.input) > 2 and node.input[2] in consts else np.zeros((), np.uint8)
+    if scale.size > 1:
+        shape = [1] * ndim
+        shape[next((a.i for a in node.attribute if a.name == "axis"), 1)] = -1
+        return scale.reshape(shape), zero.reshape(shape)
+    return scale, zero
+
+
+def _dequantize(node, consts: dict[str, np.ndarray]) -> np.ndarray:
+    """DequantizeLinear of constants."""
+    values = consts[node.input[0]]
+    scale, zero = _scale_zero(node, consts, values.ndim)
+    return (values.astype(np.float32) - zero.astype(np.float32)) * scale
+
+
+def _fake_quantize(q, consts: dict[str, np.ndarray]) -> np.ndarray:
+    """DequantizeLinear(QuantizeLinear(x)) of a constant x, as float32."""
+    values = consts[q.input[0]].astype(np.float32)
+    scale, zero = _scale_zero(q, consts, values.ndim)
+    info = np.iinfo(zero.dtype)
+    zero = zero.astype(np.float32)
+    return ((np.clip(np.round(values / scale) + zero, info.min, info.max) - zero) * scale).astype(np.float32)
 
 
 def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type: str) -> bytes:
