@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -141,80 +140,89 @@ def open_sinks(cfg: Mapping[str, Any], names: list[str], fps: float) -> list:
     return sinks
 
 
+class TrackingPipeline:
+    """Detector → ReID → tracker on one frame at a time, timing every stage into `times`."""
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        from edgecnn.runtime.backends import load_backend
+        from edgecnn.runtime.detector import Detector
+        from edgecnn.runtime.tracker import Tracker
+
+        backend = load_backend(cfg["model"], threads=cfg["threads"], providers=cfg["providers"])
+        if cfg["imgsz"] and max(backend.input_size) != cfg["imgsz"]:
+            raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
+        self.names = list(backend.meta.get("names") or [])
+        self.timed = TimedBackend(backend)
+        self.detector = Detector(self.timed, conf=cfg["conf"], iou=cfg["iou"],
+                                 classes=class_ids(cfg["classes"], self.names), max_det=cfg["max_det"])
+        self.encoder = None
+        if cfg["reid"]:
+            from edgecnn.runtime.reid import ReidEncoder
+
+            self.encoder = ReidEncoder(load_backend(cfg["reid"], threads=cfg["threads"], providers=cfg["providers"]))
+        self.tracker = Tracker.from_config(cfg)
+        self.times = StageTimes()
+
+    def process(self, frame):
+        """The confirmed tracks (`sinks.Tracks`) of `frame`, the next frame of the video."""
+        from edgecnn.runtime.sinks import Tracks
+
+        times, timed = self.times, self.timed
+        picked = time.monotonic()
+        times.add("capture", picked - frame.timestamp)
+        detections = self.detector.detect(frame.image)
+        done = time.monotonic()
+        times.add("pre", timed.started - picked)
+        times.add("inference", timed.ended - timed.started)
+        times.add("post", done - timed.ended)
+        # boxes clipped to nothing (they lay in the letterbox padding) have no extent to track
+        keep = (detections.xyxy[:, 2:] - detections.xyxy[:, :2] >= 1).all(axis=1)
+        boxes, scores, classes = detections.xyxy[keep], detections.scores[keep], detections.classes[keep]
+        features = None
+        if self.encoder is not None:
+            start = time.monotonic()
+            features = self.encoder.encode(frame.image, boxes)
+            times.add("reid", time.monotonic() - start)
+        start = time.monotonic()
+        rows = self.tracker.update(boxes, scores, features, classes)
+        times.add("tracking", time.monotonic() - start)
+        return Tracks(rows[:, :4], rows[:, 4].astype(int), rows[:, 5], rows[:, 6].astype(int))
+
+
 def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Track on `cfg["source"]` until it ends, `max_frames`, q in the window, Ctrl-C or SIGTERM.
 
     `cfg` holds APP_KEYS overrides; with `config=<json>` its values are the defaults.
     """
-    from edgecnn.runtime.backends import load_backend
-    from edgecnn.runtime.detector import Detector
-    from edgecnn.runtime.sinks import Annotator, Tracks
+    from edgecnn.runtime.sinks import Annotator
     from edgecnn.runtime.sources import open_source
-    from edgecnn.runtime.tracker import Tracker
 
     cfg = load_config(cfg, "app")
-    backend = load_backend(cfg["model"], threads=cfg["threads"], providers=cfg["providers"])
-    if cfg["imgsz"] and max(backend.input_size) != cfg["imgsz"]:
-        raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
-    names = list(backend.meta.get("names") or [])
-    timed = TimedBackend(backend)
-    detector = Detector(timed, conf=cfg["conf"], iou=cfg["iou"], classes=class_ids(cfg["classes"], names),
-                        max_det=cfg["max_det"])
-    encoder = None
-    if cfg["reid"]:
-        from edgecnn.runtime.reid import ReidEncoder
-
-        encoder = ReidEncoder(load_backend(cfg["reid"], threads=cfg["threads"], providers=cfg["providers"]))
-    tracker = Tracker.from_config(cfg)
-    annotator = Annotator(names)
-    times = StageTimes()
-    frames, track_ids = 0, set()
+    pipeline = TrackingPipeline(cfg)
+    annotator, times = Annotator(pipeline.names), pipeline.times
+    frames, track_ids, fps, latency = 0, set(), None, None
     error: BaseException | None = None
-    with ExitStack() as stack:
-        source = stack.enter_context(open_source(cfg["source"], live=cfg["live"],
-                                                 reconnect_timeout=cfg["reconnect_timeout"]))
-        sinks = open_sinks(cfg, names, source.fps or 30.0)
+    with open_source(cfg["source"], live=cfg["live"], reconnect_timeout=cfg["reconnect_timeout"]) as source:
+        sinks = open_sinks(cfg, pipeline.names, source.fps or 30.0)
         annotate = any(s.annotates for s in sinks)
         LOG.info("tracking %s with %s%s", source.name, Path(cfg["model"]).name,
                  f" + {Path(cfg['reid']).name}" if cfg["reid"] else "")
         start = last_log = done_at = time.monotonic()
-        fps = None
         try:
             for frame in source:
-                picked = time.monotonic()
-                times.add("wait", picked - done_at)  # blocked on the source: the camera is the bottleneck
-                times.add("capture", picked - frame.timestamp)
-                detections = detector.detect(frame.image)
-                done = time.monotonic()
-                times.add("pre", timed.started - picked)
-                times.add("inference", timed.ended - timed.started)
-                times.add("post", done - timed.ended)
-                # boxes clipped to nothing (they lay in the letterbox padding) have no extent to track
-                wh = detections.xyxy[:, 2:] - detections.xyxy[:, :2]
-                keep = (wh >= 1).all(axis=1)
-                boxes, scores, classes = detections.xyxy[keep], detections.scores[keep], detections.classes[keep]
-                features = None
-                if encoder is not None:
-                    t = time.monotonic()
-                    features = encoder.encode(frame.image, boxes)
-                    times.add("reid", time.monotonic() - t)
-                t = time.monotonic()
-                rows = tracker.update(boxes, scores, features, classes)
-                times.add("tracking", time.monotonic() - t)
-                tracks = Tracks(rows[:, :4], rows[:, 4].astype(int), rows[:, 5], rows[:, 6].astype(int))
+                times.add("wait", time.monotonic() - done_at)  # blocked on the source: the camera is the bottleneck
+                tracks = pipeline.process(frame)
                 track_ids.update(tracks.ids.tolist())
-                latency = 1000 * times.samples["capture_to_output"][-1] if frames else None
                 annotated = annotator.draw(frame.image, tracks, fps, latency) if annotate else None
                 for sink in sinks:
                     sink.write(frame, tracks, annotated)
-                now = done_at = time.monotonic()
-                times.add("capture_to_output", now - frame.timestamp)
-                frames += 1
-                fps = frames / max(now - start, 1e-9)
-                if cfg["log_every"] and now - last_log >= cfg["log_every"]:
-                    last_log = now
-                    LOG.info("%d frames  %.1f FPS  latency %.0f ms  %d tracks", frames, fps,
-                             1000 * (now - frame.timestamp), len(tracks))
+                done_at = time.monotonic()
+                times.add("capture_to_output", done_at - frame.timestamp)
+                frames, latency = frames + 1, 1000 * (done_at - frame.timestamp)
+                fps = frames / max(done_at - start, 1e-9)
+                if cfg["log_every"] and done_at - last_log >= cfg["log_every"]:
+                    last_log = done_at
+                    LOG.info("%d frames  %.1f FPS  latency %.0f ms  %d tracks", frames, fps, latency, len(tracks))
                 if (cfg["max_frames"] and frames >= cfg["max_frames"]) or any(getattr(s, "stopped", False) for s in sinks):
                     break
         except KeyboardInterrupt:
