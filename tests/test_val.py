@@ -94,3 +94,25 @@ def test_val_errors_name_the_problem(dataset, fixed_onnx, tmp_path, capsys):
                             str(dataset.parent / "images/val"))
     assert main(["val", str(fixed_onnx), f"data={other}"]) == 1
     assert "fixed.onnx has 2 classes but" in capsys.readouterr().err
+
+
+def test_classifier_val_is_the_same_in_torch_and_onnx(tmp_path):
+    """Two colour classes a 1-layer model separates: top1 is 1.0 in every format."""
+    from edgecnn.data.imagefolder import load_imagefolder
+
+    for split in ("train", "val"):
+        for name, colour in (("red", (0, 0, 255)), ("blue", (255, 0, 0))):
+            folder = tmp_path / "cls" / split / name
+            folder.mkdir(parents=True)
+            for i in range(3):
+                cv2.imwrite(str(folder / f"{i}.png"), np.full((40, 50, 3), colour, np.uint8))
+    names = list(load_imagefolder(tmp_path / "cls").names)
+    model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 2))
+    with torch.no_grad():  # logit of a class = the mean of its colour channel (RGB)
+        model[2].weight.copy_(torch.tensor([[0.0, 0, 1], [1, 0, 0]]) if names == ["blue", "red"] else torch.tensor([[1.0, 0, 0], [0, 0, 1]]))
+        model[2].bias.zero_()
+    meta = {"task": "classify", "names": names, "mean": [0.0] * 3, "std": [1.0] * 3}
+    onnx_path = export_onnx(model, meta, tmp_path / "cls.onnx", imgsz=32)
+    for backend in (TorchBackend(model, meta, imgsz=32), load_backend(onnx_path)):
+        scores = validate(backend, tmp_path / "cls")
+        assert scores["images"] == 6 and scores["top1"] == pytest.approx(1.0) and scores["latency_ms_p50"] > 0

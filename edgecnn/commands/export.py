@@ -54,7 +54,8 @@ def run(cfg: dict) -> dict:
         raise ConfigError("edgecnn export: dynamic=true is for format=onnx; TFLite models have a fixed input")
     images_from = cfg["data"] or cfg["calib"]
     if not images_from:
-        raise ConfigError("edgecnn export: give data= (a data.yaml) or calib= (an image directory) for parity and calibration")
+        raise ConfigError("edgecnn export: give data= (a data.yaml) or calib= (an image directory, e.g. a set from "
+                          "`edgecnn data calib` under calibration/) for the parity check and calibration")
     out = Path(cfg["out"])
     source, onnx_path = _onnx_from(model_path, cfg, out)
     size = source.input_size
