@@ -45,8 +45,9 @@ def test_every_device_profile_loads():
         profile = load_profile(name)
         assert profile.requirements.is_file() and profile.python.startswith("python3")
     assert load_profile("rpi5").formats == ("tflite",) and load_profile("rpi5").precision == "int8"
-    assert load_profile("jetson-orin-nano").formats == ("onnx",) and load_profile("jetson-orin-nano").precision == "fp16"
-    assert "TensorrtExecutionProvider" in load_profile("jetson-orin-nano").providers
+    jetson = load_profile("jetson-orin-nano")
+    assert jetson.formats == ("onnx",) and jetson.providers[0][0] == "TensorrtExecutionProvider"
+    assert jetson.providers[0][1]["trt_fp16_enable"] is True and jetson.providers[-1] == "CPUExecutionProvider"
     assert load_profile("x86-cpu").formats == ("onnx", "tflite")
 
 

@@ -32,7 +32,7 @@ class DeviceProfile:
     threads: int
     source: str
     requirements: Path
-    providers: tuple[str, ...] = ()  # ONNX Runtime execution providers, in order of preference
+    providers: tuple = ()  # ONNX Runtime execution providers in order: names or [name, {options}]
     system_site_packages: bool = False  # the venv sees apt's packages (picamera2, JetPack's OpenCV)
 
     def app_config(self) -> dict:
@@ -82,6 +82,11 @@ def load_profile(name: str, devices_dir: str | os.PathLike = DEVICES_DIR) -> Dev
     for key in ("imgsz", "threads"):
         if not isinstance(data[key], int) or data[key] < 1:
             raise ConfigError(f"{path}: {key} must be a positive integer, got {data[key]!r}")
+    for provider in data.get("providers") or ():
+        named = isinstance(provider, str) or (isinstance(provider, list) and len(provider) == 2
+                                             and isinstance(provider[0], str) and isinstance(provider[1], dict))
+        if not named:
+            raise ConfigError(f"{path}: providers: {provider!r} is neither a name nor [name, {{options}}]")
     requirements = devices_dir / str(data["requirements"])
     if not requirements.is_file():
         raise ConfigError(f"{path}: requirements file not found: {requirements}")

@@ -39,7 +39,7 @@ APP_KEYS = Schema(
     Key("classes", None, "class ids or names to keep (default: all)", type=list),
     Key("max_det", 100, "most detections per frame", min=1),
     Key("threads", None, "interpreter threads (default: the interpreter's)", type=int, min=1),
-    Key("providers", None, "ONNX Runtime execution providers in order (Jetson: TensorRT, CUDA)", type=list),
+    Key("providers", None, "ONNX Runtime execution providers in order, names or [name, {options}]", type=list),
     Key("imgsz", None, "expected model input size; it is fixed at export, a different one is an error", type=int, min=32),
     Key("max_frames", 0, "stop after this many frames (0: when the source ends)", min=0),
     Key("live", None, "newest-frame-only reading (default: on for cameras and streams, off for files)", type=bool),
@@ -100,6 +100,11 @@ def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app"
         for key in ("model", "reid"):
             if defaults.get(key) and not Path(defaults[key]).is_absolute():
                 defaults[key] = str(path.parent / defaults[key])
+        for provider in defaults.get("providers") or ():  # e.g. TensorRT's trt_engine_cache_path
+            options = provider[1] if isinstance(provider, list) and len(provider) == 2 else {}
+            for name, value in options.items():
+                if name.endswith("_path") and isinstance(value, str) and not Path(value).is_absolute():
+                    options[name] = str(path.parent / value)
         APP_KEYS.resolve(defaults, str(path))
     cfg = APP_KEYS.resolve({**defaults, **overrides}, where)
     if not cfg["model"]:
@@ -148,7 +153,9 @@ class TrackingPipeline:
         from edgecnn.runtime.detector import Detector
         from edgecnn.runtime.tracker import Tracker
 
-        backend = load_backend(cfg["model"], threads=cfg["threads"], providers=cfg["providers"])
+        # ONNX Runtime takes a provider with options as a (name, dict) tuple; JSON gives a list
+        providers = [tuple(p) if isinstance(p, list) else p for p in cfg["providers"]] if cfg["providers"] else None
+        backend = load_backend(cfg["model"], threads=cfg["threads"], providers=providers)
         if cfg["imgsz"] and max(backend.input_size) != cfg["imgsz"]:
             raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
         self.names = list(backend.meta.get("names") or [])
@@ -159,7 +166,7 @@ class TrackingPipeline:
         if cfg["reid"]:
             from edgecnn.runtime.reid import ReidEncoder
 
-            self.encoder = ReidEncoder(load_backend(cfg["reid"], threads=cfg["threads"], providers=cfg["providers"]))
+            self.encoder = ReidEncoder(load_backend(cfg["reid"], threads=cfg["threads"], providers=providers))
         self.tracker = Tracker.from_config(cfg)
         self.times = StageTimes()
 
