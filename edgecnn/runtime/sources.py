@@ -356,7 +356,12 @@ def open_source(spec: str | int, *, live: bool | None = None, reconnect_timeout:
                 f"cannot open {name}: this OpenCV was built without GStreamer (pip wheels are); "
                 "on a Jetson use JetPack's system OpenCV (python3-opencv) in a venv with --system-site-packages"
             )
-        pipeline = csi_pipeline(int(text.partition(":")[2] or 0)) if text.startswith("csi") and "!" not in text else text
+        pipeline = text
+        if "!" not in text:  # csi or csi:<sensor-id>
+            sensor = text.partition(":")[2] or "0"
+            if not sensor.isdigit():
+                raise SourceError(f"cannot open {name}: use csi or csi:<sensor id>, e.g. csi:1")
+            pipeline = csi_pipeline(int(sensor))
         opener = lambda: _video_capture(pipeline, cv2.CAP_GSTREAMER, name)  # noqa: E731
     else:
         opener = lambda: _video_capture(text, cv2.CAP_FFMPEG, name)  # noqa: E731
