@@ -172,3 +172,21 @@ def test_host_only_imports_are_caught(tmp_path):
     module.write_text("from edgecnn.metrics.gate import GateError\n")
     with pytest.raises(ValueError, match="does not ship"):
         check_imports({"edgecnn/runtime/bad.py": module})
+
+
+def test_bundle_and_deploy_commands(models, tmp_path):
+    """`edgecnn bundle …` then `edgecnn deploy … dry_run=true` through the CLI: wiring and output."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    built = subprocess.run([sys.executable, "-m", "edgecnn", "bundle", "device=rpi5", f"detector={models['det_tflite']}",
+                            f"out={tmp_path}", "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert built.returncode == 0, built.stderr
+    result = json.loads(built.stdout)
+    bundle = Path(result["artifacts"]["bundle"])
+    assert bundle.is_file() and result["models"] == {"detector": "models/det_int8.tflite"}
+    deployed = subprocess.run([sys.executable, "-m", "edgecnn", "deploy", "device=rpi5", "host=pi@raspberrypi.local",
+                               f"bundle={bundle}", "dry_run=true"], capture_output=True, text=True, env=env, timeout=60)
+    assert deployed.returncode == 0, deployed.stderr
+    assert "pi@raspberrypi.local" in deployed.stdout and "tar -xzf det_int8-rpi5.tar.gz" in deployed.stdout
+    missing = subprocess.run([sys.executable, "-m", "edgecnn", "bundle", "device=rpi5"], capture_output=True, text=True,
+                             env=env, timeout=60)
+    assert missing.returncode == 2 and "detector= is required" in missing.stderr
