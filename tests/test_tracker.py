@@ -284,3 +284,13 @@ def test_track_detections_with_a_real_reid_model(tmp_path):
     result = track_detections(tmp_path / "det.txt", tmp_path / "res.txt", images=images, reid=reid, n_init=2)
     assert result["reid_ms_per_frame"] > 0 and result["frames"] == 12 and result["tracks"] == 2
     assert len(read_mot(tmp_path / "res.txt")) == 2 * 12
+
+
+def test_boxes_without_area_are_ignored_not_fatal():
+    from edgecnn.runtime.tracker import Tracker
+
+    tracker = Tracker(n_init=1)
+    boxes = np.array([[10, 10, 50, 90], [60, 20, 60, 80], [5, 5, 30, 5]], dtype=float)  # zero width, zero height
+    for _ in range(3):
+        out = tracker.update(boxes, np.array([0.9, 0.9, 0.9]), features=np.eye(3, 8))
+    assert len(out) == 1 and out[0, :4].tolist() == [10, 10, 50, 90]

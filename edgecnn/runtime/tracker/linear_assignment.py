@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -9,7 +11,8 @@ from edgecnn.runtime.tracker.kalman_filter import CHI2INV95
 
 INFTY_COST = 1e5
 
-Matches = tuple[np.ndarray, np.ndarray, np.ndarray]  # (K, 2) row/col pairs, unmatched rows, unmatched cols
+# typing.Tuple: this alias is evaluated at import, and JetPack's Python 3.8 has no tuple[...].
+Matches = Tuple[np.ndarray, np.ndarray, np.ndarray]  # (K, 2) row/col pairs, unmatched rows, unmatched cols
 
 
 def min_cost_matching(cost: np.ndarray, max_distance: float) -> Matches:

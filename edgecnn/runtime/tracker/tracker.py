@@ -76,6 +76,11 @@ class Tracker:
         classes = np.full(n, -1) if classes is None else np.asarray(classes).astype(int).reshape(n)
         if features is not None and len(features) != n:
             raise ValueError(f"tracker: {len(features)} features for {n} boxes")
+        # A box without area has no aspect ratio for the Kalman state; it cannot be tracked.
+        valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        if not valid.all():
+            boxes, scores, classes = boxes[valid], scores[valid], classes[valid]
+            features = None if features is None else np.asarray(features)[valid]
         self.frame_count += 1
         mean, cov = self._predict()
         matches = self._associate(mean, cov, boxes, scores, features, classes)
