@@ -234,7 +234,8 @@ def quantization_state(qmodel: nn.Module) -> dict[str, Any]:
 
 
 def restore_quantized(model: nn.Module, quant_state: dict[str, Any], example: torch.Tensor) -> nn.Module:
-    """The QAT model from a plain model with deployed weights and `quantization_state`."""
+    """The QAT model from a plain model with deployed weights and `quantization_state`; NNCF
+    wraps `model` in place, so the result is `model` itself, quantizers attached."""
     import nncf.torch
 
     freeze_batchnorm(model, example)
