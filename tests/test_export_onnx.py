@@ -106,3 +106,34 @@ def test_wrong_inputs_and_files_are_clear_errors(exported, tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.onnx"):
         load_backend(tmp_path / "missing.onnx")
     assert isinstance(backend, OnnxBackend)
+
+
+def test_widening_cube_convs_keeps_the_function(tmp_path):
+    """Conv → ReLU → Conv → flatten on an 8x8x8 map, with the (zero) biases shared by onnxslim."""
+    import onnxruntime as ort
+
+    from edgecnn.export.layout import cube_shapes, pad_cube_convs
+
+    class Cube(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1)
+            for conv in (self.a, self.b):
+                torch.nn.init.zeros_(conv.bias)
+
+        def forward(self, x):
+            return self.b(self.a(x).relu()).flatten(2), self.b(self.a(x).relu()).permute(0, 2, 3, 1).reshape(1, -1, 8)
+
+    torch.manual_seed(0)
+    path = tmp_path / "cube.onnx"
+    export_onnx(Cube(), {"task": "detect", "names": ["a"], "mean": [0] * 3, "std": [1] * 3, "strides": [8]}, path, imgsz=8)
+    model = onnx.load(str(path))
+    assert cube_shapes(model)
+    widened, count = pad_cube_convs(model)
+    assert count >= 2 and not cube_shapes(widened)
+    x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    before = ort.InferenceSession(model.SerializeToString()).run(None, {"images": x})
+    after = ort.InferenceSession(widened.SerializeToString()).run(None, {"images": x})
+    for b, a in zip(before, after):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=1e-5)

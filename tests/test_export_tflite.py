@@ -88,12 +88,29 @@ def test_static_onnx_required(artifacts, tmp_path):
         export_tflite(dynamic, tmp_path / "x.tflite", random_images(1), precision="fp32", io="uint8")
 
 
-def test_a_layout_onnx2tf_gets_wrong_is_caught(tmp_path):
-    """A 4x4 grid with 4 box channels: onnx2tf cannot tell NCHW from NHWC and mixes the boxes up."""
-    from edgecnn.export.parity import ParityError
+def test_cube_shaped_head_tensors_convert_correctly(tmp_path):
+    """At 64 px the stride-16 box conv gives (1, 4, 4, 4): onnx2tf alone mixes NCHW and NHWC up."""
+    from edgecnn.export.layout import cube_shapes
 
+    import onnx
+
+    model = tiny_detector()
     meta = dict(META, imgsz=64)
-    onnx_path = export_onnx(tiny_detector(), meta, tmp_path / "cube.onnx", imgsz=64)
-    with pytest.raises(ParityError, match=r"converted cube.onnx wrongly: .*'boxes'.*H == W == C: .*\[1, 4, 4, 4\]"):
-        export_tflite(onnx_path, tmp_path / "cube.tflite", random_images(2, size=64), precision="int8")
-    assert not (tmp_path / "cube.tflite").exists()
+    onnx_path = export_onnx(model, meta, tmp_path / "cube.onnx", imgsz=64)
+    assert any(shape == [1, 4, 4, 4] for shape in cube_shapes(onnx.load(str(onnx_path))).values())
+    path = export_tflite(onnx_path, tmp_path / "cube.tflite", random_images(2, size=64), precision="fp32")
+    diffs = check_parity(TorchBackend(model, meta, imgsz=64), load_backend(path), random_images(2, size=64, seed=1), "fp32")
+    assert max(diffs.values()) < 1e-4
+
+
+def test_layout_check_catches_a_wrong_conversion(artifacts, tmp_path):
+    from edgecnn.export.parity import ParityError
+    from edgecnn.export.tflite import check_layout
+
+    import onnx
+
+    _, onnx_path, paths = artifacts
+    other = export_onnx(tiny_detector(seed=1), META, tmp_path / "other.onnx", imgsz=IMGSZ)
+    with pytest.raises(ParityError, match=r"onnx2tf converted other.onnx wrongly: .*output '(boxes|scores)' differs"):
+        check_layout(other, paths["fp32"].read_bytes(), META | {"input_size": [IMGSZ, IMGSZ]}, random_images(2),
+                     onnx.load(str(other)))

@@ -1,8 +1,9 @@
 """ONNX → TFLite through onnx2tf: fp32, fp16 or full-integer int8, metadata inside the file.
 
 onnx2tf turns the NCHW graph into NHWC, so the .tflite takes NHWC images, and keeps the
-detector's `(B, A, 4)` / `(B, A, C)` outputs (it cannot tell NCHW from NHWC for a head tensor
-with H == W == C; the parity check in `edgecnn export` catches a conversion that went wrong).
+detector's `(B, A, 4)` / `(B, A, C)` outputs. It cannot tell NCHW from NHWC for a tensor with
+C == H == W, so such convs are widened first (`export.layout`), and onnx2tf's fp32 model is
+checked against ONNX Runtime whatever the precision (`check_layout`).
 onnx2tf reads `calibration_image_sample_data_20x128x128x3_float32.npy` from its working directory
 and downloads it when absent, so every conversion runs in a fresh temporary directory where that
 file is first written from our own calibration images, which are also its test data
@@ -25,6 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
+from edgecnn.export.layout import cube_shapes, pad_cube_convs
 from edgecnn.fileio import atomic_write_bytes
 from edgecnn.runtime.backends import META_KEY, OUTPUTS, json_or_text, tflite_interpreter_class
 
@@ -72,6 +74,7 @@ def export_tflite(
         # because onnx2tf mis-converts Q/DQ graphs
         source = work / onnx_path.name
         onnx.save(strip_qdq(graph) if has_qdq else graph, str(source))
+        convert = unambiguous_copy(source, work / "unambiguous")
         np.save(ONNX2TF_SAMPLE, sample_for_onnx2tf(calib))
         np.save("calib.npy", calib)
         mean = np.asarray(meta["mean"], np.float32).reshape(1, 1, 1, 3)
@@ -79,7 +82,7 @@ def export_tflite(
         tic = time.perf_counter()
         with _stdout_to_stderr(), _onnx2tf_exit_as_error(onnx_path):
             onnx2tf.convert(
-                input_onnx_file_path=str(source),
+                input_onnx_file_path=str(convert),
                 output_folder_path="saved_model",
                 output_signaturedefs=True,
                 custom_input_op_name_np_data_path=[[image_input.name, str(work / "calib.npy"), mean, std]],
@@ -125,22 +128,27 @@ def check_layout(source: Path, fp32_bytes: bytes, meta: dict, images: np.ndarray
     try:
         check_parity(OnnxBackend(source), TFLiteBackend(check_path), images[:4], "fp32")
     except ParityError as err:
-        cubes = _cube_tensors(graph)
+        cubes = [f"{name} {shape}" for name, shape in cube_shapes(graph).items()]
         hint = f"; tensors with H == W == C: {', '.join(cubes[:3])}: choose another imgsz" if cubes else ""
         raise ParityError(f"onnx2tf converted {source.name} wrongly: {err}{hint}") from None
 
 
-def _cube_tensors(graph) -> list[str]:
-    """Names and shapes of (1, C, H, W) tensors with C == H == W, which onnx2tf may lay out wrong."""
+def unambiguous_copy(source: Path, folder: Path) -> Path:
+    """`source`, or a widened copy in `folder` when it has conv outputs with C == H == W."""
     import onnx
 
-    inferred = onnx.shape_inference.infer_shapes(graph)
-    found = []
-    for info in inferred.graph.value_info:
-        dims = [d.dim_value for d in info.type.tensor_type.shape.dim]
-        if len(dims) == 4 and dims[1] == dims[2] == dims[3] > 1:
-            found.append(f"{info.name} {dims}")
-    return found
+    model = onnx.load(str(source))
+    if not cube_shapes(model):
+        return source
+    try:
+        widened, count = pad_cube_convs(model)
+    except ValueError as err:  # the layout check will tell whether onnx2tf got it right anyway
+        LOG.warning("%s has tensors with C == H == W that onnx2tf may lay out wrongly (%s)", source.name, err)
+        return source
+    LOG.info("widened %d conv(s) of %s by a zero channel so onnx2tf sees no C == H == W tensor", count, source.name)
+    folder.mkdir(exist_ok=True)
+    onnx.save(widened, str(folder / source.name))
+    return folder / source.name
 
 
 def strip_qdq(model):
