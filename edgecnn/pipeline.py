@@ -61,6 +61,7 @@ class Pipeline:
     stages: list[Stage]
     vars: dict[str, Any] = field(default_factory=dict)
     report: bool = False
+    headline: list[dict[str, Any]] = field(default_factory=list)
 
     def stage_names(self) -> list[str]:
         return [s.name for s in self.stages]
@@ -85,15 +86,16 @@ def load_pipeline(path: str | Path, overrides: dict[str, Any] | None = None, var
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("stages"), list):
         raise ConfigError(f"{path}: a pipeline needs a 'stages' list")
-    unknown = set(doc) - {"name", "vars", "variants", "stages", "description", "report"}
+    allowed = ("name", "description", "vars", "variants", "stages", "report", "headline")
+    unknown = set(doc) - set(allowed)
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}; "
-                          "allowed: name, description, vars, variants, stages, report")
+        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: {', '.join(allowed)}")
     stages = [_parse_stage(path, i, raw) for i, raw in enumerate(doc["stages"])]
     names = [s.name for s in stages]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: stage names must be unique, got {names}")
-    pipeline = Pipeline(doc.get("name", path.stem), path, stages, dict(doc.get("vars") or {}), bool(doc.get("report")))
+    pipeline = Pipeline(doc.get("name", path.stem), path, stages, dict(doc.get("vars") or {}),
+                        bool(doc.get("report")), list(doc.get("headline") or []))
     variants = doc.get("variants") or {}
     if variant:
         if variant not in variants:
@@ -296,8 +298,18 @@ def run_pipeline(
     if pipeline.report:
         from edgecnn.bench.report import write_report
 
-        outcome["artifacts"].update(write_report(root, pipeline.name, pipeline.stage_names()[: last + 1]))
+        headline = [{**item, "value": _headline_value(item.get("value"), results, pipeline.vars)}
+                    for item in pipeline.headline]
+        outcome["artifacts"].update(write_report(root, pipeline.name, pipeline.stage_names()[: last + 1], headline))
     return outcome
+
+
+def _headline_value(ref: Any, results: dict[str, dict[str, Any]], variables: dict[str, Any]) -> Any:
+    """A headline figure; one whose stage did not run (yet) shows as missing, not as an error."""
+    try:
+        return resolve_refs(ref, results, variables, "headline")
+    except ConfigError:
+        return None
 
 
 def _metrics(result: dict[str, Any]) -> dict[str, Any]:

@@ -147,3 +147,14 @@ def test_reference_to_missing_artifact_is_clear(tmp_path):
                     "  - {name: b, command: summary, args: {model: '${a.nothing}'}}\n")
     with pytest.raises(ConfigError, match="stage 'a' has no artifact or metric 'nothing'"):
         run_pipeline(load_pipeline(path), tmp_path / "runs", run_command=Recorder())
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    from edgecnn.fileio import atomic_write_text
+
+    path = atomic_write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -122,17 +122,38 @@ def frame_strip(video: Path, path: Path, count: int = 4, width: int = 1280) -> P
 
 
 def collect_images(manifests: dict[str, dict[str, Any]], run_root: Path) -> list[tuple[str, Path]]:
+    """Every PNG a stage wrote in its directory (curves, PR, confusion, plots) and a strip of
+    frames from each tracking stage's annotated video."""
     images = []
     for name, m in manifests.items():
-        for key, value in m.get("result", {}).get("artifacts", {}).items():
+        stage_dir = run_root / name
+        images += [(f"{name}: {png.stem.replace('_', ' ')}", png) for png in sorted(stage_dir.glob("*.png"))]
+        if m.get("command") != "track":
+            continue
+        for value in m.get("result", {}).get("artifacts", {}).values():
             path = Path(str(value))
-            if path.suffix == ".png" and path.is_file():
-                images.append((f"{name}: {key}", path))
-            elif path.suffix == ".mp4" and path.is_file():
+            if path.suffix in (".mp4", ".avi") and path.is_file():
                 strip = frame_strip(path, run_root / f"frames_{name}.png")
                 if strip:
                     images.append((f"{name}: annotated frames ({path.name})", strip))
     return images
+
+
+def headline_cells(headline: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(label, value) pairs; fractions in 0..1 named like accuracies are shown as percentages."""
+    cells = []
+    for item in headline:
+        value = item.get("value")
+        if isinstance(value, float) and item.get("percent"):
+            text = f"{value * 100:.1f}%"
+        elif isinstance(value, (int, float)) and abs(value) >= 100:
+            text = f"{value:,.0f}"
+        elif isinstance(value, float):
+            text = f"{value:.3g}"
+        else:
+            text = "–" if value is None else str(value)
+        cells.append((str(item.get("label", "")), text + (f" {item['unit']}" if item.get("unit") else "")))
+    return cells
 
 
 def _table_md(rows: list[dict[str, Any]]) -> str:
@@ -158,21 +179,32 @@ table{border-collapse:collapse;margin:0.5rem 0 1.5rem;font-size:0.9rem}
 th,td{border:1px solid #ccc;padding:0.3rem 0.6rem;text-align:right}th{background:#f0f0f0}
 td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:0.5rem;vertical-align:top}
 figure img{max-width:560px;border:1px solid #ddd}figure.wide img{max-width:1150px}
-figcaption{font-size:0.85rem;color:#555}"""
+figcaption{font-size:0.85rem;color:#555}
+.headline{display:flex;flex-wrap:wrap;gap:0.8rem;margin:1rem 0 1.5rem}
+.cell{border:1px solid #ddd;border-radius:6px;padding:0.6rem 0.9rem;min-width:9rem;background:#fafafa}
+.cell b{display:block;font-size:1.5rem}.cell span{font-size:0.8rem;color:#555}"""
 
 
-def write_report(run_root: str | Path, pipeline_name: str, stage_names: list[str], seconds: float | None = None) -> dict[str, str]:
-    """Write report.md and report.html (images inlined, so the page stands alone)."""
+def write_report(run_root: str | Path, pipeline_name: str, stage_names: list[str],
+                 headline: list[dict[str, Any]] | None = None) -> dict[str, str]:
+    """Write report.md and report.html (images inlined, so the page stands alone).
+
+    `headline` is a list of {label, value, unit?, percent?}: the figures shown first."""
     run_root = Path(run_root)
     manifests = load_manifests(run_root, stage_names)
     stages, artifacts = stage_rows(manifests), artifact_rows(manifests)
     plot = accuracy_latency_plot(artifacts, run_root / "accuracy_vs_latency.png")
     images = ([("accuracy vs latency", plot)] if plot else []) + collect_images(manifests, run_root)
-    total = seconds if seconds is not None else sum(float(m.get("seconds", 0)) for m in manifests.values())
+    total = sum(float(m.get("seconds", 0)) for m in manifests.values())
     title = f"edgecnn report: {pipeline_name}"
     intro = f"{len(manifests)} stages, {total / 60:.1f} minutes of stage time."
+    cells = headline_cells(headline or [])
 
-    md = [f"# {title}\n", intro + "\n", "## Stages\n", _table_md(stages), "## Artifacts\n", _table_md(artifacts)]
+    md = [f"# {title}\n", intro + "\n"]
+    if cells:
+        md += ["| " + " | ".join(c[0] for c in cells) + " |", "|" + "---|" * len(cells),
+               "| " + " | ".join(c[1] for c in cells) + " |\n"]
+    md += ["## Stages\n", _table_md(stages), "## Artifacts\n", _table_md(artifacts)]
     md += [f"![{cap}]({p.relative_to(run_root) if p.is_relative_to(run_root) else p})\n" for cap, p in images]
     atomic_write_text(run_root / "report.md", "\n".join(md))
 
@@ -182,8 +214,10 @@ def write_report(run_root: str | Path, pipeline_name: str, stage_names: list[str
         cls = ' class="wide"' if "frames" in caption else ""
         figures.append(f'<figure{cls}><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    boxes = "".join(f"<div class='cell'><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>" for k, v in cells)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>"
+            f"<div class='headline'>{boxes}</div>"
             f"<h2>Stages</h2>{_table_html(stages)}<h2>Artifacts</h2>{_table_html(artifacts)}"
             f"<h2>Figures</h2>{''.join(figures)}</body></html>")
     atomic_write_text(run_root / "report.html", page)
