@@ -46,7 +46,9 @@ def test_gate_stops_a_damaged_model(lenet):
 
 def test_prune_without_fine_tuning_fails_the_gate_and_writes_no_checkpoint(lenet, tmp_path):
     ckpt, data = lenet
-    cfg = prune_cfg(ckpt, data, tmp_path, target_macs=0.1, max_layer_ratio=0.95, ft_epochs=0, max_map_drop=1.0)
+    # local pruning: every layer loses the same share, so the convolutions surely go too
+    cfg = prune_cfg(ckpt, data, tmp_path, target_macs=0.1, max_layer_ratio=0.95, ft_epochs=0, max_map_drop=1.0,
+                    **{"global": False})
     with pytest.raises(GateError, match="top1 fell"):
         prune_command.run(cfg)
     report = json.loads((tmp_path / "prune.json").read_text())
