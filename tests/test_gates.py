@@ -46,14 +46,15 @@ def test_gate_stops_a_damaged_model(lenet):
 
 def test_prune_without_fine_tuning_fails_the_gate_and_writes_no_checkpoint(lenet, tmp_path):
     ckpt, data = lenet
-    # local pruning: every layer loses the same share, so the convolutions surely go too
-    cfg = prune_cfg(ckpt, data, tmp_path, target_macs=0.1, max_layer_ratio=0.95, ft_epochs=0, max_map_drop=1.0,
+    # Local pruning takes every layer down to one or two channels, without fine-tuning; the bound
+    # of 0 points fails the gate on the first image the damaged model gets wrong.
+    cfg = prune_cfg(ckpt, data, tmp_path, target_macs=0.1, max_layer_ratio=0.95, ft_epochs=0, max_map_drop=0.0,
                     **{"global": False})
     with pytest.raises(GateError, match="top1 fell"):
         prune_command.run(cfg)
     report = json.loads((tmp_path / "prune.json").read_text())
     assert report["gate"]["passed"] is False
-    assert report["gate"]["drop_points"] > 1.0
+    assert report["gate"]["drop_points"] > 0.0
     assert report["after"]["macs"] < 0.5 * report["before"]["macs"]
     assert not (tmp_path / "pruned.pt").exists()
 
