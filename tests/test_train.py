@@ -160,3 +160,12 @@ def test_torchvision_state_dict_weights_and_freeze_n(digits, tmp_path):
     for name, p in before.items():
         changed = not torch.equal(p, dict(model.named_parameters())[name])
         assert changed != name.startswith("features."), name
+
+
+def test_parameters_the_model_holds_fixed_stay_fixed(boxes, tmp_path):
+    """The detector's DFL expectation weights (0..15) must not be trained or decayed."""
+    model, meta, _ = prepare_model("yolo-n", str(boxes))
+    before = model.head.dfl.weight.detach().clone()
+    Trainer(model, {"data": str(boxes), "imgsz": 64, "epochs": 1, "batch": 4, **FAST, "weight_decay": 0.5},
+            tmp_path / "a", meta).fit()
+    assert torch.equal(model.head.dfl.weight.detach().cpu(), before)

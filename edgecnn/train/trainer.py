@@ -183,9 +183,12 @@ class Trainer:
         self.train_loader = self._train_loader(mosaic=True)
         self.val_loader = task.loader(task.val_dataset(val_split), per_rank_batch * 2, workers, False, cfg["seed"]) if world.main else None
 
+        # Parameters the model itself holds fixed (e.g. the detector's DFL expectation weights)
+        # stay fixed; `freeze` only adds to them.
+        self.fixed = {name for name, p in model.named_parameters() if not p.requires_grad}
         self.frozen = set(frozen_parameters(model, cfg["freeze"]))
         for name, p in model.named_parameters():
-            p.requires_grad_(name not in self.frozen)
+            p.requires_grad_(name not in self.frozen and name not in self.fixed)
         params = nn.ModuleDict({"model": model, **{f"extra{i}": m for i, m in enumerate(task.extra_modules())}})
         scaled = {f"model.{n}" for n in self.pretrained}
         self.optimizer = build_optimizer(params, cfg["optimizer"], cfg["lr0"], cfg["momentum"], cfg["weight_decay"],
@@ -232,8 +235,8 @@ class Trainer:
             if cfg["unfreeze_epoch"] is not None and epoch >= cfg["unfreeze_epoch"] and self.frozen:
                 LOG.info("epoch %d: unfreezing %d parameters", epoch, len(self.frozen))
                 self.frozen = set()
-                for p in model.parameters():
-                    p.requires_grad_(True)
+                for name, p in model.named_parameters():
+                    p.requires_grad_(name not in self.fixed)
                 ddp_model = self._wrap(model)
             losses = self._train_epoch(ddp_model, model, epoch)
             row = self._end_epoch(model, epoch, losses) if world.main else None
