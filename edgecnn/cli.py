@@ -11,13 +11,12 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 import sys
 from types import ModuleType
 from typing import Any
 
 from edgecnn import __version__
-from edgecnn.config import ConfigError, parse_value
+from edgecnn.config import ConfigError, parse_value, run_reporting_errors
 
 COMMANDS = {
     "data": "make synthetic datasets, check and summarize datasets, sample calibration sets",
@@ -146,17 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         print_command_help(name, module)
         return 0
     where = f"edgecnn {name}"
-    try:
-        cfg = module.KEYS.resolve(parse_command_args(module, args, where), where)
-        result = module.run(cfg) or {}
-    except ConfigError as err:
-        print(f"edgecnn {name}: error: {err}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        if os.environ.get("EDGECNN_DEBUG"):
-            raise
-        print(f"edgecnn {name}: error: {err}", file=sys.stderr)
-        return 1
+    code, result = run_reporting_errors(
+        where, lambda: module.run(module.KEYS.resolve(parse_command_args(module, args, where), where)) or {})
+    if code:
+        return code
     if as_json:
         print(json.dumps(result, default=str))
     else:  # a command may have its own human view (e.g. summary's per-layer table)

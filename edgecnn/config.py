@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import ast
 import difflib
+import os
+import sys
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 
 class ConfigError(ValueError):
@@ -142,3 +144,21 @@ def parse_overrides(args: Iterable[str], where: str = "command line") -> dict[st
             raise ConfigError(f"{where}: expected key=value, got '{arg}'")
         out[key.strip()] = parse_value(value)
     return out
+
+
+def run_reporting_errors(where: str, work: Callable[[], Any]) -> tuple[int, Any]:
+    """Run `work` for a command line: (exit code, result).
+
+    A mistake the user must fix is one line on stderr, `<where>: error: …`, without a traceback
+    (EDGECNN_DEBUG=1 shows it): exit code 2 for bad keys or values, 1 for bad files or a failed gate.
+    """
+    try:
+        return 0, work()
+    except ConfigError as err:
+        print(f"{where}: error: {err}", file=sys.stderr)
+        return 2, None
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        if os.environ.get("EDGECNN_DEBUG"):
+            raise
+        print(f"{where}: error: {err}", file=sys.stderr)
+        return 1, None

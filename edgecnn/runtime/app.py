@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import sys
 import time
@@ -19,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edgecnn.config import ConfigError, Key, Schema, parse_overrides
+from edgecnn.config import ConfigError, Key, Schema, parse_overrides, run_reporting_errors
 from edgecnn.runtime.tracker import TRACKER_KEYS
 
 LOG = logging.getLogger("edgecnn.app")
@@ -283,18 +282,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     as_json = "--json" in argv
     where = "edgecnn.runtime.app"
-    try:
+
+    def work() -> dict:
         overrides = parse_overrides([a for a in argv if a != "--json"], where)
         _stop_on_sigterm()
-        report = run(overrides)
-    except ConfigError as err:
-        print(f"{where}: error: {err}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        if os.environ.get("EDGECNN_DEBUG"):
-            raise
-        print(f"{where}: error: {err}", file=sys.stderr)
-        return 1
+        return run(overrides)
+
+    code, report = run_reporting_errors(where, work)
+    if code:
+        return code
     if as_json:
         print(json.dumps(report))
     return 0

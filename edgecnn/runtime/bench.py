@@ -8,7 +8,6 @@ and what the device is. Writes one JSON report (`out`) and logs a summary.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.config import ConfigError, Key, Schema, parse_overrides
+from edgecnn.config import Key, Schema, parse_overrides, run_reporting_errors
 from edgecnn.fileio import atomic_write_json
 from edgecnn.runtime.app import APP_KEYS, load_config, run as run_app
 
@@ -143,19 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         for key, default, text in BENCH_KEYS.help_rows():
             print(f"  {key}={default}  {text}")
         return 0
-    try:
+
+    def work() -> dict:
         overrides = parse_overrides(argv, where)
         own = {k: overrides.pop(k) for k in ("runs", "warmup", "out") if k in overrides}
-        run(BENCH_KEYS.resolve({**load_config(overrides, where), **own}, where))
-    except ConfigError as err:
-        print(f"{where}: error: {err}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        if os.environ.get("EDGECNN_DEBUG"):
-            raise
-        print(f"{where}: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+        return run(BENCH_KEYS.resolve({**load_config(overrides, where), **own}, where))
+
+    return run_reporting_errors(where, work)[0]
 
 
 if __name__ == "__main__":
