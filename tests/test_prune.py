@@ -20,13 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 IMGSZ = 64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def randomize_batchnorm(model: nn.Module) -> None:

@@ -21,13 +21,7 @@ IMGSZ = 64
 META = {"task": "detect", "names": ["a", "b", "c"], "mean": [0.0] * 3, "std": [1.0] * 3, "strides": [8, 16, 32]}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def detector() -> nn.Module:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from edgecnn.config import Key, Schema
-from edgecnn.train.keys import TRAIN_KEYS
+from edgecnn.train.keys import FINETUNE_KEYS, finetune_config
 
 HELP = "structured channel pruning with fine-tuning"
 POSITIONAL = ("model",)
 CRITERIA = ("l1", "l2", "bn", "taylor")  # edgecnn.compress.prune.CRITERIA, kept here so --help imports no torch
 # Fine-tuning takes every training key except these: the epochs are per round, the weights are the model's.
-NOT_FROM_TRAIN = ("epochs", "weights")
 
 KEYS = Schema(
     Key("model", None, "the checkpoint to prune (an edgecnn .pt)"),
@@ -23,7 +22,7 @@ KEYS = Schema(
     Key("ft_epochs", 5, "fine-tuning epochs after each round (0: prune only)", min=0),
     Key("max_map_drop", 1.0, "fail (GateError) when the metric (mAP50_95, top1, rank1) drops by more points than this"),
     Key("latency", True, "measure single-image CPU latency (torch and ONNX Runtime) before and after"),
-    *(k for name, k in TRAIN_KEYS.keys.items() if name not in NOT_FROM_TRAIN),
+    FINETUNE_KEYS,
     Key("out", "runs/prune", "output directory (pruned.pt, prune.json, prune.png, step*/ training runs)"),
 )
 
@@ -38,7 +37,7 @@ def run(cfg: dict) -> dict:
         raise ConfigError("edgecnn prune: key 'model' is required (the checkpoint to prune)")
     if not cfg["data"]:
         raise ConfigError("edgecnn prune: key 'data' is required (fine-tuning and the accuracy gate use it)")
-    train_cfg = {name: cfg[name] for name in TRAIN_KEYS.keys if name not in NOT_FROM_TRAIN}
+    train_cfg = finetune_config(cfg)
     return prune_checkpoint(
         cfg["model"], train_cfg, Path(cfg["out"]), target_macs=cfg["target_macs"], steps=cfg["steps"],
         criterion=cfg["criterion"], global_pruning=cfg["global"], round_to=cfg["round_to"],

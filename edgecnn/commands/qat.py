@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from edgecnn.config import Key, Schema
-from edgecnn.train.keys import TRAIN_KEYS
+from edgecnn.train.keys import FINETUNE_KEYS, finetune_config
 
 HELP = "int8 quantization-aware training"
 POSITIONAL = ("model",)
 # Fine-tuning takes every training key except these: `epochs` is the QAT's own, the weights are the model's.
-NOT_FROM_TRAIN = ("epochs", "weights")
 
 KEYS = Schema(
     Key("model", None, "the float checkpoint to quantize (an edgecnn .pt, pruned or not)"),
@@ -17,7 +16,7 @@ KEYS = Schema(
     Key("epochs", 3, "QAT fine-tuning epochs (0: post-training quantization only)", min=0),
     Key("lr_scale", 0.1, "QAT learning rate as a fraction of lr0", min=0),
     Key("max_map_drop", 0.5, "fail (GateError) when the metric drops by more points than this against the float model"),
-    *(k for name, k in TRAIN_KEYS.keys.items() if name not in NOT_FROM_TRAIN),
+    FINETUNE_KEYS,
     Key("out", "runs/qat", "output directory (qat.pt, qat.onnx with Q/DQ, qat.json)"),
 )
 
@@ -32,6 +31,6 @@ def run(cfg: dict) -> dict:
         raise ConfigError("edgecnn qat: key 'model' is required (the float checkpoint)")
     if not cfg["data"]:
         raise ConfigError("edgecnn qat: key 'data' is required (fine-tuning and the accuracy gate use it)")
-    train_cfg = {name: cfg[name] for name in TRAIN_KEYS.keys if name not in NOT_FROM_TRAIN}
+    train_cfg = finetune_config(cfg)
     return qat_checkpoint(cfg["model"], train_cfg, Path(cfg["out"]), calib=cfg["calib"], epochs=cfg["epochs"],
                           lr_scale=cfg["lr_scale"], subset_size=cfg["subset_size"], max_drop=cfg["max_map_drop"])

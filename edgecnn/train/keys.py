@@ -61,3 +61,13 @@ TRAIN_KEYS = Schema(
 )
 
 
+
+
+# A fine-tuning stage (prune, qat) trains with the normal loop and keys, but has its own epochs
+# and starts from the checkpoint it is given.
+FINETUNE_KEYS = Schema(*(k for name, k in TRAIN_KEYS.keys.items() if name not in ("epochs", "weights")))
+
+
+def finetune_config(cfg: dict) -> dict:
+    """The training keys of a fine-tuning command's resolved config."""
+    return {name: cfg[name] for name in FINETUNE_KEYS.keys}
