@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from edgecnn.cli import main
+from edgecnn.metrics import hota
 from edgecnn.metrics.mot import score_files
 from edgecnn.runtime.mot import write_mot
 
@@ -35,10 +36,22 @@ def test_directories_give_per_sequence_and_overall_rows(tmp_path, capsys):
     assert set(result["sequences"]) == {"SEQ-A", "SEQ-B"}
     a = score_files(gt / "SEQ-A/gt/gt.txt", res / "SEQ-A.txt")
     b = score_files(gt / "SEQ-B/gt/gt.txt", res / "SEQ-B.txt")
-    assert result["sequences"]["SEQ-A"] == pytest.approx(a.metrics())
+    assert {k: result["sequences"]["SEQ-A"][k] for k in a.metrics()} == pytest.approx(a.metrics())
     assert result["MOTA"] == pytest.approx((a + b).metrics()["MOTA"])
     assert result["IDs"] == a.switches + b.switches >= 2
     assert result["GT"] == 3 + 4
+
+
+def test_hota_per_sequence_and_combined_as_trackeval(tmp_path, capsys):
+    gt, res = make_sequences(tmp_path)
+    result = run_json(capsys, f"gt={gt}", f"res={res}")
+    a = hota.score_files(gt / "SEQ-A/gt/gt.txt", res / "SEQ-A.txt")
+    b = hota.score_files(gt / "SEQ-B/gt/gt.txt", res / "SEQ-B.txt")
+    assert {k: result["sequences"]["SEQ-B"][k] for k in hota.HOTA_METRICS} == pytest.approx(b.metrics())
+    assert {k: result[k] for k in hota.HOTA_METRICS} == pytest.approx((a + b).metrics())
+    assert 0.5 < result["HOTA"] < 1 and result["AssA"] < 1  # the identity switch costs association
+    strict = run_json(capsys, f"gt={gt}", f"res={res}", "iou=0.9")
+    assert strict["HOTA"] == result["HOTA"] and strict["MOTA"] < result["MOTA"]  # HOTA spans all thresholds
 
 
 def test_single_files_positional_and_iou(tmp_path, capsys):
@@ -53,7 +66,7 @@ def test_human_table_and_errors(tmp_path, capsys):
     gt, res = make_sequences(tmp_path)
     assert main(["mot-eval", f"gt={gt}", f"res={res}"]) == 0
     out = capsys.readouterr().out
-    assert "OVERALL" in out and "SEQ-B" in out and "IDF1" in out
+    assert "OVERALL" in out and "SEQ-B" in out and "IDF1" in out and "HOTA" in out and "AssA" in out
     (res / "SEQ-B.txt").unlink()
     assert main(["mot-eval", f"gt={gt}", f"res={res}"]) == 1
     assert "SEQ-B.txt" in capsys.readouterr().err

@@ -2,7 +2,9 @@
 
 With directories, `gt` holds `<SEQ>/gt/gt.txt` and `res` holds `<SEQ>.txt`; every sequence with
 ground truth must have results. Prints one row per sequence and the overall row (counts summed
-over sequences, as the MOTChallenge devkit and py-motmetrics do).
+over sequences, as the MOTChallenge devkit and py-motmetrics do). HOTA, DetA, AssA and LocA are
+TrackEval's (averaged over its IoU thresholds 0.05..0.95, so iou= does not change them; combined
+over sequences as TrackEval combines them); --json also has DetRe, DetPr, AssRe, AssPr, HOTA(0), LocA(0).
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from pathlib import Path
 
 from edgecnn.config import Key, Schema
 
-HELP = "Score MOTChallenge tracking results against ground truth (IDF1, MOTA, MOTP, IDs, MT/ML ...)."
+HELP = "Score MOTChallenge tracking results against ground truth (HOTA, IDF1, MOTA, MOTP, IDs, MT/ML ...)."
 KEYS = Schema(
     Key("gt", None, "ground truth: a gt.txt, or a directory of <SEQ>/gt/gt.txt"),
     Key("res", None, "tracker results: a .txt, or a directory of <SEQ>.txt"),
     Key("iou", 0.5, "a box matches ground truth at this IoU or more", min=0.0, max=1.0),
 )
 POSITIONAL = ("gt", "res")
-PERCENT = ("IDF1", "IDP", "IDR", "Recall", "Precision", "MOTA", "MOTP")
+PERCENT = ("HOTA", "DetA", "AssA", "LocA", "IDF1", "IDP", "IDR", "Recall", "Precision", "MOTA", "MOTP")
+HOTA_SHOWN = ("HOTA", "DetA", "AssA", "LocA")  # the human table's HOTA columns
 
 
 def pairs(gt: Path, res: Path) -> dict[str, tuple[Path, Path]]:
@@ -51,25 +54,27 @@ def pairs(gt: Path, res: Path) -> dict[str, tuple[Path, Path]]:
 
 def run(cfg: dict) -> dict:
     from edgecnn.config import ConfigError
-    from edgecnn.metrics.mot import MOTCounts, score_files
+    from edgecnn.metrics import hota, mot
 
     for key in ("gt", "res"):
         if not cfg[key]:
             raise ConfigError(f"edgecnn mot-eval: {key}= is required")
-    total, sequences = MOTCounts(), {}
+    total, total_hota, sequences = mot.MOTCounts(), hota.HOTACounts(), {}
     for name, (gt_file, res_file) in pairs(Path(cfg["gt"]), Path(cfg["res"])).items():
-        counts = score_files(gt_file, res_file, cfg["iou"])
-        sequences[name] = counts.metrics()
-        total = total + counts
-    return {**total.metrics(), "iou": cfg["iou"], "sequences": sequences, "artifacts": {}}
+        gt, res = mot.read_sequence_file(gt_file, True), mot.read_sequence_file(res_file, False)
+        counts, hota_counts = mot.score_sequence(gt, res, cfg["iou"]), hota.score_sequence(gt, res)
+        sequences[name] = {**hota_counts.metrics(), **counts.metrics()}
+        total, total_hota = total + counts, total_hota + hota_counts
+    return {**total_hota.metrics(), **total.metrics(), "iou": cfg["iou"], "sequences": sequences, "artifacts": {}}
 
 
 def print_human(result: dict) -> None:
     from edgecnn.metrics.mot import METRICS
 
-    rows = {**result["sequences"], "OVERALL": {k: result[k] for k in METRICS}}
+    columns = HOTA_SHOWN + METRICS
+    rows = {**result["sequences"], "OVERALL": {k: result[k] for k in columns}}
     width = max(map(len, rows))
-    print(f"{'':<{width}} " + " ".join(f"{m:>9}" for m in METRICS))
+    print(f"{'':<{width}} " + " ".join(f"{m:>9}" for m in columns))
     for name, metrics in rows.items():
-        cells = [f"{100 * metrics[m]:8.1f}%" if m in PERCENT else f"{metrics[m]:>9}" for m in METRICS]
+        cells = [f"{100 * metrics[m]:8.1f}%" if m in PERCENT else f"{metrics[m]:>9}" for m in columns]
         print(f"{name:<{width}} " + " ".join(cells))
