@@ -1,5 +1,7 @@
 """HOTA: hand-computed fixtures, TrackEval's reference values on the TUD files, and TrackEval itself
-where it is importable (its PyPI releases require numpy >= 2.3, so it is not in the dev lock)."""
+where it is importable. Its PyPI releases (1.0.0 to 1.3.0) require numpy >= 2.3 on Python 3.11, so it
+is not in the dev lock, but its code runs on numpy 1.26: `pip download --no-deps trackeval==1.3.0`,
+unzip the wheel and put it on PYTHONPATH to run `test_matches_trackeval`."""
 
 from pathlib import Path
 
