@@ -12,7 +12,7 @@ from edgecnn.config import ConfigError
 from edgecnn.data.synth import synth_classify, synth_detect
 from edgecnn.models import build_model, load_checkpoint, read_checkpoint
 from edgecnn.train.setup import prepare_model
-from edgecnn.train.trainer import Trainer, evaluate
+from edgecnn.train.trainer import Trainer, cpu_threads, evaluate
 
 FAST = {"workers": 0, "plots": False, "warmup_epochs": 0.0}
 
@@ -169,3 +169,14 @@ def test_parameters_the_model_holds_fixed_stay_fixed(boxes, tmp_path):
     Trainer(model, {"data": str(boxes), "imgsz": 64, "epochs": 1, "batch": 4, **FAST, "weight_decay": 0.5},
             tmp_path / "a", meta).fit()
     assert torch.equal(model.head.dfl.weight.detach().cpu(), before)
+
+
+def test_cpu_threads_leaves_the_loader_workers_their_cores():
+    import os
+
+    before = torch.get_num_threads()
+    with cpu_threads(torch.device("cpu"), workers=os.cpu_count()):
+        assert torch.get_num_threads() == 1
+    with cpu_threads(torch.device("cpu"), workers=0):
+        assert torch.get_num_threads() == min(before, os.cpu_count())
+    assert torch.get_num_threads() == before

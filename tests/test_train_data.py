@@ -10,7 +10,7 @@ import torch
 
 from edgecnn.data.augment import DEFAULTS, ClassificationAugment, DetectionAugment, mosaic
 from edgecnn.data.loaders import (ClassificationDataset, DetectionDataset, PKBatchSampler, SeededSampler,
-                                  collate_detection)
+                                  collate_detection, seeded)
 
 COLORS = {0: (255, 0, 0), 1: (0, 255, 0)}  # RGB per class
 
@@ -98,6 +98,17 @@ def test_classification_augment_and_dataset(boxes_dataset):
     image, label, _ = ds[(0, 1)]
     assert image.shape == (3, 48, 32) and label == 0
     assert not torch.equal(image, ds[0][0])  # the seeded key augments, the plain index does not
+
+
+def test_seeded_draws_as_manual_seed_and_restores_the_callers_state():
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    with seeded(123):
+        drawn = torch.rand(4)
+    assert torch.equal(drawn, expected)
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_collate_and_samplers(boxes_dataset):

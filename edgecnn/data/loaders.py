@@ -8,6 +8,7 @@ so a run is reproducible whatever the worker count, and `resume` sees the same b
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Sequence
@@ -42,6 +43,17 @@ def letterboxed_tensor(path: Path, imgsz) -> tuple[torch.Tensor, float, tuple[fl
     image = read_rgb(path)
     boxed, scale, pad = letterbox(image, input_hw(imgsz))
     return torch.from_numpy(np.ascontiguousarray(boxed.transpose(2, 0, 1))), scale, pad, image.shape[:2]
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Draw from the CPU generator seeded with `seed`, leaving the caller's random state as it was.
+
+    Seeds only the CPU generator: `torch.manual_seed` also walks every accelerator backend and
+    costs ~0.3 ms, more than augmenting a small image."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        yield
 
 
 def _split_key(key) -> tuple[int, int | None]:
@@ -79,8 +91,7 @@ class DetectionDataset(Dataset):
         if self.augment is None or seed is None:
             image, boxes, labels = self.load(i)
         else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+            with seeded(seed):
                 if self.mosaic and torch.rand(()) < self.mosaic:
                     others = torch.randint(len(self), (3,)).tolist()
                     image, boxes, labels = mosaic([self.load(j) for j in [i, *others]], self.imgsz)
@@ -113,8 +124,7 @@ class ClassificationDataset(Dataset):
         path, label = self.samples[i]
         image = letterboxed_tensor(path, self.imgsz)[0]
         if self.augment is not None and seed is not None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+            with seeded(seed):
                 image = self.augment(image)
         return image, label, i
 

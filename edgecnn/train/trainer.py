@@ -14,6 +14,7 @@ import contextlib
 import csv
 import io
 import logging
+import os
 import random
 import sys
 import time
@@ -55,6 +56,24 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+@contextlib.contextmanager
+def cpu_threads(device: torch.device, workers: int, processes: int = 1):
+    """On the CPU, run torch on the cores the loader workers and the other processes leave free.
+
+    More OpenMP threads than free cores make every small op wait for a busy core: LeNet-5 trained
+    at 40-170 images/s with 2 threads beside 1 loader worker on 2 cores, and at ~1000 with 1.
+    Never raises the thread count the caller set; restores it afterwards."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(before, (os.cpu_count() or 1) // max(processes, 1) - workers)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def rng_state() -> dict:
@@ -205,7 +224,8 @@ class Trainer:
         self.start_epoch, self.train_seconds, self.train_images = 0, 0.0, 0
         if self.resume_state:
             self._load_train_state(self.resume_state)
-        return self._loop(model)
+        with cpu_threads(device, workers, int(os.environ.get("LOCAL_WORLD_SIZE", world.size))):
+            return self._loop(model)
 
     def _train_loader(self, mosaic: bool):
         task, cfg = self.task, self.cfg
@@ -507,7 +527,8 @@ def evaluate(model: nn.Module, data: str, cfg: dict | None = None, meta: dict | 
     loader = task.loader(task.val_dataset(split), cfg["batch"], workers, False, cfg["seed"])
     mean, std = meta.get("mean", IMAGENET_MEAN), meta.get("std", IMAGENET_STD)
     try:
-        metrics = task.evaluate(model, loader, lambda x: to_input(x, device, mean, std, False))
+        with cpu_threads(device, workers):
+            metrics = task.evaluate(model, loader, lambda x: to_input(x, device, mean, std, False))
     finally:
         model.train(was_training)
     metrics["fitness"] = task.fitness
