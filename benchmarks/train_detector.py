@@ -49,15 +49,20 @@ def plot(curves: dict[str, list[tuple[float, float]]], path: Path, title: str) -
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    draw_curves(ax, curves, title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def draw_curves(ax, curves: dict[str, list[tuple[float, float]]], title: str) -> None:
+    """mAP50-95 against training wall time, one line per run."""
     for label, points in curves.items():
         ax.plot([t / 60 for t, _ in points], [m for _, m in points], marker="o", label=label)
     ax.set(xlabel="training wall time (min)", ylabel="mAP50-95 (val)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def main() -> None:
