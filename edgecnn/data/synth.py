@@ -6,7 +6,8 @@
 - `synth_video`: MOTChallenge sequences (`<split>/<seq>/<seq>.mp4`, `gt/gt.txt`, `seqinfo.ini`,
   optionally `img1/`) of the same classes walking, driving and rolling across a fixed camera's
   view, crossing and hiding each other; some objects are twins that differ in one detail.
-- `synth_classify`: an ImageFolder of distorted digit glyphs (10 classes), LeNet-5 sized.
+- `synth_classify`: an ImageFolder of MNIST-like digits (10 classes; white strokes on black in
+  Hershey fonts, slanted and elastically bent, size-normalized and centred by mass), LeNet-5 sized.
 - `synth_reid`: an ImageFolder of identity crops (one folder per object identity, disjoint
   identities in train and val, look-alike twins among them) for training a ReID embedder on many
   more identities than a few videos hold.
@@ -167,45 +168,64 @@ def synth_detect(out: str | os.PathLike, n: int = 800, imgsz: int = 320, seed: i
 
 # --------------------------------------------------------------------------- classification
 
+# Hershey fonts closest to handwriting first in spirit: the script faces and italics are drawn
+# as often as the upright ones.
 FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
-         cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_ITALIC | cv2.FONT_HERSHEY_SIMPLEX)
+         cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
+         cv2.FONT_ITALIC | cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_ITALIC | cv2.FONT_HERSHEY_COMPLEX)
+DIGIT_CANVAS = 96  # glyphs are drawn and distorted at this size, then reduced as MNIST's were
+
+
+def elastic(image: np.ndarray, rng: np.random.Generator, amplitude: float, cells: int = 3) -> np.ndarray:
+    """Simard et al. (2003) elastic distortion: a smooth random displacement field of about
+    `amplitude` pixels, made of ~`cells` blobs across (hand-made: OpenCV and torchvision v2's
+    ElasticTransform draw from the global torch RNG, not a per-image generator)."""
+    h, w = image.shape[:2]
+    field = (scene.lowfreq_noise(rng, h, w, cells, channels=2) - 0.5) * 2 * amplitude
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(image, grid_x + field[..., 0], grid_y + field[..., 1], cv2.INTER_LINEAR, borderValue=0)
+
+
+def mnist_frame(glyph: np.ndarray, imgsz: int) -> np.ndarray:
+    """MNIST's normalization: the glyph's bounding box fitted into a 20/32 box keeping its aspect,
+    placed so its centre of mass is the image centre (LeCun et al., 1998)."""
+    ys, xs = np.nonzero(glyph > 8)
+    crop = glyph[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    box = imgsz * 20 / 32
+    factor = box / max(crop.shape)
+    size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
+    small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    moments = cv2.moments(small)
+    cx, cy = moments["m10"] / moments["m00"], moments["m01"] / moments["m00"]
+    shift = np.float32([[1, 0, imgsz / 2 - cx], [0, 1, imgsz / 2 - cy]])
+    return cv2.warpAffine(small, shift, (imgsz, imgsz), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
 def synth_digit(rng: np.random.Generator, digit: int, imgsz: int) -> np.ndarray:
-    """A BGR glyph of `digit`: random font, stroke, colors, affine distortion, clutter, blur, noise."""
-    size = 64
-    bg = np.array(scene.random_color(rng), np.float32)
-    fg = np.array(scene.random_color(rng), np.float32)
-    if np.abs(fg - bg).mean() < 60:  # keep the glyph readable
-        fg = 255 - bg
-    canvas = np.empty((size, size, 3), np.float32)
-    canvas[:] = bg
-    canvas *= 0.8 + 0.4 * scene.lowfreq_noise(rng, size, size, 4)
-    font, thickness = FONTS[int(rng.integers(len(FONTS)))], int(rng.integers(2, 7))
-    scale = 1.7 if font == cv2.FONT_HERSHEY_PLAIN else 1.3
+    """An MNIST-like BGR digit: a white stroke on black in a random Hershey font and stroke width,
+    slanted, sheared, squeezed and elastically bent as handwriting is, then size-normalized and
+    centred by mass as MNIST's digits were."""
+    size = DIGIT_CANVAS
+    canvas = np.zeros((size, size), np.float32)
+    font, thickness = FONTS[int(rng.integers(len(FONTS)))], int(rng.integers(4, 12))
+    scale = 3.4 if font == cv2.FONT_HERSHEY_PLAIN else 2.4
     (tw, th), _ = cv2.getTextSize(str(digit), font, scale, thickness)
-    org = ((size - tw) // 2, (size + th) // 2)
-    cv2.putText(canvas, str(digit), org, font, scale, fg.tolist(), thickness, cv2.LINE_AA)
-    for _ in range(int(rng.integers(0, 3))):
-        p, q = rng.integers(0, size, 2), rng.integers(0, size, 2)
-        cv2.line(canvas, tuple(map(int, p)), tuple(map(int, q)), scene.random_color(rng), 1, cv2.LINE_AA)
-    angle, zoom = rng.uniform(-18, 18), rng.uniform(0.8, 1.1)
-    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), angle, zoom)
-    matrix[:, 2] += rng.uniform(-5, 5, 2)
-    matrix[0, 1] += rng.uniform(-0.2, 0.2)
-    canvas = cv2.warpAffine(canvas, matrix, (size, size), borderMode=cv2.BORDER_REFLECT)
-    canvas = cv2.resize(canvas, (imgsz, imgsz), interpolation=cv2.INTER_AREA)
-    if rng.random() < 0.3:
-        canvas = cv2.GaussianBlur(canvas, (3, 3), 0)
-    canvas += rng.normal(0, rng.uniform(0, 12), canvas.shape).astype(np.float32)
-    return np.clip(canvas, 0, 255).astype(np.uint8)
+    cv2.putText(canvas, str(digit), ((size - tw) // 2, (size + th) // 2), font, scale, 255.0, thickness, cv2.LINE_AA)
+    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-15, 15), 1.0)
+    matrix[:, :2] = matrix[:, :2] @ np.float32([[rng.uniform(0.75, 1.15), rng.uniform(-0.35, 0.35)], [0, 1]])
+    matrix[:, 2] += (size / 2) * (1 - matrix[:, :2].sum(1))  # keep the centre in place
+    canvas = cv2.warpAffine(canvas, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
+    canvas = elastic(canvas, rng, amplitude=rng.uniform(2, 7))
+    digit_image = mnist_frame(np.clip(canvas, 0, 255), imgsz)
+    return cv2.cvtColor(np.clip(digit_image, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
 
 
 def synth_classify(out: str | os.PathLike, n: int = 2000, imgsz: int = 32, seed: int = 0, val: int | None = None,
                    force: bool = False) -> dict:
     """Write an ImageFolder `train/<digit>/*.png`, `val/<digit>/*.png`; classes are balanced."""
     val = max(len(DIGITS), n // 4) if val is None else val
-    config = {"kind": "classify", "n": n, "val": val, "imgsz": imgsz, "seed": seed, "version": GENERATOR_VERSION}
+    config = {"kind": "classify", "style": "mnist", "n": n, "val": val, "imgsz": imgsz, "seed": seed,
+              "version": GENERATOR_VERSION}
 
     def fill(root: Path) -> dict:
         for split, count in (("train", n), ("val", val)):
