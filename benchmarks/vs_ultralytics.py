@@ -17,7 +17,10 @@ Export: ours with `edgecnn export` (fp32, full-int8 with float I/O); theirs with
 `format="tflite"` now means litert-torch, which is not installed), fp32 and then `quantize=8`,
 which writes three int8 models: `_int8` (dynamic range: int8 weights, float activations),
 `_integer_quant` (full int8, float I/O: the counterpart of ours) and `_full_integer_quant`
-(int8 I/O). Both tools calibrate on the same `--calib-images` training images.
+(int8 I/O). Both tools calibrate on the same `--calib-images` training images. Their exports get the
+box normalization 8.4.190 gives format=edgetpu only, which its own LiteRT backend assumes (as exported,
+its fp32 .tflite scores 0 mAP through its own predict and int8 drops every detection).
+`--reuse-training` keeps both trained models and the last run's training figures and redoes the rest.
 Scoring: one code for both. Ours through the device's backend (`edgecnn.commands.val.validate`);
 theirs by their own predict (best.pt and each .tflite; conf 0.001, IoU 0.6, 300 boxes) scored by
 `edgecnn.metrics.detection`. Latency: raw `interpreter.invoke()` of each .tflite in the same LiteRT
@@ -78,14 +81,22 @@ def predict(weights):
     return preds
 
 
-model = YOLO("yolov8n.yaml")
-start = time.perf_counter()
-model.train(data=args["data"], imgsz=args["imgsz"], epochs=args["epochs"], batch=args["batch"], device=args["device"],
-            workers=args["workers"], pretrained=False, amp=args["device"] != "cpu", plots=False, project=args["project"],
-            name="run", exist_ok=True, seed=0, close_mosaic=args["close_mosaic"], verbose=False)
-result = {"wall_s": time.perf_counter() - start, "preds": {}, "tflite": {}, "export_s": {}}
+result = {"wall_s": None, "preds": {}, "tflite": {}, "export_s": {}}
+if args["train"]:
+    start = time.perf_counter()
+    YOLO("yolov8n.yaml").train(data=args["data"], imgsz=args["imgsz"], epochs=args["epochs"], batch=args["batch"],
+                               device=args["device"], workers=args["workers"], pretrained=False,
+                               amp=args["device"] != "cpu", plots=False, project=args["project"], name="run",
+                               exist_ok=True, seed=0, close_mosaic=args["close_mosaic"], verbose=False)
+    result["wall_s"] = time.perf_counter() - start
 best = f"{args['project']}/run/weights/best.pt"
 result["preds"]["best.pt"] = predict(best)
+# 8.4.190 normalizes the boxes of a TF export (tf_wrapper) for format=edgetpu only, yet its LiteRT backend
+# scales the boxes of every onnx2tf .tflite by the image size: as exported, even its fp32 .tflite scores 0 mAP,
+# and int8 puts pixel boxes and class scores in one tensor. The exports get the normalization edgetpu gets.
+from ultralytics.nn.modules import Detect
+from ultralytics.utils.export.tensorflow import _tf_decode_boxes
+Detect._get_decode_boxes = _tf_decode_boxes
 out = pathlib.Path(args["tflite_dir"])
 out.mkdir(parents=True, exist_ok=True)
 for precision, files in args["tflite"].items():
@@ -225,7 +236,7 @@ def run_ultralytics(python: Path, data: Path, calib: dict, args) -> dict:
            "device": "cpu" if args.device == "cpu" else 0, "workers": args.workers if args.workers is not None else 1,
            "project": str((WORK / "ultralytics").resolve()), "close_mosaic": max(1, args.epochs // 5),
            "images": [str(p.resolve()) for p in spec.images("val")], "result": str(result.resolve()),
-           "calib_data": str(calib["yaml"]), "tflite": THEIR_TFLITE, "tflite_dir": str((WORK / "ultralytics-export").resolve())}
+           "calib_data": str(calib["yaml"]), "train": not args.reuse_training, "tflite": THEIR_TFLITE, "tflite_dir": str((WORK / "ultralytics-export").resolve())}
     env = {"YOLO_OFFLINE": "true", "YOLO_AUTOINSTALL": "false", "YOLO_CONFIG_DIR": str((VENV / "config").resolve()),
            "PATH": "/usr/bin:/bin"}
     subprocess.run([str(python), "-c", RUNNER, json.dumps(job)], check=True, env=env, cwd=calib["cwd"])
@@ -237,7 +248,7 @@ def run_ultralytics(python: Path, data: Path, calib: dict, args) -> dict:
 
         rows = list(csvlib.DictReader(csv.open()))
         curve = [(float(r["time"]), float(r["metrics/mAP50-95(B)"])) for r in rows if r.get("time")]
-    return {"train_wall_s": round(out["wall_s"], 1), "export_s": out["export_s"], "tflite": out["tflite"],
+    return {"train_wall_s": out["wall_s"] and round(out["wall_s"], 1), "export_s": out["export_s"], "tflite": out["tflite"],
             "scores": {name: score(preds, data) for name, preds in out["preds"].items()}, "curve": curve}
 
 
@@ -306,6 +317,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--calib-images", type=int, default=64, help="int8 calibration images, both tools")
     parser.add_argument("--runs", type=int, default=50, help="timed invoke() runs per .tflite")
+    parser.add_argument("--reuse-training", action="store_true",
+                        help="keep both trained models and the training figures of the last run; redo export and scoring")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # per-epoch lines on stderr
 
@@ -314,20 +327,28 @@ def main() -> None:
         atomic_write_json(OUT / "vs_ultralytics.json", {"skipped": f"{ULTRALYTICS} could not be installed"})
         return
     data = synthetic_detect_data(args.n, args.val, args.imgsz)
-    if WORK.exists():  # artifacts of an earlier run must not stand in for this one's
-        shutil.rmtree(WORK)
-    ours, history, wall = train(data, WORK / "edgecnn", model="yolo-n", imgsz=args.imgsz, epochs=args.epochs,
-                                batch=args.batch, device=args.device, workers=args.workers,
-                                close_mosaic=max(1, args.epochs // 5))
+    if args.reuse_training:
+        previous = json.loads((OUT / "vs_ultralytics.json").read_text())
+        results = json.loads((WORK / "edgecnn" / "results.json").read_text())
+        ours, history, wall = results["summary"], results["history"], previous["edgecnn"]["wall_s"]
+    else:
+        if WORK.exists():  # artifacts of an earlier run must not stand in for this one's
+            shutil.rmtree(WORK)
+        ours, history, wall = train(data, WORK / "edgecnn", model="yolo-n", imgsz=args.imgsz, epochs=args.epochs,
+                                    batch=args.batch, device=args.device, workers=args.workers,
+                                    close_mosaic=max(1, args.epochs // 5))
     calib = calibration_set(data, args.calib_images, args.imgsz)
     our_tflite, our_export_s = {}, {}
     for precision in ("fp32", "int8"):
         our_tflite[precision], our_export_s[precision] = export_ours(WORK / "edgecnn" / "best.pt", calib, precision, args)
     theirs = run_ultralytics(python, data, calib, args)
+    if args.reuse_training:
+        theirs["train_wall_s"] = previous["ultralytics"]["train_wall_s"]
     rows = tflite_rows(our_tflite, theirs, data, args)
     print_tables(args, ours, theirs, rows, calib)
     m = theirs["scores"]["best.pt"]
     record = {"args": vars(args), "ultralytics_version": ULTRALYTICS, "calibration_images": calib["images"],
+              "ultralytics_export": "format=saved_model (onnx2tf) with the box normalization of its edgetpu export",
               "edgecnn": {"mAP50_95": ours["mAP50_95"], "mAP50": ours["mAP50"], "train_wall_s": ours["train_time_s"],
                           "wall_s": round(wall, 1), "export_s": our_export_s},
               "ultralytics": {"mAP50_95": m["mAP50_95"], "mAP50": m["mAP50"], "train_wall_s": theirs["train_wall_s"],
