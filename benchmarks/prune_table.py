@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--cuts", type=float, nargs="+", default=[0.3, 0.5, 0.7], help="fractions of MACs to remove")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--ft-epochs", type=int, default=5, help="fine-tuning epochs per round")
+    parser.add_argument("--mosaic", type=float, default=None, help="fine-tuning mosaic probability (default: the trainer's)")
     parser.add_argument("--criterion", default="l2", choices=("l1", "l2", "bn", "taylor"))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--model", default="yolo-n")
@@ -75,7 +76,8 @@ def main() -> None:
     parent, data = parent_checkpoint(args)
     size = args.profile_imgsz or args.imgsz
     train_cfg = {**TRAIN_KEYS.defaults(), "data": str(data), "imgsz": args.imgsz, "batch": args.batch,
-                 "device": args.device, "workers": args.workers, "plots": False, "close_mosaic": 1}
+                 "device": args.device, "workers": args.workers, "plots": False, "close_mosaic": 1,
+                 "mosaic": args.mosaic}
     rows = [{"cut": 0.0, "model": str(parent), **profile(str(parent), size, OUT / "prune_table" / "parent.onnx")}]
     for cut in args.cuts:
         out = OUT / "prune_table" / f"cut{int(round(cut * 100))}"
