@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from edgecnn.metrics.mot import _by_frame, _xyxy, read_sequence_file
+from edgecnn.metrics.mot import read_sequence_file, rows_by_frame, rows_xyxy
 from edgecnn.runtime.tracker.iou_matching import iou_matrix
 
 ALPHAS = np.arange(0.05, 0.99, 0.05)  # TrackEval's thresholds, its float rounding included
@@ -75,13 +75,13 @@ def score_sequence(gt: np.ndarray, hyp: np.ndarray) -> HOTACounts:
     gt_ids, hyp_ids = np.unique(gt[:, 1]), np.unique(hyp[:, 1])
     gt_len = np.bincount(np.searchsorted(gt_ids, gt[:, 1]), minlength=len(gt_ids))  # boxes per track
     hyp_len = np.bincount(np.searchsorted(hyp_ids, hyp[:, 1]), minlength=len(hyp_ids))
-    gt_frames, hyp_frames = _by_frame(gt), _by_frame(hyp)
+    gt_frames, hyp_frames = rows_by_frame(gt), rows_by_frame(hyp)
     empty = np.empty((0, 10))
     frames = []  # (object indices, hypothesis indices, IoU matrix) per frame
     for frame in sorted(set(gt_frames) | set(hyp_frames)):
         g, h = gt_frames.get(frame, empty), hyp_frames.get(frame, empty)
         frames.append((np.searchsorted(gt_ids, g[:, 1]), np.searchsorted(hyp_ids, h[:, 1]),
-                       iou_matrix(_xyxy(g), _xyxy(h))))
+                       iou_matrix(rows_xyxy(g), rows_xyxy(h))))
     alignment = _track_alignment(frames, gt_len, hyp_len)
     matches = [_frame_matches(o, h, iou, alignment) for o, h, iou in frames]
     o_idx, h_idx, iou = (np.concatenate(parts) for parts in zip(*matches)) if matches else (np.empty(0, int),) * 3

@@ -77,11 +77,13 @@ def _ratio(num: float, den: float) -> float:
     return float(num) / den if den else float("nan")
 
 
-def _xyxy(rows: np.ndarray) -> np.ndarray:
+def rows_xyxy(rows: np.ndarray) -> np.ndarray:
+    """xyxy boxes of MOTChallenge rows (frame, id, left, top, width, height, ...)."""
     return np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1)
 
 
-def _by_frame(rows: np.ndarray) -> dict[int, np.ndarray]:
+def rows_by_frame(rows: np.ndarray) -> dict[int, np.ndarray]:
+    """{frame: its rows} of MOTChallenge rows, in file order within a frame."""
     rows = rows[np.argsort(rows[:, 0], kind="stable")]
     frames, starts = np.unique(rows[:, 0].astype(int), return_index=True)
     return dict(zip(frames.tolist(), np.split(rows, starts[1:])))
@@ -100,7 +102,7 @@ def _frame_assignment(dist: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, 
 def score_sequence(gt: np.ndarray, hyp: np.ndarray, iou: float = 0.5) -> MOTCounts:
     """Counts for one sequence from MOT rows (frame, id, left, top, width, height, ...)."""
     max_dist = 1.0 - iou
-    gt_frames, hyp_frames = _by_frame(np.asarray(gt, float)), _by_frame(np.asarray(hyp, float))
+    gt_frames, hyp_frames = rows_by_frame(np.asarray(gt, float)), rows_by_frame(np.asarray(hyp, float))
     last_match: dict[int, int] = {}
     counts = MOTCounts(objects=len(gt), predictions=len(hyp))
     tracked_rows, pair_rows = [], []  # (object, frame, tracked) and (object, hypothesis) with IoU >= iou
@@ -108,7 +110,7 @@ def score_sequence(gt: np.ndarray, hyp: np.ndarray, iou: float = 0.5) -> MOTCoun
     for frame in sorted(set(gt_frames) | set(hyp_frames)):
         g, h = gt_frames.get(frame, empty), hyp_frames.get(frame, empty)
         oids, hids = g[:, 1].astype(int), h[:, 1].astype(int)
-        dist = 1.0 - iou_matrix(_xyxy(g), _xyxy(h))
+        dist = 1.0 - iou_matrix(rows_xyxy(g), rows_xyxy(h))
         valid = dist <= max_dist
         o_idx, h_idx = np.nonzero(valid)
         pair_rows.append(np.stack([oids[o_idx], hids[h_idx]], axis=1))
