@@ -1,10 +1,12 @@
 """`edgecnn track model=det.tflite source=0 [reid=…] [save=…] [mot=…] [jsonl=…]`, or on a det.txt:
-`edgecnn track detections=det.txt out=results.txt [images=img1/] [reid=…]` (the tracker alone)."""
+`edgecnn track detections=det.txt out=results.txt [images=img1/] [reid=…]` (the tracker alone;
+add `backfill=true interpolate=4` to refine the tracks offline, which a camera cannot)."""
 
 from pathlib import Path
 
 from edgecnn.config import ConfigError, Key, Schema
 from edgecnn.runtime.app import APP_KEYS
+from edgecnn.runtime.offline import REFINE_KEYS
 
 HELP = "Real-time detection and DeepSORT tracking on a camera, stream or file (or on a MOT det.txt)."
 KEYS = Schema(
@@ -14,12 +16,17 @@ KEYS = Schema(
     Key("min_confidence", 0.0, "with detections=: drop detections below this first", min=0.0),
     Key("out", None, "output directory for relative save/mot/jsonl paths; with detections=: the results "
                      ".txt (or a directory to put results.txt in)"),
+    REFINE_KEYS,
 )
 
 
 def run(cfg: dict) -> dict:
     if cfg["detections"]:
         return _track_detections(cfg)
+    refined = [k for k, default in REFINE_KEYS.defaults().items() if cfg[k] != default]
+    if refined:
+        raise ConfigError(f"edgecnn track: {', '.join(refined)} only with detections= (they refine the "
+                          "tracks of a whole det.txt after the run)")
     from edgecnn.runtime.app import run as run_app
 
     app_cfg = {k: v for k, v in cfg.items() if k in APP_KEYS}
@@ -41,6 +48,6 @@ def _track_detections(cfg: dict) -> dict:
     out = Path(cfg["out"])
     if out.suffix.lower() != ".txt":
         out = out / "results.txt"
-    tracker_cfg = {k: cfg[k] for k in TRACKER_KEYS.keys}
+    options = {k: cfg[k] for k in (*TRACKER_KEYS.keys, *REFINE_KEYS.keys)}
     return track_detections(cfg["detections"], out, images=cfg["images"], reid=cfg["reid"],
-                            min_confidence=cfg["min_confidence"], **tracker_cfg)
+                            min_confidence=cfg["min_confidence"], **options)

@@ -2,6 +2,12 @@
 
 The detector's work is already done, so this measures and exercises the tracker alone: motion
 and IoU only, or with appearance when a ReID model and the sequence's images are given.
+
+By default the results are what the camera app would output, frame by frame. Because a det.txt
+is the whole sequence, REFINE_KEYS may also refine the tracks after the run, as ByteTrack and
+StrongSORT++ do for their MOTChallenge figures: `backfill` adds the frames a track spent
+tentative before it was confirmed, `interpolate` fills short gaps inside a track. Neither is
+possible online; figures with them on are offline figures.
 """
 
 from __future__ import annotations
@@ -13,9 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.config import ConfigError
+from edgecnn.config import ConfigError, Key, Schema
 from edgecnn.runtime.mot import read_mot, write_mot
 from edgecnn.runtime.tracker import TRACKER_KEYS, Tracker
+
+REFINE_KEYS = Schema(
+    Key("backfill", False, "offline: also output the frames in which a track that was later confirmed was "
+                           "still tentative (the online tracker hides its first n_init - 1 hits)"),
+    Key("interpolate", 0, "offline: fill gaps of at most this many missing frames inside a track by linear "
+                          "interpolation of its box (0: off)", type=int, min=0),
+)
 
 
 def _frame_images(images: str | os.PathLike) -> dict[int, Path]:
@@ -40,12 +53,13 @@ def _reid_encoder(reid: str | os.PathLike):
 
 def track_detections(detections: str | os.PathLike, out: str | os.PathLike, images: str | os.PathLike | None = None,
                      reid: str | os.PathLike | None = None, min_confidence: float = 0.0,
-                     **tracker_cfg: Any) -> dict[str, Any]:
+                     **options: Any) -> dict[str, Any]:
     """Track every frame of `detections`, write MOT results to `out`, return counts and timings.
 
-    `tracker_cfg` takes TRACKER_KEYS; detections below `min_confidence` are dropped first.
+    `options` take TRACKER_KEYS and REFINE_KEYS; detections below `min_confidence` are dropped
+    first. With REFINE_KEYS at their defaults the results are the online tracker's, row for row.
     """
-    cfg = TRACKER_KEYS.resolve(tracker_cfg, "track_detections")
+    cfg = Schema(TRACKER_KEYS, REFINE_KEYS).resolve(options, "track_detections")
     if reid is not None and images is None:
         raise ConfigError("track_detections: reid needs images= (the sequence's img1 folder) to crop people from")
     dets = read_mot(detections, min_confidence=min_confidence)
@@ -55,8 +69,9 @@ def track_detections(detections: str | os.PathLike, out: str | os.PathLike, imag
     order = np.argsort(dets[:, 0], kind="stable")
     dets = dets[order]
     bounds = np.searchsorted(dets[:, 0], np.arange(1, last_frame + 2))
-    tracker = Tracker(**cfg)
-    results, track_s, track_cpu_s, reid_s = [], 0.0, 0.0, 0.0
+    tracker = Tracker(**{k: cfg[k] for k in TRACKER_KEYS.keys})
+    results, tentative, confirmed_ids = [], [], set()
+    track_s, track_cpu_s, reid_s = 0.0, 0.0, 0.0
     for frame in range(1, last_frame + 1):
         rows = dets[bounds[frame - 1] : bounds[frame]]
         boxes = np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1)
@@ -69,20 +84,75 @@ def track_detections(detections: str | os.PathLike, out: str | os.PathLike, imag
         tracked = tracker.update(boxes, rows[:, 6], features)
         track_s += time.perf_counter() - start
         track_cpu_s += time.process_time() - start_cpu
-        if len(tracked):
-            wh = tracked[:, 2:4] - tracked[:, 0:2]
-            results.append(np.column_stack([np.full(len(tracked), frame), tracked[:, 4], tracked[:, 0:2], wh,
-                                            tracked[:, 5], -np.ones((len(tracked), 3))]))
+        results.append(_mot_rows(frame, tracked[:, 0:4], tracked[:, 4], tracked[:, 5]))
+        if cfg["backfill"]:
+            tentative.append(_tentative_rows(tracker, frame))
+            confirmed_ids.update(t.track_id for t in tracker.tracks if t.is_confirmed)
     results = np.concatenate(results) if results else np.empty((0, 10))
+    backfilled = _confirmed_later(tentative, confirmed_ids)
+    results = np.concatenate([results, backfilled])
+    interpolated = interpolate_gaps(results, cfg["interpolate"])
+    results = np.concatenate([results, interpolated])
     write_mot(out, results)
     frames = max(last_frame, 1)
     # CPU time next to wall time: on a shared machine it is the steadier figure.
     metrics = {"frames": last_frame, "detections": len(dets), "tracks": int(len(np.unique(results[:, 1]))),
+               "rows_backfilled": len(backfilled), "rows_interpolated": len(interpolated),
                "tracker_ms_per_frame": 1000 * track_s / frames,
                "tracker_cpu_ms_per_frame": 1000 * track_cpu_s / frames}
     if encoder is not None:
         metrics["reid_ms_per_frame"] = 1000 * reid_s / frames
     return {**metrics, "artifacts": {"results": str(out)}}
+
+
+def _mot_rows(frame: int, xyxy: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """(N, 10) MOT result rows of one frame."""
+    n = len(xyxy)
+    return np.column_stack([np.full(n, frame), ids, xyxy[:, 0:2], xyxy[:, 2:4] - xyxy[:, 0:2], scores,
+                            -np.ones((n, 3))]).reshape(n, 10)
+
+
+def _tentative_rows(tracker: Tracker, frame: int) -> np.ndarray:
+    """MOT rows of the tentative tracks matched in this frame, as the tracker would output them
+    once confirmed (the matched detection, if at least `output_conf`)."""
+    shown = [t for t in tracker.tracks
+             if t.is_tentative and t.time_since_update == 0 and t.score >= tracker.output_conf]
+    if not shown:
+        return np.empty((0, 10))
+    return _mot_rows(frame, np.stack([t.box for t in shown]), np.array([t.track_id for t in shown]),
+                     np.array([t.score for t in shown]))
+
+
+def _confirmed_later(tentative: list[np.ndarray], confirmed_ids: set[int]) -> np.ndarray:
+    """The tentative rows of the tracks that were confirmed at some point; the rest were false alarms."""
+    rows = np.concatenate(tentative) if tentative else np.empty((0, 10))
+    return rows[np.isin(rows[:, 1], list(confirmed_ids))]
+
+
+def interpolate_gaps(rows: np.ndarray, max_missing: int) -> np.ndarray:
+    """New MOT rows that fill every gap of 1 to `max_missing` missing frames inside a track.
+
+    Each filled box lies on the straight line between the track's rows around the gap (left, top,
+    width and height move linearly, so the corners do too); its conf is the lower of theirs.
+    Written here: no library interpolates MOT rows (ByteTrack's tools/interpolation.py loops).
+    """
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 10)
+    if max_missing < 1 or len(rows) < 2:
+        return np.empty((0, 10))
+    rows = rows[np.lexsort((rows[:, 0], rows[:, 1]))]  # by track, then frame
+    before, after = rows[:-1], rows[1:]
+    missing = (after[:, 0] - before[:, 0] - 1).astype(int)
+    gap = (after[:, 1] == before[:, 1]) & (missing >= 1) & (missing <= max_missing)
+    before, after, missing = before[gap], after[gap], missing[gap]
+    pair = np.repeat(np.arange(len(missing)), missing)  # one entry per filled row
+    step = np.arange(len(pair)) - np.repeat(np.cumsum(missing) - missing, missing) + 1
+    weight = (step / (missing[pair] + 1))[:, None]
+    filled = -np.ones((len(pair), 10))
+    filled[:, 0] = before[pair, 0] + step
+    filled[:, 1] = before[pair, 1]
+    filled[:, 2:6] = (1 - weight) * before[pair, 2:6] + weight * after[pair, 2:6]
+    filled[:, 6] = np.minimum(before[pair, 6], after[pair, 6])
+    return filled
 
 
 def _read_frame(frame_paths: dict[int, Path], frame: int) -> np.ndarray:
