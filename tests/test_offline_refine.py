@@ -126,7 +126,7 @@ def test_track_command_refines_only_with_detections(tmp_path, capsys):
     assert code == 0 and report["rows_backfilled"] > 0 and report["rows_interpolated"] > 0
     assert len(rows_of(tmp_path / "res.txt")) > 0
     assert main(["track", "source=missing.mp4", "model=det.tflite", "interpolate=4"]) == 2
-    assert "interpolate only with detections=" in capsys.readouterr().err
+    assert "interpolate works only with detections=" in capsys.readouterr().err
     assert main(["track", f"detections={tmp_path / 'det.txt'}", f"out={tmp_path / 'r.txt'}", "interpolate=-2"]) == 2
     assert "interpolate=-2 is out of range" in capsys.readouterr().err
 

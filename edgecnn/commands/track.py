@@ -25,8 +25,8 @@ def run(cfg: dict) -> dict:
         return _track_detections(cfg)
     refined = [k for k, default in REFINE_KEYS.defaults().items() if cfg[k] != default]
     if refined:
-        raise ConfigError(f"edgecnn track: {', '.join(refined)} only with detections= (they refine the "
-                          "tracks of a whole det.txt after the run)")
+        raise ConfigError(f"edgecnn track: {', '.join(refined)} works only with detections= (offline "
+                          "refinement of the tracks of a whole det.txt)")
     from edgecnn.runtime.app import run as run_app
 
     app_cfg = {k: v for k, v in cfg.items() if k in APP_KEYS}

@@ -24,10 +24,10 @@ from edgecnn.runtime.mot import read_mot, write_mot
 from edgecnn.runtime.tracker import TRACKER_KEYS, Tracker
 
 REFINE_KEYS = Schema(
-    Key("backfill", False, "offline: also output the frames in which a track that was later confirmed was "
-                           "still tentative (the online tracker hides its first n_init - 1 hits)"),
-    Key("interpolate", 0, "offline: fill gaps of at most this many missing frames inside a track by linear "
-                          "interpolation of its box (0: off)", type=int, min=0),
+    Key("backfill", False, "offline (detections= only): also output the frames in which a track that was later "
+                           "confirmed was still tentative (the online tracker hides its first n_init - 1 hits)"),
+    Key("interpolate", 0, "offline (detections= only): fill gaps of at most this many missing frames inside a "
+                          "track by linear interpolation of its box (0: off)", type=int, min=0),
 )
 
 
