@@ -8,7 +8,7 @@ from edgecnn.runtime.offline import track_detections
 from edgecnn.runtime.mot import read_mot, write_mot
 from edgecnn.runtime.reid import ReidEncoder
 from edgecnn.runtime.tracker import TRACKER_KEYS, Tracker
-from edgecnn.runtime.tracker.iou_matching import iou_cost, iou_matrix
+from edgecnn.runtime.tracker.iou_matching import covered_fraction, iou_cost, iou_matrix
 from edgecnn.runtime.tracker.kalman_filter import CHI2INV95, KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
 from edgecnn.runtime.tracker.linear_assignment import gate_cost_matrix, matching_cascade, min_cost_matching
 from edgecnn.runtime.tracker.nn_matching import NearestNeighborDistanceMetric
@@ -178,6 +178,51 @@ def test_identity_kept_through_a_crossing_with_appearance():
             who = int(np.argmin(np.abs(np.array([a[f, 0], b[f, 0]]) - row[0])))
             owner.setdefault(int(row[4]), set()).add(who)
     assert len(owner) == 2 and all(len(who) == 1 for who in owner.values())
+
+
+def test_covered_fraction_is_the_largest_share_another_box_hides():
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [100, 100, 110, 120], [100, 100, 104, 104]], float)
+    # The small box inside the tall one is wholly covered; the tall one loses 16 of its 200.
+    assert np.allclose(covered_fraction(boxes), [0.5, 0.5, 16 / 200, 1.0])
+    assert covered_fraction(np.empty((0, 4))).shape == (0,)
+
+
+def test_appearance_finds_a_person_who_waited_unseen_where_motion_cannot():
+    """Someone walks, stops where nothing detects them for 12 frames, then shows up where they
+    stopped: the Kalman prediction walked on, so only appearance can bring the identity back."""
+    looks = {"walker": np.array([1.0, 0.0, 0.1], np.float32), "other": np.array([0.0, 1.0, 0.1], np.float32)}
+    x = np.concatenate([100 + 6 * np.arange(15), np.full(25, 100 + 6 * 15.0)])
+    visible = (np.arange(40) < 15) | (np.arange(40) >= 27)
+
+    def run(with_appearance):
+        tracker, ids = Tracker(n_init=2, max_age=20), set()
+        for f in range(40):
+            boxes = [[500, 50, 530, 130]]  # someone else, standing, always seen
+            feats = [looks["other"]]
+            if visible[f]:
+                boxes.insert(0, [x[f], 100, x[f] + 30, 180])
+                feats.insert(0, looks["walker"])
+            out = tracker.update(np.array(boxes, float), np.full(len(boxes), 0.9),
+                                 np.array(feats) if with_appearance else None)
+            ids |= {int(r[4]) for r in out if r[0] < 400}
+        return ids
+
+    assert len(run(with_appearance=True)) == 1
+    assert len(run(with_appearance=False)) == 2
+
+
+def test_a_crop_another_box_covers_is_neither_matched_nor_remembered_by_appearance():
+    tracker = Tracker(n_init=1)
+    look_a, look_b = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    tracker.update(np.array([[0, 0, 40, 100], [200, 0, 240, 100]], float), np.array([0.9, 0.9]),
+                   np.stack([look_a, look_b]))
+    # B walks in front of A: A's crop is mostly B, so its embedding looks like B.
+    out = tracker.update(np.array([[0, 0, 40, 100], [20, 0, 60, 100]], float), np.array([0.9, 0.9]),
+                         np.stack([look_b, look_b]))
+    ids = {tuple(r[:2]): int(r[4]) for r in out}
+    assert ids[(0.0, 0.0)] == 1  # A kept by motion, not handed to B's track by appearance
+    gallery = tracker.metric.samples[1]
+    assert np.allclose(gallery, look_a[None])  # and its gallery holds no picture of B
 
 
 def synthetic_scene(seed=0, frames=120, people=8):

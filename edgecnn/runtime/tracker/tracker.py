@@ -2,7 +2,10 @@
 
 Each frame: predict every track, then associate in stages, most trusted first:
   1. appearance (only with embeddings): deep_sort's matching cascade on cosine distance,
-     gated by the Kalman Mahalanobis bound, over confirmed tracks and confident detections;
+     gated by the Kalman Mahalanobis bound, over confirmed tracks and the confident detections
+     that no other box covers (a crop of two overlapping people identifies neither: matching
+     and remembering it swapped identities in crossings, 35 switches against 20 on the
+     synthetic videos);
   2. IoU between the remaining confirmed tracks and the remaining confident detections;
   3. IoU between confirmed tracks still unmatched and the weak detections (ByteTrack), which
      keeps identities alive through partial occlusion without letting weak boxes start tracks;
@@ -18,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from edgecnn.config import Key, Schema
-from edgecnn.runtime.tracker.iou_matching import iou_cost
+from edgecnn.runtime.tracker.iou_matching import covered_fraction, iou_cost
 from edgecnn.runtime.tracker.kalman_filter import KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
 from edgecnn.runtime.tracker.linear_assignment import INFTY_COST, gate_cost_matrix, matching_cascade, min_cost_matching
 from edgecnn.runtime.tracker.nn_matching import NearestNeighborDistanceMetric
@@ -38,6 +41,8 @@ TRACKER_KEYS = Schema(
     Key("max_low_iou_distance", 0.5, "largest 1 - IoU accepted for weak detections", min=0.0, max=1.0),
     Key("max_cosine_distance", 0.2, "largest appearance distance accepted (with a ReID model)", min=0.0, max=2.0),
     Key("nn_budget", 100, "embeddings kept per track for appearance matching", type=int, min=1),
+    Key("max_crop_overlap", 0.1, "a detection whose box another covers by more than this share is matched by "
+        "motion only and not added to the gallery: its crop shows two objects", min=0.0, max=1.0),
 )
 
 OUTPUT_COLUMNS = ("x1", "y1", "x2", "y2", "track_id", "score", "class")
@@ -49,10 +54,11 @@ class Tracker:
 
     def __init__(self, max_age: int = 30, n_init: int = 5, track_conf: float = 0.5, low_conf: float = 0.1,
                  output_conf: float = 0.0, max_iou_distance: float = 0.8, max_low_iou_distance: float = 0.5,
-                 max_cosine_distance: float = 0.2, nn_budget: int = 100):
+                 max_cosine_distance: float = 0.2, nn_budget: int = 100, max_crop_overlap: float = 0.1):
         self.max_age, self.n_init = max_age, n_init
         self.track_conf, self.low_conf, self.output_conf = track_conf, low_conf, output_conf
         self.max_iou_distance, self.max_low_iou_distance = max_iou_distance, max_low_iou_distance
+        self.max_crop_overlap = max_crop_overlap
         self.kf = KalmanFilter()
         self.metric = NearestNeighborDistanceMetric(max_cosine_distance, nn_budget)
         self.tracks: list[Track] = []
@@ -83,8 +89,10 @@ class Tracker:
             features = None if features is None else np.asarray(features)[valid]
         self.frame_count += 1
         mean, cov = self._predict()
-        matches = self._associate(mean, cov, boxes, scores, features, classes)
-        self._apply(matches, mean, cov, boxes, scores, features, classes)
+        # A crop that another box covers shows two objects: its embedding identifies neither.
+        clean = None if features is None else covered_fraction(boxes) <= self.max_crop_overlap
+        matches = self._associate(mean, cov, boxes, scores, features, clean, classes)
+        self._apply(matches, mean, cov, boxes, scores, features, clean, classes)
         return self._output()
 
     def _predict(self) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +104,7 @@ class Tracker:
             track.mark_predicted(m, c)
         return mean, cov
 
-    def _associate(self, mean, cov, boxes, scores, features, classes) -> np.ndarray:
+    def _associate(self, mean, cov, boxes, scores, features, clean, classes) -> np.ndarray:
         """(K, 2) pairs of track index and detection index, from the stages in the module docstring."""
         tracks = self.tracks
         if not tracks or not len(boxes):
@@ -109,8 +117,10 @@ class Tracker:
         # One IoU matrix per frame; every stage takes its rows and columns from it.
         cost = np.where(other_class, INFTY_COST, iou_cost(xyah_to_xyxy(mean[:, :4]), boxes))
         pairs = []
-        if features is not None and len(confirmed) and len(strong):
-            m, confirmed, strong = self._appearance_match(confirmed, strong, mean, cov, boxes, features, other_class)
+        if features is not None and len(confirmed) and clean[strong].any():
+            m, confirmed, left = self._appearance_match(confirmed, strong[clean[strong]], mean, cov, boxes, features,
+                                                        other_class)
+            strong = np.concatenate([strong[~clean[strong]], left])
             pairs.append(m)
         m, confirmed, strong = _match(cost, confirmed, strong, self.max_iou_distance)
         pairs.append(m)
@@ -129,7 +139,7 @@ class Tracker:
         m, left_rows, left_dets = matching_cascade(cost, self.metric.matching_threshold, age)
         return np.stack([rows[m[:, 0]], dets[m[:, 1]]], axis=1), rows[left_rows], dets[left_dets]
 
-    def _apply(self, matches, mean, cov, boxes, scores, features, classes) -> None:
+    def _apply(self, matches, mean, cov, boxes, scores, features, clean, classes) -> None:
         """Correct matched tracks, age the others, start tracks from confident leftovers."""
         tracks = self.tracks
         if len(matches):
@@ -137,7 +147,7 @@ class Tracker:
             new_mean, new_cov = self.kf.update(mean[rows], cov[rows], xyxy_to_xyah(boxes[dets]))
             for k, (row, det) in enumerate(zip(rows, dets)):
                 tracks[row].mark_hit(new_mean[k], new_cov[k], boxes[det], float(scores[det]),
-                                     None if features is None else features[det])
+                                     features[det] if features is not None and clean[det] else None)
         hit = np.zeros(len(tracks), bool)
         hit[matches[:, 0]] = True
         for i in np.flatnonzero(~hit):
@@ -152,7 +162,7 @@ class Tracker:
             for k, det in enumerate(new):
                 tracks.append(Track(self._next_id, mean[k], cov[k], n_init, self.max_age, boxes[det],
                                     float(scores[det]), int(classes[det]),
-                                    None if features is None else features[det]))
+                                    features[det] if features is not None and clean[det] else None))
                 self._next_id += 1
         self.tracks = [t for t in tracks if not t.is_deleted]
         if features is not None:
