@@ -124,3 +124,6 @@ def test_collate_and_samplers(boxes_dataset):
     for batch in batches:
         ids = [[0, 0, 0, 1, 1, 2, 2, 2, 3][i] for i, _ in batch]
         assert len(batch) == 6 and len(set(ids)) == 2 and all(ids.count(x) == 3 for x in set(ids))
+    # Few identities with many crops each (a handful of videos): an epoch still sees about every crop.
+    many = PKBatchSampler(np.repeat(np.arange(4), 50), p=2, k=4, seed=0)
+    assert len(many) == len(list(many)) == 200 // 8

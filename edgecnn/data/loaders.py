@@ -163,7 +163,10 @@ class PKBatchSampler(Sampler):
             raise ValueError(f"P x K sampling needs at least 2 identities, found {len(self.by_identity)}")
         self.p, self.k = min(p, len(self.by_identity)), k
         self.seed, self.rank, self.world, self.epoch = seed, rank, world, 0
-        self.batches_per_rank = max(len(self.by_identity) // self.p // world, 1)
+        # An epoch sees about every sample once (as torchreid's RandomIdentitySampler), and every
+        # identity at least once: with few identities, one batch per identity group was one step.
+        batches = max(len(labels) // (self.p * self.k), len(self.by_identity) // self.p)
+        self.batches_per_rank = max(batches // world, 1)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -37,10 +37,14 @@ class ReIDNet(nn.Module):
             layers += [SeparableBlock(c_in, c_out, 2), SeparableBlock(c_out, c_out), SeparableBlock(c_out, c_out)]
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.embed = nn.Linear(widths[-1], dim)
+        self.embed = nn.Linear(widths[-1], dim, bias=False)
+        # BNNeck (Luo et al. 2019): pooled ReLU features share one large positive component, so
+        # without centring every crop starts at nearly the same unit vector and the triplet loss
+        # stalls at its margin; batch norm centres the embedding before it is normalized.
+        self.neck = nn.BatchNorm1d(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.embed(self.pool(self.features(x)).flatten(1)), dim=1)
+        return F.normalize(self.neck(self.embed(self.pool(self.features(x)).flatten(1))), dim=1)
 
 
 @register_model("reid", task="embed", imgsz=(128, 64))
