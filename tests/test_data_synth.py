@@ -157,6 +157,23 @@ def test_video_is_deterministic(video_set, tmp_path):
     assert again["sequences"][0]["twins"] == info["sequences"][0]["twins"]
 
 
+def test_people_who_become_hidden_sometimes_wait_there():
+    from edgecnn.data.synth import WAIT_FRAMES, VideoScene
+
+    still_frames = 0
+    for seed in range(6):
+        world = VideoScene(np.random.default_rng(seed), 240, 320, 120)
+        for t in range(120):
+            waiting = {tr.ident: tr.x for tr in world.tracks if tr.wait}
+            world.render(t)
+            for tr in world.tracks:
+                assert tr.wait <= WAIT_FRAMES[1] and (not tr.wait or scene.CLASSES[tr.cls] == "person")
+                if tr.ident in waiting:
+                    assert tr.x == waiting[tr.ident]
+                    still_frames += 1
+    assert still_frames >= WAIT_FRAMES[0], "no person in six scenes ever stopped behind anything"
+
+
 def test_classify_digits(tmp_path):
     info = synth_classify(tmp_path / "d", n=50, imgsz=32, seed=1)
     spec = load_imagefolder(tmp_path / "d")

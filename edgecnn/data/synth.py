@@ -37,7 +37,7 @@ from edgecnn.fileio import atomic_write_json, atomic_write_text
 
 LOG = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MIN_VISIBILITY = 0.3  # objects less visible than this are left out of detection images and ignored in gt.txt
 MIN_BOX_PX = 3
 DIGITS = tuple(str(d) for d in range(10))
@@ -250,6 +250,7 @@ NEAR_SIZE = {"person": 0.55, "car": 0.75, "sign": 0.16, "ball": 0.13, "box": 0.2
 
 # Speed in object lengths per frame: people walk about 2.5 % of their height per frame at 30 fps.
 SPEED = {"person": (0.012, 0.035), "car": (0.012, 0.035), "ball": (0.03, 0.08), "box": (0.0, 0.0), "sign": (0.0, 0.0)}
+WAIT_CHANCE, WAIT_FRAMES = 0.5, (10, 40)  # of a person who becomes hidden: stop for this many frames
 MOVER_SHARE = {"person": 0.42, "car": 0.2, "ball": 0.12, "box": 0.13, "sign": 0.13}
 
 
@@ -268,6 +269,8 @@ class Track:
     lift: float = 0.0  # signs hang this many pixels above their pole's foot
     phase: float = 0.0
     twin_of: int | None = None
+    hidden: bool = False
+    wait: int = 0  # frames left standing still
 
 
 class VideoScene:
@@ -331,6 +334,9 @@ class VideoScene:
         return track
 
     def step(self, track: Track) -> None:
+        if track.wait > 0:
+            track.wait -= 1
+            return
         track.x += track.vx
         track.y += track.vy
         size = self.size(track)
@@ -343,6 +349,15 @@ class VideoScene:
         else:
             track.phase += abs(track.vx) / max(1.0, 0.12 * size)
             track.y = float(np.clip(track.y, *self.ground))
+
+    def maybe_wait(self, track: Track, layer: Layer, visibility: float) -> None:
+        """People who step behind something sometimes stop there for a while, as people do; a
+        constant-velocity prediction then walks on without them, which only appearance undoes."""
+        in_frame = layer.x >= 0 and layer.x + layer.mask.shape[1] <= self.w
+        hidden = visibility < MIN_VISIBILITY and in_frame
+        if hidden and not track.hidden and CLASSES[track.cls] == "person" and self.rng.random() < WAIT_CHANCE:
+            track.wait = int(self.rng.integers(*WAIT_FRAMES))
+        track.hidden = hidden
 
     def layer(self, track: Track) -> Layer:
         patch, mask = scene.render_object(track.style, self.size(track), track.phase)
@@ -368,6 +383,7 @@ class VideoScene:
             conf = 1.0 if vis >= MIN_VISIBILITY and min(box[2] - box[0], box[3] - box[1]) >= MIN_BOX_PX else 0.0
             rows.append([t + 1, layer.owner, box[0], box[1], box[2] - box[0], box[3] - box[1], conf,
                          by_id[layer.owner].cls + 1, round(vis, 3)])
+            self.maybe_wait(by_id[layer.owner], layer, vis)
         for tr in active:
             self.step(tr)
         light = dict(self.light, gain=self.light["gain"] * (1 + self.flicker[0] * np.sin(2 * np.pi * t / self.flicker[1])))
