@@ -211,6 +211,25 @@ def test_appearance_finds_a_person_who_waited_unseen_where_motion_cannot():
     assert len(run(with_appearance=False)) == 2
 
 
+def test_a_look_alike_is_left_to_motion():
+    """Twins walk side by side, B a third in front of A, so only one of them ever has a clean
+    crop: A's while B goes undetected (frames 20-21), then B's while A does (frame 22). B's clean
+    crop looks like A's gallery and B's track has none: appearance must not hand it to A."""
+    look_a, look_b = np.array([1.0, 0.0, 0.1], np.float32), np.array([1.0, 0.15, 0.1], np.float32)
+    tracker, owner = Tracker(n_init=2, max_age=10), {}
+    for f in range(30):
+        x = 100 + 4 * f
+        people = [(who, box, look) for who, box, look in (("a", [x, 100, x + 30, 180], look_a),
+                                                          ("b", [x + 20, 100, x + 50, 180], look_b))
+                  if not (who == "b" and f in (20, 21) or who == "a" and f == 22)]
+        boxes = np.array([box for _, box, _ in people], float)
+        out = tracker.update(boxes, np.full(len(boxes), 0.9), np.stack([look for *_, look in people]))
+        for row in out:
+            who = next(w for w, box, _ in people if np.allclose(box, row[:4]))
+            owner.setdefault(who, set()).add(int(row[4]))
+    assert owner == {"a": {1}, "b": {2}}
+
+
 def test_a_crop_another_box_covers_is_neither_matched_nor_remembered_by_appearance():
     tracker = Tracker(n_init=1)
     look_a, look_b = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)

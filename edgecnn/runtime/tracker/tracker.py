@@ -5,7 +5,10 @@ Each frame: predict every track, then associate in stages, most trusted first:
      gated by the Kalman Mahalanobis bound, over confirmed tracks and the confident detections
      that no other box covers (a crop of two overlapping people identifies neither: matching
      and remembering it swapped identities in crossings, 35 switches against 20 on the
-     synthetic videos);
+     synthetic videos), and only between a detection and a track that have no other candidate
+     within `max_cosine_distance + appearance_margin`: look-alikes (the synthetic videos' twins
+     differ in one detail) are left to motion, and a gated track with no gallery yet could be
+     anyone, so it counts as a candidate;
   2. IoU between the remaining confirmed tracks and the remaining confident detections;
   3. IoU between confirmed tracks still unmatched and the weak detections (ByteTrack), which
      keeps identities alive through partial occlusion without letting weak boxes start tracks;
@@ -43,6 +46,8 @@ TRACKER_KEYS = Schema(
     Key("nn_budget", 100, "embeddings kept per track for appearance matching", type=int, min=1),
     Key("max_crop_overlap", 0.1, "a detection whose box another covers by more than this share is matched by "
         "motion only and not added to the gallery: its crop shows two objects", min=0.0, max=1.0),
+    Key("appearance_margin", 0.1, "appearance matches a detection and a track only if neither has a second "
+        "candidate within max_cosine_distance + this; look-alikes are left to motion", min=0.0, max=2.0),
 )
 
 OUTPUT_COLUMNS = ("x1", "y1", "x2", "y2", "track_id", "score", "class")
@@ -54,11 +59,12 @@ class Tracker:
 
     def __init__(self, max_age: int = 30, n_init: int = 5, track_conf: float = 0.5, low_conf: float = 0.1,
                  output_conf: float = 0.0, max_iou_distance: float = 0.8, max_low_iou_distance: float = 0.5,
-                 max_cosine_distance: float = 0.2, nn_budget: int = 100, max_crop_overlap: float = 0.1):
+                 max_cosine_distance: float = 0.2, nn_budget: int = 100, max_crop_overlap: float = 0.1,
+                 appearance_margin: float = 0.1):
         self.max_age, self.n_init = max_age, n_init
         self.track_conf, self.low_conf, self.output_conf = track_conf, low_conf, output_conf
         self.max_iou_distance, self.max_low_iou_distance = max_iou_distance, max_low_iou_distance
-        self.max_crop_overlap = max_crop_overlap
+        self.max_crop_overlap, self.appearance_margin = max_crop_overlap, appearance_margin
         self.kf = KalmanFilter()
         self.metric = NearestNeighborDistanceMetric(max_cosine_distance, nn_budget)
         self.tracks: list[Track] = []
@@ -131,10 +137,14 @@ class Tracker:
         return np.concatenate(pairs)
 
     def _appearance_match(self, rows, dets, mean, cov, boxes, features, other_class):
-        """deep_sort's stage: nearest-gallery cosine distance, Mahalanobis-gated, by the cascade."""
-        cost = self.metric.distance(features[dets], [self.tracks[i].track_id for i in rows])
+        """deep_sort's stage: nearest-gallery cosine distance, Mahalanobis-gated, by the cascade,
+        over the pairs that appearance tells apart from every other candidate."""
+        ids = [self.tracks[i].track_id for i in rows]
+        cost = self.metric.distance(features[dets], ids)
         cost = gate_cost_matrix(cost, self.kf.gating_distance(mean[rows], cov[rows], xyxy_to_xyah(boxes[dets])))
         cost[other_class[np.ix_(rows, dets)]] = INFTY_COST
+        unknown = np.array([i not in self.metric.samples for i in ids])
+        cost[_ambiguous(cost, unknown, self.metric.matching_threshold + self.appearance_margin)] = INFTY_COST
         age = np.array([self.tracks[i].time_since_update for i in rows])
         m, left_rows, left_dets = matching_cascade(cost, self.metric.matching_threshold, age)
         return np.stack([rows[m[:, 0]], dets[m[:, 1]]], axis=1), rows[left_rows], dets[left_dets]
@@ -185,6 +195,13 @@ class Tracker:
             return np.empty((0, len(OUTPUT_COLUMNS)))
         meta = np.array([[t.track_id, t.score, t.cls] for t in live], dtype=np.float64)
         return np.concatenate([np.stack([t.box for t in live]), meta], axis=1)
+
+
+def _ambiguous(cost: np.ndarray, unknown: np.ndarray, limit: float) -> np.ndarray:
+    """Mask of the (track, detection) pairs in which either side has two candidates: within
+    `limit` or, for `unknown` tracks (no gallery), anywhere inside the gate."""
+    candidate = (cost <= limit) | (unknown[:, None] & (cost < INFTY_COST))
+    return (candidate.sum(1) > 1)[:, None] | (candidate.sum(0) > 1)[None, :]
 
 
 def _match(cost: np.ndarray, rows: np.ndarray, dets: np.ndarray, limit: float):
