@@ -17,7 +17,9 @@ stages:
 `${stage.key}` is an artifact (or metric) of an earlier stage, `${vars.key}` a pipeline variable.
 Every stage writes to `<runs>/<pipeline>/<stage>/` and a `manifest.json` there: the resolved
 config, the hashes of its inputs, its metrics, artifacts, timings and library versions. A stage
-whose config and inputs are unchanged is skipped; one that was interrupted resumes.
+whose config and inputs are unchanged is skipped; one that was interrupted resumes. A command
+whose output changes with its code for the same config (the synthetic data generators) has a
+`code_version()`, recorded with the stage and compared like the config (Dagster's code_version).
 """
 
 from __future__ import annotations
@@ -211,8 +213,8 @@ def read_manifest(stage_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def is_cached(manifest: dict[str, Any] | None, cfg: dict[str, Any], inputs: dict[str, str]) -> bool:
-    if not manifest or manifest.get("status") != "done":
+def is_cached(manifest: dict[str, Any] | None, cfg: dict[str, Any], inputs: dict[str, str], code: Any = None) -> bool:
+    if not manifest or manifest.get("status") != "done" or manifest.get("code_version") != code:
         return False
     if manifest.get("config") != _jsonable(cfg) or manifest.get("inputs") != inputs:
         return False
@@ -262,8 +264,9 @@ def run_pipeline(
             args["out"] = str(stage_dir)
         cfg = module.KEYS.resolve(args, where)
         inputs = input_hashes(cfg)
+        code = module.code_version() if hasattr(module, "code_version") else None
         prefix = f"[{i + 1}/{last + 1}] {stage.name}"
-        if not force and is_cached(manifest, cfg, inputs):
+        if not force and is_cached(manifest, cfg, inputs, code):
             LOG.info("%s: unchanged, skipped (%s)", prefix, stage_dir / MANIFEST)
             results[stage.name] = manifest["result"]
             outcome["stages"][stage.name] = {"status": "cached", **_metrics(manifest["result"])}
@@ -275,7 +278,7 @@ def run_pipeline(
             LOG.info("%s: resuming the interrupted run", prefix)
         LOG.info("%s: %s …", prefix, stage.command)
         record = {"stage": stage.name, "command": stage.command, "status": "running", "config": fingerprint,
-                  "inputs": inputs, "versions": library_versions(), "started": time.time()}
+                  "code_version": code, "inputs": inputs, "versions": library_versions(), "started": time.time()}
         atomic_write_json(stage_dir / MANIFEST, record)
         t0 = time.perf_counter()
         try:

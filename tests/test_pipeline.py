@@ -80,6 +80,20 @@ def test_changed_config_or_input_reruns_only_what_depends_on_it(toy, tmp_path):
     assert [c[0] for c in rec.calls] == ["train"]
 
 
+def test_a_new_code_version_reruns_the_stage(toy, tmp_path, monkeypatch):
+    from edgecnn.cli import load_command
+
+    run_pipeline(load_pipeline(toy), tmp_path / "runs", run_command=Recorder())
+    monkeypatch.setattr(load_command("train"), "code_version", lambda: 7, raising=False)
+    rec = Recorder()
+    run_pipeline(load_pipeline(toy), tmp_path / "runs", run_command=rec)
+    assert len(rec.calls) == 2
+    assert json.loads((tmp_path / "runs/toy/first/manifest.json").read_text())["code_version"] == 7
+    rec = Recorder()
+    run_pipeline(load_pipeline(toy), tmp_path / "runs", run_command=rec)
+    assert rec.calls == []
+
+
 def test_from_and_to(toy, tmp_path):
     with pytest.raises(ConfigError, match="has not run yet"):
         run_pipeline(load_pipeline(toy), tmp_path / "runs", start="second", run_command=Recorder())

@@ -43,6 +43,13 @@ KEYS = Schema(
 LOG = logging.getLogger("edgecnn.data")
 
 
+def code_version() -> int:
+    """The synthetic generators' version: the pipeline remakes data that an older generator wrote."""
+    from edgecnn.data.synth import GENERATOR_VERSION
+
+    return GENERATOR_VERSION
+
+
 def run(cfg: dict) -> dict:
     return {"synth": run_synth, "check": run_check, "calib": run_calib, "crops": run_crops}[cfg["action"]](cfg)
 
