@@ -3,7 +3,9 @@ validation metric. The trainer's loop is the same for all three."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,6 +15,8 @@ from edgecnn.data.augment import DEFAULTS, AugmentConfig, ClassificationAugment,
 from edgecnn.data.loaders import (ClassificationDataset, DetectionDataset, PKBatchSampler, SeededSampler,
                                   collate_classification, collate_detection)
 from edgecnn.train.keys import AUGMENT_KEYS, FITNESS
+
+LOG = logging.getLogger("edgecnn")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -156,6 +160,7 @@ class EmbedTask(ClassifyTask):
     """Metric learning on identity crops: batch-hard triplet loss over P x K batches (+ ArcFace)."""
 
     name = "embed"
+    VAL_MIN_GAP = 30  # frames
 
     def __init__(self, cfg, imgsz, names, dim: int | None = None):
         super().__init__(cfg, imgsz, names)
@@ -202,11 +207,21 @@ class EmbedTask(ClassifyTask):
     def evaluate(self, model, loader, to_device, progress=None) -> dict:
         from edgecnn.metrics.retrieval import retrieval_metrics
 
-        embeddings, labels = [], []
-        for images, y, _ in progress(loader) if progress else loader:
+        embeddings, labels, indices = [], [], []
+        for images, y, i in progress(loader) if progress else loader:
             embeddings.append(model(to_device(images)).float().cpu().numpy())
             labels.append(y.numpy())
-        return retrieval_metrics(np.concatenate(embeddings), np.concatenate(labels))
+            indices.append(i.numpy())
+        embeddings, labels = np.concatenate(embeddings), np.concatenate(labels)
+        paths = [Path(loader.dataset.samples[i][0]) for i in np.concatenate(indices)]
+        # `edgecnn data crops` (which writes crops.json) names crops by frame: a same-identity crop
+        # within a second of the query is a near-duplicate and does not count.
+        if paths and (paths[0].parents[2] / "crops.json").is_file():
+            try:
+                return retrieval_metrics(embeddings, labels, [int(p.stem) for p in paths], self.VAL_MIN_GAP)
+            except ValueError:
+                LOG.warning("val: no identity has crops %d frames apart; scoring every pair", self.VAL_MIN_GAP)
+        return retrieval_metrics(embeddings, labels)
 
 
 def make_task(task: str, cfg: dict, imgsz, names, model) -> Task:
