@@ -8,7 +8,8 @@ Each frame: predict every track, then associate in stages, most trusted first:
      synthetic videos), and only between a detection and a track that have no other candidate
      within `max_cosine_distance + appearance_margin`: look-alikes (the synthetic videos' twins
      differ in one detail) are left to motion, and a gated track with no gallery yet could be
-     anyone, so it counts as a candidate;
+     anyone, so it counts as a candidate (on unseen synthetic videos: 8 switches instead of 26,
+     motion alone 11);
   2. IoU between the remaining confirmed tracks and the remaining confident detections;
   3. IoU between confirmed tracks still unmatched and the weak detections (ByteTrack), which
      keeps identities alive through partial occlusion without letting weak boxes start tracks;
