@@ -144,6 +144,26 @@ def test_embedder_with_triplet_and_arcface(digits, tmp_path):
     assert len(ckpt["train_state"]["extra"]) == 1  # the ArcFace head resumes too
 
 
+def test_embedder_val_on_video_crops_skips_near_duplicates(tmp_path):
+    """Crops from `edgecnn data crops` are named by frame: a crop's neighbours within 30 frames
+    leave its gallery, so an identity seen only over 3 frames has no query left."""
+    import cv2
+    import numpy as np
+
+    from edgecnn.data.crops import RECORD
+
+    rng = np.random.default_rng(0)
+    for ident, frames in {"seq_0001": (1, 4, 91), "seq_0002": (1, 4, 91), "seq_0003": (1, 4)}.items():
+        folder = tmp_path / "val" / ident
+        folder.mkdir(parents=True)
+        for frame in frames:
+            cv2.imwrite(str(folder / f"{frame:06d}.jpg"), rng.integers(0, 255, (64, 32, 3), dtype=np.uint8))
+    model = build_model("reid")
+    assert evaluate(model, str(tmp_path), {"batch": 4, "workers": 0})["queries"] == 8
+    (tmp_path / RECORD).write_text("{}")
+    assert evaluate(model, str(tmp_path), {"batch": 4, "workers": 0})["queries"] == 6
+
+
 def test_torchvision_state_dict_weights_and_freeze_n(digits, tmp_path):
     import torchvision
 

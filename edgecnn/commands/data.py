@@ -104,8 +104,10 @@ def holds_identities(path: Path) -> bool:
     """ReID crops (from `data crops` or `data synth kind=reid`) hold other identities in val by design."""
     import json
 
+    from edgecnn.data.crops import RECORD
+
     synth = path / "synth.json"
-    return (path / "crops.json").is_file() or (synth.is_file() and json.loads(synth.read_text())["config"]["kind"] == "reid")
+    return (path / RECORD).is_file() or (synth.is_file() and json.loads(synth.read_text())["config"]["kind"] == "reid")
 
 
 def load_any(data: str):

@@ -23,6 +23,7 @@ from edgecnn.fileio import atomic_write_json
 
 LOG = logging.getLogger(__name__)
 MIN_CROP_PX = 8
+RECORD = "crops.json"  # written next to the splits; its presence marks crops named by frame
 
 
 def find_sequences(source: str | os.PathLike) -> list[Path]:
@@ -140,5 +141,5 @@ def cut_identity_crops(source: str | os.PathLike, out: str | os.PathLike, val_fr
               "min_visibility": min_visibility, "step": step, "max_per_id": max_per_id,
               "identities": len(identities), "crops": sum(counts.values()),
               "splits": {s: {"identities": sum(v == s for v in split_of.values()), "crops": counts[s]} for s in counts}}
-    atomic_write_json(out / "crops.json", record)
+    atomic_write_json(out / RECORD, record)
     return record

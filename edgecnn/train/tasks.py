@@ -205,6 +205,7 @@ class EmbedTask(ClassifyTask):
 
     @torch.no_grad()
     def evaluate(self, model, loader, to_device, progress=None) -> dict:
+        from edgecnn.data import crops
         from edgecnn.metrics.retrieval import retrieval_metrics
 
         embeddings, labels, indices = [], [], []
@@ -214,9 +215,9 @@ class EmbedTask(ClassifyTask):
             indices.append(i.numpy())
         embeddings, labels = np.concatenate(embeddings), np.concatenate(labels)
         paths = [Path(loader.dataset.samples[i][0]) for i in np.concatenate(indices)]
-        # `edgecnn data crops` (which writes crops.json) names crops by frame: a same-identity crop
-        # within a second of the query is a near-duplicate and does not count.
-        if paths and (paths[0].parents[2] / "crops.json").is_file():
+        # `edgecnn data crops` names crops by frame: a same-identity crop within a second of the
+        # query is a near-duplicate and does not count.
+        if paths and (paths[0].parents[2] / crops.RECORD).is_file():
             try:
                 return retrieval_metrics(embeddings, labels, [int(p.stem) for p in paths], self.VAL_MIN_GAP)
             except ValueError:
