@@ -92,6 +92,7 @@ def test_interpolate_gaps_by_hand():
 def test_defaults_are_the_online_trackers_output_byte_for_byte(tmp_path):
     gt, det = synthetic_scene(seed=2, frames=80)
     write_mot(tmp_path / "det.txt", det)
+    det = read_mot(tmp_path / "det.txt")  # as written: two decimals
     tracker, online = Tracker(output_conf=0.7), []
     for frame in range(1, int(det[:, 0].max()) + 1):
         d = det[det[:, 0] == frame]

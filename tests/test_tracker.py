@@ -122,6 +122,30 @@ def test_track_life_cycle():
     assert tentative.is_deleted
 
 
+def test_reported_width_follows_the_averaged_aspect_ratio():
+    """A walker's detected width flickers (40, 60, 40, ...) at a steady height of 100: the reported
+    box keeps the detection's centre and height, and its width swings less."""
+    kf = KalmanFilter()
+    widths = [40.0, 60.0] * 5
+    boxes = [np.array([100 - w / 2, 50, 100 + w / 2, 150]) for w in widths]
+    mean, cov = kf.initiate(xyxy_to_xyah(boxes[0][None]))
+    steady, raw = (Track(k, mean[0], cov[0], 1, 30, boxes[0], aspect_weight=weight) for k, weight in ((1, 0.6), (2, 1.0)))
+    reported = []
+    for box in boxes[1:]:
+        for track in (steady, raw):
+            track.mark_hit(track.mean, track.cov, box, 0.9)
+        assert np.allclose(raw.reported_box, box)
+        x1, y1, x2, y2 = steady.reported_box
+        assert (x1 + x2) / 2 == 100 and (y1, y2) == (50, 150)
+        reported.append(x2 - x1)
+    # The average after each hit, from 0.4: 0.4 + 0.6 * (0.6 - 0.4) = 0.52, then 0.52 + 0.6 * (0.4 - 0.52) ...
+    aspect = 0.4
+    for w in widths[1:]:
+        aspect += 0.6 * (w / 100 - aspect)
+    assert np.isclose(reported[-1], 100 * aspect)
+    assert np.ptp(reported[2:]) < 0.5 * np.ptp(widths)
+
+
 def test_keys_and_from_config():
     tracker = Tracker.from_config({"max_age": 5, "n_init": 2, "source": "ignored"})
     assert tracker.max_age == 5 and tracker.n_init == 2

@@ -114,12 +114,12 @@ def _mot_rows(frame: int, xyxy: np.ndarray, ids: np.ndarray, scores: np.ndarray)
 
 def _tentative_rows(tracker: Tracker, frame: int) -> np.ndarray:
     """MOT rows of the tentative tracks matched in this frame, as the tracker would output them
-    once confirmed (the matched detection, if at least `output_conf`)."""
+    once confirmed (the reported box, if its detection is at least `output_conf`)."""
     shown = [t for t in tracker.tracks
              if t.is_tentative and t.time_since_update == 0 and t.score >= tracker.output_conf]
     if not shown:
         return np.empty((0, 10))
-    return _mot_rows(frame, np.stack([t.box for t in shown]), np.array([t.track_id for t in shown]),
+    return _mot_rows(frame, np.stack([t.reported_box for t in shown]), np.array([t.track_id for t in shown]),
                      np.array([t.score for t in shown]))
 
 

@@ -21,10 +21,13 @@ class Track:
     """
 
     def __init__(self, track_id: int, mean: np.ndarray, cov: np.ndarray, n_init: int, max_age: int,
-                 box: np.ndarray, score: float = 1.0, cls: int = -1, feature: np.ndarray | None = None):
+                 box: np.ndarray, score: float = 1.0, cls: int = -1, feature: np.ndarray | None = None,
+                 aspect_weight: float = 1.0):
         self.track_id = track_id
         self.mean, self.cov = mean, cov
         self.box = box  # the last matched detection, xyxy
+        self.aspect_weight = aspect_weight
+        self.aspect = _aspect(box)  # width / height, averaged over the matched detections
         self.n_init, self.max_age = n_init, max_age
         self.score, self.cls = score, cls
         self.hits = 1
@@ -54,6 +57,7 @@ class Track:
                  feature: np.ndarray | None = None) -> None:
         self.mean, self.cov = mean, cov
         self.box = box
+        self.aspect += self.aspect_weight * (_aspect(box) - self.aspect)
         self.score = score
         self.hits += 1
         self.time_since_update = 0
@@ -62,6 +66,19 @@ class Track:
         if self.is_tentative and self.hits >= self.n_init:
             self.state = TrackState.CONFIRMED
 
+    @property
+    def reported_box(self) -> np.ndarray:
+        """The last matched detection, its width set by the averaged aspect ratio: a detector's
+        width flickers with a walker's swinging limbs while the height holds (SORT's Kalman box
+        smooths the ratio the same way)."""
+        x1, y1, x2, y2 = self.box
+        half_width = (y2 - y1) * self.aspect / 2
+        return np.array([(x1 + x2) / 2 - half_width, y1, (x1 + x2) / 2 + half_width, y2])
+
     def mark_missed(self) -> None:
         if self.is_tentative or self.time_since_update > self.max_age:
             self.state = TrackState.DELETED
+
+
+def _aspect(box: np.ndarray) -> float:
+    return float((box[2] - box[0]) / (box[3] - box[1]))

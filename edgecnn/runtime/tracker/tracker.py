@@ -38,6 +38,10 @@ TRACKER_KEYS = Schema(
         type=int, min=1),
     Key("track_conf", 0.5, "detections at least this confident start tracks and match first", min=0.0, max=1.0),
     Key("low_conf", 0.1, "weaker detections down to this only continue existing tracks", min=0.0, max=1.0),
+    # 0.5-0.7 is a plateau on MOT15; left out one sequence at a time, the weight chosen on the
+    # other four improved every held-out sequence (all five: MOTA 56.3 -> 57.1, IDF1 71.6 -> 72.0).
+    Key("aspect_weight", 0.6, "weight of the newest detection in the width-to-height ratio of the reported box "
+        "(1: the detection's own width; lower steadies a walker's flickering width)", min=0.05, max=1.0),
     Key("output_conf", 0.0, "report a track in a frame only if its detection is at least this confident "
         "(weaker ones still keep it alive); set it where your detector's boxes turn mostly false",
         min=0.0, max=1.0),
@@ -61,11 +65,12 @@ class Tracker:
     def __init__(self, max_age: int = 30, n_init: int = 5, track_conf: float = 0.5, low_conf: float = 0.1,
                  output_conf: float = 0.0, max_iou_distance: float = 0.8, max_low_iou_distance: float = 0.5,
                  max_cosine_distance: float = 0.2, nn_budget: int = 100, max_crop_overlap: float = 0.1,
-                 appearance_margin: float = 0.1):
+                 appearance_margin: float = 0.1, aspect_weight: float = 0.6):
         self.max_age, self.n_init = max_age, n_init
         self.track_conf, self.low_conf, self.output_conf = track_conf, low_conf, output_conf
         self.max_iou_distance, self.max_low_iou_distance = max_iou_distance, max_low_iou_distance
         self.max_crop_overlap, self.appearance_margin = max_crop_overlap, appearance_margin
+        self.aspect_weight = aspect_weight
         self.kf = KalmanFilter()
         self.metric = NearestNeighborDistanceMetric(max_cosine_distance, nn_budget)
         self.tracks: list[Track] = []
@@ -81,8 +86,9 @@ class Tracker:
                classes: np.ndarray | None = None) -> np.ndarray:
         """Advance one frame with (N, 4) xyxy `boxes`, their scores, optional (N, D) embeddings and
         class ids. Returns the confirmed tracks matched in this frame as (K, 7) rows of
-        OUTPUT_COLUMNS. The box is the detection each track matched: the Kalman state smooths
-        motion for association but lags the person's true extent."""
+        OUTPUT_COLUMNS. The box is the detection each track matched (its width from the track's
+        averaged aspect ratio, `Track.reported_box`): the Kalman state smooths motion for
+        association but lags the person's true extent."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         n = len(boxes)
         scores = np.ones(n) if scores is None else np.asarray(scores, dtype=np.float64).reshape(n)
@@ -173,7 +179,8 @@ class Tracker:
             for k, det in enumerate(new):
                 tracks.append(Track(self._next_id, mean[k], cov[k], n_init, self.max_age, boxes[det],
                                     float(scores[det]), int(classes[det]),
-                                    features[det] if features is not None and clean[det] else None))
+                                    features[det] if features is not None and clean[det] else None,
+                                    self.aspect_weight))
                 self._next_id += 1
         self.tracks = [t for t in tracks if not t.is_deleted]
         if features is not None:
@@ -195,7 +202,7 @@ class Tracker:
         if not live:
             return np.empty((0, len(OUTPUT_COLUMNS)))
         meta = np.array([[t.track_id, t.score, t.cls] for t in live], dtype=np.float64)
-        return np.concatenate([np.stack([t.box for t in live]), meta], axis=1)
+        return np.concatenate([np.stack([t.reported_box for t in live]), meta], axis=1)
 
 
 def _ambiguous(cost: np.ndarray, unknown: np.ndarray, limit: float) -> np.ndarray:
