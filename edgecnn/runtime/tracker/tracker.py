@@ -39,7 +39,7 @@ TRACKER_KEYS = Schema(
     Key("track_conf", 0.5, "detections at least this confident start tracks and match first", min=0.0, max=1.0),
     Key("low_conf", 0.1, "weaker detections down to this only continue existing tracks", min=0.0, max=1.0),
     # 0.5-0.7 is a plateau on MOT15; left out one sequence at a time, the weight chosen on the
-    # other four improved every held-out sequence (all five: MOTA 56.3 -> 57.1, IDF1 71.6 -> 72.0).
+    # other four improved or tied every held-out sequence (all five: MOTA 56.3 -> 57.1, IDF1 71.6 -> 72.0).
     Key("aspect_weight", 0.6, "weight of the newest detection in the width-to-height ratio of the reported box "
         "(1: the detection's own width; lower steadies a walker's flickering width)", min=0.05, max=1.0),
     Key("output_conf", 0.0, "report a track in a frame only if its detection is at least this confident "
