@@ -72,8 +72,8 @@ class Track:
         width flickers with a walker's swinging limbs while the height holds (SORT's Kalman box
         smooths the ratio the same way)."""
         x1, y1, x2, y2 = self.box
-        half_width = (y2 - y1) * self.aspect / 2
-        return np.array([(x1 + x2) / 2 - half_width, y1, (x1 + x2) / 2 + half_width, y2])
+        centre, half_width = (x1 + x2) / 2, (y2 - y1) * self.aspect / 2
+        return np.array([centre - half_width, y1, centre + half_width, y2])
 
     def mark_missed(self) -> None:
         if self.is_tentative or self.time_since_update > self.max_age:
