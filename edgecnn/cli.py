@@ -1,14 +1,14 @@
 """The `edgecnn` command: one entry point, subcommands, `key=value` overrides, `--json`.
 
-Each subcommand is a module in `edgecnn.commands` with `HELP` (one line), `KEYS` (a Schema),
-optionally `POSITIONAL` (key names filled by bare words, in order) and `run(cfg) -> dict`.
+Each subcommand is a module in `edgecnn.commands`, registered there in `COMMANDS`, with `HELP`
+(one line), `KEYS` (a Schema), optionally `POSITIONAL` (key names filled by bare words, in
+order) and `run(cfg) -> dict`.
 `run` returns its metrics under their usual names plus an `artifacts` mapping of paths. Command
 modules import heavy libraries inside `run`, so `edgecnn --help` stays fast.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import sys
@@ -16,29 +16,10 @@ from types import ModuleType
 from typing import Any
 
 from edgecnn import __version__
+from edgecnn.commands import COMMANDS, load_command
 from edgecnn.config import ConfigError, parse_value, run_reporting_errors
 
-COMMANDS = {
-    "data": "make synthetic datasets, check and summarize datasets, sample calibration sets",
-    "train": "train or fine-tune a classifier, detector or ReID embedder",
-    "val": "validate a checkpoint, ONNX or TFLite model on a dataset",
-    "prune": "structured channel pruning with fine-tuning",
-    "qat": "int8 quantization-aware training",
-    "export": "export a checkpoint to ONNX or TFLite (fp32, fp16, int8)",
-    "bench": "measure latency, throughput and memory of a model",
-    "track": "real-time detection and DeepSORT tracking on a camera, stream or file",
-    "mot-eval": "score MOTChallenge results against ground truth",
-    "summary": "per-layer table of shapes, parameters, activation memory and MACs",
-    "pipeline": "run a staged pipeline YAML with caching",
-    "bundle": "build a self-contained device bundle",
-    "deploy": "copy a bundle to a device over SSH and install it",
-}
-
 LOG = logging.getLogger("edgecnn")
-
-
-def load_command(name: str) -> ModuleType:
-    return importlib.import_module(f"edgecnn.commands.{name.replace('-', '_')}")
 
 
 def parse_command_args(module: ModuleType, args: list[str], where: str) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from typing import Any, Callable
 import yaml
 
 from edgecnn import __version__
-from edgecnn.cli import COMMANDS, load_command
+from edgecnn.commands import COMMANDS, load_command
 from edgecnn.config import ConfigError
 from edgecnn.fileio import atomic_write_json, sha256_tree
 

@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from edgecnn.cli import COMMANDS, load_command, main
+from edgecnn.cli import main
+from edgecnn.commands import COMMANDS, load_command
 
 
 def run_cli(*args):

@@ -81,7 +81,7 @@ def test_changed_config_or_input_reruns_only_what_depends_on_it(toy, tmp_path):
 
 
 def test_a_new_code_version_reruns_the_stage(toy, tmp_path, monkeypatch):
-    from edgecnn.cli import load_command
+    from edgecnn.commands import load_command
 
     run_pipeline(load_pipeline(toy), tmp_path / "runs", run_command=Recorder())
     monkeypatch.setattr(load_command("train"), "code_version", lambda: 7, raising=False)
