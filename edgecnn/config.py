@@ -25,7 +25,8 @@ class Key:
     """One setting of a command: its default, meaning and what values are allowed.
 
     `type` defaults to the type of `default`; a tuple allows several (e.g. `(int, str)` for a
-    source that is a webcam index or a path). A default of None makes the key optional.
+    source that is a webcam index or a path). A default of None makes the key optional;
+    `required=True` makes a key without a value (None, "" or []) an error when the schema resolves.
     """
 
     name: str
@@ -35,6 +36,7 @@ class Key:
     choices: tuple | None = None
     min: float | None = None
     max: float | None = None
+    required: bool = False
 
     @property
     def types(self) -> tuple[type, ...]:
@@ -108,7 +110,15 @@ class Schema:
             if name not in self.keys:
                 raise ConfigError(f"{where}: unknown key '{name}'{self.suggest(name)}")
             cfg[name] = self.keys[name].check(value, where)
+        self.check_required(cfg, where)
         return cfg
+
+    def check_required(self, cfg: Mapping[str, Any], where: str = "config") -> None:
+        """Raise ConfigError naming the first required key that `cfg` leaves without a value."""
+        for key in self.keys.values():
+            value = cfg.get(key.name)
+            if key.required and (value is None or value == "" or value == []):
+                raise ConfigError(f"{where}: {key.name}= is required: {key.help}")
 
     def suggest(self, name: str) -> str:
         close = difflib.get_close_matches(name, list(self.keys), n=1, cutoff=0.5)
@@ -117,7 +127,8 @@ class Schema:
         return "; valid keys: " + ", ".join(self.keys)
 
     def help_rows(self) -> list[tuple[str, str, str]]:
-        return [(k.name, repr(k.default), f"{k.help} [{k.allowed()}]") for k in self.keys.values()]
+        return [(k.name, "(required)" if k.required else repr(k.default), f"{k.help} [{k.allowed()}]")
+                for k in self.keys.values()]
 
 
 def parse_value(text: str) -> Any:

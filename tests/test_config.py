@@ -53,3 +53,20 @@ def test_parse_value(text, value):
 def test_parse_overrides_rejects_bare_words():
     with pytest.raises(ConfigError, match="expected key=value, got 'epochs'"):
         parse_overrides(["epochs"])
+
+
+def test_required_key_names_itself_when_missing():
+    schema = Schema(Key("model", None, "the checkpoint", required=True), Key("imgsz", 320, "input size"))
+    for missing in ({}, {"model": None}, {"model": ""}):
+        with pytest.raises(ConfigError, match=r"edgecnn x: model= is required: the checkpoint"):
+            schema.resolve(missing, "edgecnn x")
+    assert schema.resolve({"model": "best.pt"})["model"] == "best.pt"
+    assert schema.help_rows()[0][1] == "(required)"
+
+
+def test_fine_tuning_and_training_require_data(tmp_path, capsys):
+    from edgecnn.cli import main
+
+    for command in ("prune", "qat", "train"):
+        assert main([command, "model=best.pt" if command != "train" else f"out={tmp_path}"]) == 2
+        assert f"edgecnn {command}: data= is required" in capsys.readouterr().err

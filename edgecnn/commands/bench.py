@@ -8,7 +8,7 @@ HELP = "measure latency, throughput and memory of a model"
 POSITIONAL = ("model",)
 
 KEYS = Schema(
-    Key("model", None, "a .pt checkpoint, .onnx or .tflite"),
+    Key("model", None, "a .pt checkpoint, .onnx or .tflite", required=True),
     Key("threads", [1, 2], "CPU thread counts to measure, e.g. threads=1,2", type=(list, int)),
     Key("imgsz", None, "input size for a .pt checkpoint (an export's size is fixed)", type=int, min=32),
     Key("runs", 50, "timed runs per setting", min=1),
@@ -21,8 +21,6 @@ def run(cfg: dict) -> dict:
     from edgecnn.bench.latency import measure_latency
     from edgecnn.export.torch_backend import load_host_backend
 
-    if not cfg["model"]:
-        raise ConfigError("edgecnn bench: model= is required")
     threads = cfg["threads"] if isinstance(cfg["threads"], list) else [cfg["threads"]]
     try:
         threads = [int(t) for t in threads]

@@ -4,8 +4,10 @@ from edgecnn.config import Key, Schema
 
 HELP = "Build a self-contained, reproducible device bundle (.tar.gz) for a device profile."
 KEYS = Schema(
-    Key("device", None, "device profile: a name in devices/ (rpi4, rpi5, jetson-nano, jetson-orin-nano, x86-cpu)"),
-    Key("detector", None, "detector artifact(s); several (comma-separated): the fastest measured here ships", type=list),
+    Key("device", None, "device profile: a name in devices/ (rpi4, rpi5, jetson-nano, jetson-orin-nano, x86-cpu)",
+        required=True),
+    Key("detector", None, "detector artifact(s); several (comma-separated): the fastest measured here ships", type=list,
+        required=True),
     Key("reid", None, "ReID embedder artifact(s), same rules as detector", type=list),
     Key("out", "dist", "directory to write <model>-<device>.tar.gz in"),
     Key("name", None, "bundle name (default: <detector file stem>-<device>)"),
@@ -15,13 +17,9 @@ KEYS = Schema(
 def run(cfg: dict) -> dict:
     from pathlib import Path
 
-    from edgecnn.config import ConfigError
     from edgecnn.deploy.bundle import build_bundle, read_manifest, selection_path
     from edgecnn.deploy.profiles import load_profile
 
-    for key in ("device", "detector"):
-        if not cfg[key]:
-            raise ConfigError(f"edgecnn bundle: {key}= is required")
     profile = load_profile(cfg["device"])
     paths = {key: [Path(p) for p in cfg[key] or []] for key in ("detector", "reid")}
     for path in paths["detector"] + paths["reid"]:

@@ -4,8 +4,8 @@ from edgecnn.config import Key, Schema
 
 HELP = "Copy a bundle to a device over SSH, install its venv, optionally run it as a systemd service."
 KEYS = Schema(
-    Key("device", None, "device profile the bundle was built for (rpi5, jetson-orin-nano, ...)"),
-    Key("host", None, "user@host of the device"),
+    Key("device", None, "device profile the bundle was built for (rpi5, jetson-orin-nano, ...)", required=True),
+    Key("host", None, "user@host of the device", required=True),
     Key("bundle", None, "bundle .tar.gz (default: the newest *-<device>.tar.gz in dist/ or runs/*/bundle/)"),
     Key("service", False, "install and start the systemd service (needs passwordless sudo there)"),
     Key("dry_run", False, "print every command instead of running it"),
@@ -21,14 +21,10 @@ KEYS = Schema(
 def run(cfg: dict) -> dict:
     from pathlib import Path
 
-    from edgecnn.config import ConfigError
     from edgecnn.deploy.install import deploy
     from edgecnn.deploy.profiles import load_profile
     from edgecnn.deploy.ssh import Remote
 
-    for key in ("device", "host"):
-        if not cfg[key]:
-            raise ConfigError(f"edgecnn deploy: {key}= is required")
     profile = load_profile(cfg["device"])
     bundle = Path(cfg["bundle"]) if cfg["bundle"] else newest_bundle(profile.name)
     if not bundle.is_file():

@@ -18,7 +18,7 @@ POSITIONAL = ("model",)
 LOG = logging.getLogger(__name__)
 
 KEYS = Schema(
-    Key("model", None, "a .pt checkpoint, or an .onnx from `export` or `qat` (Q/DQ) for format=tflite"),
+    Key("model", None, "a .pt checkpoint, or an .onnx from `export` or `qat` (Q/DQ) for format=tflite", required=True),
     Key("format", "onnx", "artifact format", choices=("onnx", "tflite")),
     Key("precision", "fp32", "TFLite precision", choices=("fp32", "fp16", "int8")),
     Key("io", "float", "int8 model input/output type", choices=("float", "int8", "uint8")),
@@ -43,8 +43,6 @@ def run(cfg: dict) -> dict:
     from edgecnn.export.parity import check_parity, image_paths, letterboxed_images
     from edgecnn.runtime.backends import load_backend
 
-    if not cfg["model"]:
-        raise ConfigError("edgecnn export: model= is required")
     model_path = Path(cfg["model"])
     if not model_path.is_file():
         raise FileNotFoundError(f"model not found: {model_path}")

@@ -15,8 +15,8 @@ from edgecnn.config import Key, Schema
 
 HELP = "Score MOTChallenge tracking results against ground truth (HOTA, IDF1, MOTA, MOTP, IDs, MT/ML ...)."
 KEYS = Schema(
-    Key("gt", None, "ground truth: a gt.txt, or a directory of <SEQ>/gt/gt.txt"),
-    Key("res", None, "tracker results: a .txt, or a directory of <SEQ>.txt"),
+    Key("gt", None, "ground truth: a gt.txt, or a directory of <SEQ>/gt/gt.txt", required=True),
+    Key("res", None, "tracker results: a .txt, or a directory of <SEQ>.txt", required=True),
     Key("iou", 0.5, "a box matches ground truth at this IoU or more", min=0.0, max=1.0),
 )
 POSITIONAL = ("gt", "res")
@@ -53,12 +53,8 @@ def pairs(gt: Path, res: Path) -> dict[str, tuple[Path, Path]]:
 
 
 def run(cfg: dict) -> dict:
-    from edgecnn.config import ConfigError
     from edgecnn.metrics import hota, mot
 
-    for key in ("gt", "res"):
-        if not cfg[key]:
-            raise ConfigError(f"edgecnn mot-eval: {key}= is required")
     total, total_hota, sequences = mot.MOTCounts(), hota.HOTACounts(), {}
     for name, (gt_file, res_file) in pairs(Path(cfg["gt"]), Path(cfg["res"])).items():
         gt, res = mot.read_sequence_file(gt_file, True), mot.read_sequence_file(res_file, False)

@@ -11,7 +11,7 @@ CRITERIA = ("l1", "l2", "bn", "taylor")  # edgecnn.compress.prune.CRITERIA, kept
 # Fine-tuning takes every training key except these: the epochs are per round, the weights are the model's.
 
 KEYS = Schema(
-    Key("model", None, "the checkpoint to prune (an edgecnn .pt)"),
+    Key("model", None, "the checkpoint to prune (an edgecnn .pt)", required=True),
     Key("target_macs", 0.5, "fraction of the model's MACs to KEEP (0.5: half the multiply-accumulates)", min=0.01, max=1.0),
     Key("steps", 3, "prune → fine-tune rounds; each removes the same fraction of what is left", min=1),
     Key("criterion", "l2", "channel importance: l1/l2 weight norm, bn (BN scale), taylor (|w·grad| of the loss)",
@@ -31,12 +31,7 @@ def run(cfg: dict) -> dict:
     from pathlib import Path
 
     from edgecnn.compress.workflow import prune_checkpoint
-    from edgecnn.config import ConfigError
 
-    if not cfg["model"]:
-        raise ConfigError("edgecnn prune: key 'model' is required (the checkpoint to prune)")
-    if not cfg["data"]:
-        raise ConfigError("edgecnn prune: key 'data' is required (fine-tuning and the accuracy gate use it)")
     train_cfg = finetune_config(cfg)
     return prune_checkpoint(
         cfg["model"], train_cfg, Path(cfg["out"]), target_macs=cfg["target_macs"], steps=cfg["steps"],

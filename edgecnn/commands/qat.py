@@ -10,7 +10,7 @@ POSITIONAL = ("model",)
 # Fine-tuning takes every training key except these: `epochs` is the QAT's own, the weights are the model's.
 
 KEYS = Schema(
-    Key("model", None, "the float checkpoint to quantize (an edgecnn .pt, pruned or not)"),
+    Key("model", None, "the float checkpoint to quantize (an edgecnn .pt, pruned or not)", required=True),
     Key("calib", None, "calibration images: an `edgecnn data calib` set or an image folder (default: training images)"),
     Key("subset_size", 300, "calibration images used for the initial int8 ranges", min=1),
     Key("epochs", 3, "QAT fine-tuning epochs (0: post-training quantization only)", min=0),
@@ -25,12 +25,7 @@ def run(cfg: dict) -> dict:
     from pathlib import Path
 
     from edgecnn.compress.workflow import qat_checkpoint
-    from edgecnn.config import ConfigError
 
-    if not cfg["model"]:
-        raise ConfigError("edgecnn qat: key 'model' is required (the float checkpoint)")
-    if not cfg["data"]:
-        raise ConfigError("edgecnn qat: key 'data' is required (fine-tuning and the accuracy gate use it)")
     train_cfg = finetune_config(cfg)
     return qat_checkpoint(cfg["model"], train_cfg, Path(cfg["out"]), calib=cfg["calib"], epochs=cfg["epochs"],
                           lr_scale=cfg["lr_scale"], subset_size=cfg["subset_size"], max_drop=cfg["max_map_drop"])

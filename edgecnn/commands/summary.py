@@ -9,7 +9,7 @@ from edgecnn.config import ConfigError, Key, Schema
 HELP = "Per-layer table of output shapes, parameters, activation memory and MACs, with totals."
 POSITIONAL = ("model",)
 KEYS = Schema(
-    Key("model", None, "a registered model name (e.g. yolo-n, vgg16) or a checkpoint path", type=str),
+    Key("model", None, "a registered model name (e.g. yolo-n, vgg16) or a checkpoint path", type=str, required=True),
     Key("imgsz", None, "input size: N or [h, w] (default: the checkpoint's, or the model's usual size)", type=(int, list)),
     Key("num_classes", None, "number of classes, for a model name", type=int, min=1),
     Key("in_channels", None, "input channels, for a model name", type=int, min=1),
@@ -33,8 +33,6 @@ def _load(cfg: dict):
     from edgecnn.models import build_model, get_entry, list_models, load_checkpoint
 
     spec = cfg["model"]
-    if spec is None:
-        raise ConfigError("edgecnn summary: model= is required (a model name or a checkpoint path)")
     if spec in list_models():
         hw = _input_hw(cfg["imgsz"], get_entry(spec).imgsz)
         kwargs = {k: cfg[k] for k in ("num_classes", "in_channels") if cfg[k] is not None}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecnn.config import ConfigError, Key, Schema
-from edgecnn.train.keys import TRAIN_KEYS
+from edgecnn.config import Key, Schema
+from edgecnn.train.keys import FINETUNE_KEYS, TRAIN_KEYS
 
 HELP = "train or fine-tune a classifier, detector or ReID embedder"
 # Keys that may change when a run resumes; the rest come from the interrupted run.
@@ -37,8 +37,7 @@ def run(cfg: dict) -> dict:
         train_cfg = {k: saved.get(k, cfg[k]) for k in TRAIN_KEYS.keys}
         return Trainer(model.train(), train_cfg, last.parent, meta, pretrained=state.get("pretrained", ()),
                        resume_state=state).fit()
-    if not cfg["data"]:
-        raise ConfigError("edgecnn train: key 'data' is required (a data.yaml, or an ImageFolder root with train/ and val/)")
+    FINETUNE_KEYS.check_required(cfg, "edgecnn train")  # data, which a resumed run reads from last.pt
     model, meta, pretrained = prepare_model(cfg["model"], cfg["data"], cfg["weights"], cfg["seed"], cfg["imgsz"])
     train_cfg = {k: cfg[k] for k in TRAIN_KEYS.keys}
     return Trainer(model.train(), train_cfg, out, meta, pretrained=pretrained).fit()

@@ -17,8 +17,8 @@ POSITIONAL = ("model",)
 LOG = logging.getLogger(__name__)
 
 KEYS = Schema(
-    Key("model", None, "a .pt checkpoint, .onnx or .tflite"),
-    Key("data", None, "data.yaml (detect) or an ImageFolder directory (classify)"),
+    Key("model", None, "a .pt checkpoint, .onnx or .tflite", required=True),
+    Key("data", None, "data.yaml (detect) or an ImageFolder directory (classify)", required=True),
     Key("imgsz", None, "input size for a .pt checkpoint (an export's size is fixed)", type=int, min=32),
     Key("conf", 0.001, "detection confidence threshold", min=0.0, max=1.0),
     Key("iou", 0.6, "NMS IoU threshold", min=0.0, max=1.0),
@@ -31,12 +31,8 @@ KEYS = Schema(
 
 
 def run(cfg: dict) -> dict:
-    from edgecnn.config import ConfigError
     from edgecnn.export.torch_backend import load_host_backend
 
-    for key in ("model", "data"):
-        if not cfg[key]:
-            raise ConfigError(f"edgecnn val: {key}= is required")
     backend = load_host_backend(cfg["model"], threads=cfg["threads"], imgsz=cfg["imgsz"])
     result = validate(backend, cfg["data"], conf=cfg["conf"], iou=cfg["iou"], max_det=cfg["max_det"],
                       split=cfg["split"], batch=cfg["batch"], max_images=cfg["max_images"])

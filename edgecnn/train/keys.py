@@ -3,6 +3,8 @@ commands that compose them stay light)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from edgecnn.config import Key, Schema
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -67,8 +69,10 @@ TRAIN_KEYS = Schema(
 
 
 # A fine-tuning stage (prune, qat) trains with the normal loop and keys, but has its own epochs
-# and starts from the checkpoint it is given.
-FINETUNE_KEYS = Schema(*(k for name, k in TRAIN_KEYS.keys.items() if name not in ("epochs", "weights")))
+# and starts from the checkpoint it is given. It always needs data; `train` needs it unless it
+# resumes (last.pt holds the run's keys), so TRAIN_KEYS leaves it optional.
+FINETUNE_KEYS = Schema(*(replace(k, required=True) if name == "data" else k
+                         for name, k in TRAIN_KEYS.keys.items() if name not in ("epochs", "weights")))
 
 
 def finetune_config(cfg: dict) -> dict:

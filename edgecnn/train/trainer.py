@@ -27,7 +27,7 @@ from torch import nn
 from edgecnn.config import ConfigError
 from edgecnn.fileio import atomic_write_json, atomic_write_text
 from edgecnn.train import distributed
-from edgecnn.train.keys import FITNESS, TRAIN_KEYS
+from edgecnn.train.keys import FINETUNE_KEYS, FITNESS, TRAIN_KEYS
 from edgecnn.train.optim import build_optimizer, build_scheduler
 from edgecnn.train.tasks import IMAGENET_MEAN, IMAGENET_STD, make_task, read_split, to_input
 
@@ -143,8 +143,7 @@ class Trainer:
         if unknown:
             raise ConfigError(f"Trainer: unknown key(s) {', '.join(unknown)}{TRAIN_KEYS.suggest(unknown[0])}")
         self.cfg = {**TRAIN_KEYS.defaults(), **cfg}
-        if not self.cfg["data"]:
-            raise ConfigError("train: key 'data' is required (a data.yaml or an ImageFolder root)")
+        FINETUNE_KEYS.check_required(self.cfg, "Trainer")
         self.model, self.out = model, Path(out_dir)
         self.task_name = getattr(model, "task", None)
         if self.task_name not in FITNESS:
