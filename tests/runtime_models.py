@@ -2,34 +2,40 @@
 
 They are exported once with the project's own exporter (ONNX, then int8 TFLite through onnx2tf)
 from seeded, untrained weights and cached under ~/.cache keyed by the exporter's and models'
-source, so reruns take no time. Untrained weights give low, arbitrary scores: tests that need
-tracks lower the thresholds. Tests skip cleanly while the exporter is missing.
+sources and the converters' versions, so reruns take no time. Untrained weights give low,
+arbitrary scores: tests that need tracks lower the thresholds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from importlib import metadata
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DETECTOR_IMGSZ = 320
 NAMES = ["person", "car"]
-# What decides the exported bytes and how the runtime reads them (the cache key).
-SOURCES = ["tests/runtime_models.py", "tests/export_tiny.py", "edgecnn/models/yolo.py", "edgecnn/models/reid.py", "edgecnn/models/layers.py", "edgecnn/export/onnx.py",
-           "edgecnn/export/tflite.py", "edgecnn/runtime/backends.py"]
+# What decides the exported bytes and how the runtime reads them (the cache key): every source
+# of the models and the exporter, the runtime code that calibrates and reads them, the versions
+# of the converters.
+SOURCES = ["tests/runtime_models.py", "tests/export_tiny.py", "edgecnn/models", "edgecnn/export",
+           "edgecnn/runtime/backends.py", "edgecnn/runtime/preprocess.py"]
+PACKAGES = ["torch", "onnx", "onnx2tf", "tensorflow"]
 
 
 def _cache_key() -> str:
     digest = hashlib.sha256()
     for rel in SOURCES:
         path = ROOT / rel
-        digest.update(path.read_bytes() if path.is_file() else b"")
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(ROOT).as_posix().encode() + b"\0" + file.read_bytes())
+    for name in PACKAGES:
+        digest.update(f"{name}=={metadata.version(name)}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -77,12 +83,10 @@ def spread_statistics(model, prior: float = 0.2):
 def _export(dest: Path, detector_name: str) -> None:
     import torch
 
-    try:
-        from edgecnn.export.onnx import export_onnx
-        from edgecnn.export.tflite import export_tflite
-        from edgecnn.models import build_model
-    except ImportError as err:
-        pytest.skip(f"the exporter is not there yet ({err})")
+    from edgecnn.export.onnx import export_onnx
+    from edgecnn.export.tflite import export_tflite
+    from edgecnn.models import build_model
+
     torch.manual_seed(0)
     torch.set_num_threads(1)
     common = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
