@@ -20,7 +20,7 @@ import logging
 import time
 from pathlib import Path
 
-from edgecnn.fileio import atomic_path, atomic_write_json
+from edgecnn.fileio import atomic_write_json
 
 OUT = Path("runs/benchmarks")
 # The canon LeNet-5 recipe: AdamW with warmup and a cosine decay, weight EMA, and the classic
@@ -77,12 +77,9 @@ def train(data: Path, name: str, **keys) -> dict:
 
 
 def plot(runs: list[dict], path: Path) -> None:
-    import matplotlib
+    from edgecnn.plots import figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = figure(figsize=(7, 4.5))
     for r in runs:
         errors = [100 * e for e in r["error_per_epoch"]]
         ax.plot(range(1, len(errors) + 1), errors, marker=".", label=f"{r['name']} (last {errors[-1]:.2f}%)")
@@ -93,10 +90,7 @@ def plot(runs: list[dict], path: Path) -> None:
     ax.set_title("Classifier validation error per epoch")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def main() -> None:

@@ -124,9 +124,9 @@ def print_table(rows: dict, drops: dict, parent: Path) -> None:
 
 
 def plot(rows: dict, path: Path) -> None:
-    from edgecnn.train.plots import _figure, _save
+    from edgecnn.plots import figure, save_figure
 
-    plt, fig, axes = _figure()
+    fig, axes = figure(figsize=(6, 4), squeeze=False)
     ax = axes[0][0]
     splits = ("seen", "unseen")
     width = 0.8 / len(rows)
@@ -137,7 +137,7 @@ def plot(rows: dict, path: Path) -> None:
     ax.set(ylabel="mAP50-95 (points)", title="coco128: fp32 vs full-int8 TFLite")
     ax.grid(alpha=0.3, axis="y")
     ax.legend()
-    _save(plt, fig, path)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -106,13 +106,10 @@ def targets(rows: list[dict]) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from edgecnn.plots import figure, save_figure
 
     sizes = sorted({r["imgsz"] for r in rows})
-    fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4), squeeze=False)
+    fig, axes = figure(1, len(sizes), figsize=(6 * len(sizes), 4), squeeze=False)
     for ax, size in zip(axes[0], sizes):
         sub = [r for r in rows if r["imgsz"] == size]
         names = list(dict.fromkeys(r["artifact"] for r in sub))
@@ -125,8 +122,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylabel("median latency (ms)")
         ax.set_title(f"yolo-n {size}x{size}")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 def main() -> None:

@@ -99,13 +99,10 @@ def table(name: str, run: dict) -> str:
 
 
 def plot(runs: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from edgecnn.plots import figure, save_figure
     import numpy as np
 
-    fig, axes = plt.subplots(1, 3, figsize=(18, 5.5))
+    fig, axes = figure(1, 3, figsize=(18, 5.5))
     for ax, metric in zip(axes, ("HOTA", "IDF1", "MOTA")):
         names = [*next(iter(runs.values()))["sequences"], "OVERALL"]
         x = np.arange(len(names))
@@ -123,9 +120,7 @@ def plot(runs: dict, path: Path) -> None:
         ax.set_title(f"MOT15 public detections, motion only: {metric} (%)")
     # One legend for all three panels, under them: the labels are long and the bars fill the panels.
     fig.legend(*axes[1].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8)
-    fig.tight_layout(rect=(0, 0.14, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110, rect=(0, 0.14, 1, 1))
 
 
 def score_config(seq: Path, cfg: dict):
@@ -196,15 +191,12 @@ def leave_one_out_table(study: dict) -> str:
 
 
 def plot_leave_one_out(study: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from edgecnn.plots import figure, save_figure
     import numpy as np
 
     names = [f["held_out"] for f in study["folds"]] + ["OVERALL"]
     x = np.arange(len(names))
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, axes = figure(1, 2, figsize=(13, 4.5))
     for ax, metric in zip(axes, ("IDF1", "MOTA")):
         held = [100 * f["held_out_metrics"][metric] for f in study["folds"]] + [100 * study["overall"][metric]]
         online = [100 * f["online_defaults"][metric] for f in study["folds"]]
@@ -216,9 +208,7 @@ def plot_leave_one_out(study: dict, path: Path) -> None:
         ax.set_title(f"MOT15 leave-one-sequence-out: held-out {metric} (%)")
         ax.set_ylim(0, 1.25 * ax.get_ylim()[1])  # room for the legend above the bars
         ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main() -> None:

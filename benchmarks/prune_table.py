@@ -146,9 +146,9 @@ def print_table(rows: list[dict], size: int) -> None:
 
 
 def plot(rows: list[dict], path: Path, size: int) -> None:
-    from edgecnn.train.plots import _figure, _save
+    from edgecnn.plots import figure, save_figure
 
-    plt, fig, axes = _figure(1, 2)
+    fig, axes = figure(1, 2, figsize=(12, 4), squeeze=False)
     left, right = axes[0]
     left.plot([r["macs_kept"] for r in rows], [r["mAP50_95"] for r in rows], "o-", label="fine-tuned")
     left.plot([r["macs_kept"] for r in rows[1:]], [r["mAP50_95_pruned"] for r in rows[1:]], "x--", label="just pruned")
@@ -164,7 +164,7 @@ def plot(rows: list[dict], path: Path, size: int) -> None:
     right.legend()
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    _save(plt, fig, path)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

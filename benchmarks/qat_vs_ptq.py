@@ -94,9 +94,9 @@ def main() -> None:
 
 
 def plot(rows: dict, metric: str, path: Path) -> None:
-    from edgecnn.train.plots import _figure, _save
+    from edgecnn.plots import figure, save_figure
 
-    plt, fig, axes = _figure()
+    fig, axes = figure(figsize=(6, 4), squeeze=False)
     ax = axes[0][0]
     kinds = list(dict.fromkeys(k for row in rows.values() for k in row))
     width = 0.8 / len(kinds)
@@ -106,7 +106,7 @@ def plot(rows: dict, metric: str, path: Path) -> None:
     ax.set(ylabel=metric, title="float vs post-training int8 vs QAT int8")
     ax.grid(alpha=0.3, axis="y")
     ax.legend()
-    _save(plt, fig, path)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

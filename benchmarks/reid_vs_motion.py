@@ -50,7 +50,7 @@ def track(seq: Path, det: np.ndarray, encoder, tracker_cfg: dict) -> np.ndarray:
 def main() -> None:
     from edgecnn.config import parse_overrides
     from edgecnn.data.synth import synth_video
-    from edgecnn.fileio import atomic_path, atomic_write_json
+    from edgecnn.fileio import atomic_write_json
     from edgecnn.metrics.mot import MOTCounts, score_sequence
     from edgecnn.runtime.backends import load_backend
     from edgecnn.runtime.mot import read_mot
@@ -82,20 +82,17 @@ def main() -> None:
     print("OVERALL  " + "  ".join(f"{n}: IDF1 {100 * m['IDF1']:.2f} MOTA {100 * m['MOTA']:.2f} IDs {m['IDs']}"
                                   for n, m in overall.items()))
     OUT.mkdir(parents=True, exist_ok=True)
-    plot(per_seq, overall, OUT / "reid_vs_motion.png", atomic_path)
+    plot(per_seq, overall, OUT / "reid_vs_motion.png")
     atomic_write_json(OUT / "reid_vs_motion.json", {"options": options, "tracker": tracker_cfg,
                                                     "sequences": per_seq, "overall": overall})
     print(f"wrote {OUT / 'reid_vs_motion.json'} and {OUT / 'reid_vs_motion.png'}")
 
 
-def plot(per_seq: dict, overall: dict, path: Path, atomic_path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot(per_seq: dict, overall: dict, path: Path) -> None:
+    from edgecnn.plots import figure, save_figure
 
     names = [*per_seq, "OVERALL"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    fig, axes = figure(1, 2, figsize=(12, 4))
     for ax, metric in zip(axes, ("IDF1", "IDs")):
         for k, run in enumerate(overall):
             values = [per_seq[n][run][metric] for n in names[:-1]] + [overall[run][metric]]
@@ -104,10 +101,7 @@ def plot(per_seq: dict, overall: dict, path: Path, atomic_path) -> None:
         ax.set_xticks(np.arange(len(names)), names, rotation=20)
         ax.set_title(f"ground-truth boxes as detections: {metric}")
         ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 if __name__ == "__main__":

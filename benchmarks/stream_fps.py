@@ -71,14 +71,11 @@ def default_models() -> tuple[str, str]:
 
 
 def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from edgecnn.plots import figure, save_figure
 
     stages = [s for s in STAGES if report.get(f"{s}_ms_p50") is not None]
     values = [report[f"{s}_ms_p50"] for s in stages] + [report["latency_ms_p50"]]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = figure(figsize=(7, 3.5))
     ax.bar(stages + ["capture→output"], values, color=["#4c72b0"] * len(stages) + ["#dd8452"])
     ax.set_ylabel("p50 latency (ms)")
     ax.set_title(f"MJPEG 640x480, int8 det 320 + ReID + DeepSORT\n{report['fps']:.1f} FPS (target "
@@ -86,9 +83,7 @@ def plot(report: dict, path: Path) -> None:
     ax.tick_params(axis="x", labelsize=8)
     for i, v in enumerate(values):
         ax.text(i, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main() -> int:

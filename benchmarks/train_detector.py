@@ -15,7 +15,7 @@ import logging
 import time
 from pathlib import Path
 
-from edgecnn.fileio import atomic_path, atomic_write_json
+from edgecnn.fileio import atomic_write_json
 
 OUT = Path("runs/benchmarks")
 
@@ -43,17 +43,11 @@ def train(data: Path, out: Path, **keys) -> tuple[dict, list[dict], float]:
 
 
 def plot(curves: dict[str, list[tuple[float, float]]], path: Path, title: str) -> None:
-    import matplotlib
+    from edgecnn.plots import figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = figure(figsize=(6, 4))
     draw_curves(ax, curves, title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def draw_curves(ax, curves: dict[str, list[tuple[float, float]]], title: str) -> None:

@@ -45,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_detector import OUT, draw_curves, synthetic_detect_data, train  # noqa: E402
 
-from edgecnn.fileio import atomic_path, atomic_write_json, atomic_write_text  # noqa: E402
+from edgecnn.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
 VENV = OUT / "ultralytics-venv"
 ULTRALYTICS = "ultralytics==8.4.190"
@@ -284,12 +284,9 @@ def print_tables(args, ours: dict, theirs: dict, rows: dict, calib: dict) -> Non
 
 
 def plot(history: list[dict], theirs: dict, rows: dict, path: Path, args) -> None:
-    import matplotlib
+    from edgecnn.plots import figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (curves, bars) = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, (curves, bars) = figure(1, 2, figsize=(13, 4.5))
     draw_curves(curves, {"edgecnn yolo-n": [(r["time_s"], r["val/mAP50_95"]) for r in history],
                          "ultralytics yolov8n (their val)": theirs["curve"]},
                 f"synthetic detection, imgsz {args.imgsz}, {args.epochs} epochs")
@@ -300,10 +297,7 @@ def plot(history: list[dict], theirs: dict, rows: dict, path: Path, args) -> Non
     bars.invert_yaxis()
     bars.set(xlabel="mAP50-95 (points, val)", title="TFLite fp32 / int8 (latency: raw invoke, 2 threads)")
     bars.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def main() -> None:

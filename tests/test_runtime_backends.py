@@ -85,3 +85,13 @@ def test_tflite_metadata_reader_agrees_with_the_schema():
     assert read_tflite_metadata(again) == {"other": b"\x00\x01", "edgecnn": b"{}"}
     with pytest.raises(ValueError, match="corrupt TFLite flatbuffer"):
         read_tflite_metadata(data[:40])
+
+
+def test_input_hw_reads_every_imgsz_form():
+    from edgecnn.runtime.preprocess import input_hw
+
+    assert input_hw(320) == input_hw([320]) == input_hw(np.int64(320)) == (320, 320)
+    assert input_hw([128, 64]) == input_hw((128, 64)) == (128, 64)
+    for bad in ([1, 2, 3], "big", 0, [64, -1], None):
+        with pytest.raises(ValueError, match="imgsz must be"):
+            input_hw(bad)

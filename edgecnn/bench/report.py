@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.fileio import atomic_path, atomic_write_text
+from edgecnn.plots import figure, save_figure
 
 LOG = logging.getLogger("edgecnn")
 ACCURACY_KEYS = ("mAP50_95", "top1", "rank1")
@@ -76,12 +77,7 @@ def accuracy_latency_plot(rows: list[dict[str, Any]], path: Path) -> Path | None
             points.append((float(lat), float(acc), str(label)))
     if not points:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    fig, ax = figure(figsize=(6.4, 4.2), dpi=110)
     for lat, acc, label in points:
         ax.scatter(lat, acc * 100 if acc <= 1 else acc, s=48)
         ax.annotate(label, (lat, acc * 100 if acc <= 1 else acc), textcoords="offset points", xytext=(6, 4), fontsize=8)
@@ -89,11 +85,7 @@ def accuracy_latency_plot(rows: list[dict[str, Any]], path: Path) -> Path | None
     ax.set_ylabel("accuracy (mAP@0.5:0.95 or top-1, %)")
     ax.set_title("accuracy vs latency across artifacts")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi="figure")
 
 
 def frame_strip(video: Path, path: Path, count: int = 4, width: int = 1280) -> Path | None:

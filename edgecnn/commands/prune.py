@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+from edgecnn.compress import PRUNING_CRITERIA
 from edgecnn.config import Key, Schema
 from edgecnn.train.keys import FINETUNE_KEYS, finetune_config
 
 HELP = "structured channel pruning with fine-tuning"
 POSITIONAL = ("model",)
-CRITERIA = ("l1", "l2", "bn", "taylor")  # edgecnn.compress.prune.CRITERIA, kept here so --help imports no torch
-# Fine-tuning takes every training key except these: the epochs are per round, the weights are the model's.
 
 KEYS = Schema(
     Key("model", None, "the checkpoint to prune (an edgecnn .pt)", required=True),
     Key("target_macs", 0.5, "fraction of the model's MACs to KEEP (0.5: half the multiply-accumulates)", min=0.01, max=1.0),
     Key("steps", 3, "prune → fine-tune rounds; each removes the same fraction of what is left", min=1),
-    Key("criterion", "l2", "channel importance: l1/l2 weight norm, bn (BN scale), taylor (|w·grad| of the loss)",
-        choices=CRITERIA),
+    Key("criterion", "l2", "channel importance: " + ", ".join(f"{k} ({v})" for k, v in PRUNING_CRITERIA.items()),
+        choices=tuple(PRUNING_CRITERIA)),
     Key("global", True, "rank channels across all layers (false: the same ratio in every layer)"),
     Key("round_to", 8, "keep channel counts multiples of this (fast int8 kernels); 1 turns it off", min=1),
     Key("max_layer_ratio", 0.8, "never remove more than this fraction of one layer's channels", min=0.05, max=0.95),

@@ -17,12 +17,12 @@ KEYS = Schema(
 
 
 def _input_hw(imgsz, fallback) -> tuple[int, int]:
-    if imgsz is None:
-        imgsz = fallback
-    hw = [imgsz, imgsz] if isinstance(imgsz, int) else list(imgsz)
-    if len(hw) != 2 or not all(isinstance(v, int) and v > 0 for v in hw):
-        raise ConfigError(f"edgecnn summary: imgsz={imgsz!r} must be a positive int or [h, w]")
-    return hw[0], hw[1]
+    from edgecnn.runtime.preprocess import input_hw
+
+    try:
+        return input_hw(fallback if imgsz is None else imgsz)
+    except ValueError as err:
+        raise ConfigError(f"edgecnn summary: {err}") from None
 
 
 def _load(cfg: dict):

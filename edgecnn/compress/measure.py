@@ -15,7 +15,7 @@ from edgecnn.compress.prune import count_macs_params
 
 def example_input(model: nn.Module, imgsz) -> torch.Tensor:
     """A zero batch of one image at `imgsz` with the model's input channels."""
-    from edgecnn.data.loaders import input_hw
+    from edgecnn.runtime.preprocess import input_hw
 
     first = next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
     channels = first.in_channels if isinstance(first, nn.Conv2d) else 3

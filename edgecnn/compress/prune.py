@@ -18,9 +18,10 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from edgecnn.compress import PRUNING_CRITERIA
+
 LOG = logging.getLogger(__name__)
 
-CRITERIA = ("l1", "l2", "bn", "taylor")
 OUTPUT_OPS = ("ConvolutionBackward", "AddmmBackward", "MmBackward", "LinearBackward")
 # Each prune_to() call walks the channel budget in this many small steps and stops at the goal.
 SUB_STEPS = 100
@@ -31,7 +32,7 @@ SCHEDULE_END = 0.95
 
 
 def make_importance(criterion: str) -> tp.importance.Importance:
-    """The channel-importance score for `criterion` (see CRITERIA); Taylor needs gradients."""
+    """The channel-importance score for `criterion` (see PRUNING_CRITERIA); Taylor needs gradients."""
     if criterion == "l1":
         return tp.importance.MagnitudeImportance(p=1)
     if criterion == "l2":
@@ -40,7 +41,7 @@ def make_importance(criterion: str) -> tp.importance.Importance:
         return tp.importance.BNScaleImportance()
     if criterion == "taylor":
         return tp.importance.TaylorImportance()
-    raise ValueError(f"unknown pruning criterion '{criterion}'; use one of {', '.join(CRITERIA)}")
+    raise ValueError(f"unknown pruning criterion '{criterion}'; use one of {', '.join(PRUNING_CRITERIA)}")
 
 
 def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:

@@ -129,11 +129,10 @@ def prune_checkpoint(path: str | Path, train_cfg: dict, out: Path, target_macs: 
 
 def plot_rounds(report: dict, path: Path) -> Path:
     """The metric against the MACs kept: the parent, each round before and after fine-tuning."""
-    from edgecnn.train.plots import _figure, _save
+    from edgecnn.plots import figure, save_figure
 
     metric = report["metric"]
-    plt, fig, axes = _figure()
-    ax = axes[0][0]
+    fig, ax = figure(figsize=(6, 4))
     kept = [1.0] + [r["macs_kept"] for r in report["rounds"]]
     ax.plot(kept, [report["before"][metric]] + [r[metric] for r in report["rounds"]], "o-", label="fine-tuned")
     ax.plot(kept[1:], [r[f"{metric}_pruned"] for r in report["rounds"]], "x--", label="just pruned")
@@ -143,7 +142,7 @@ def plot_rounds(report: dict, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title("prune → fine-tune rounds")
-    return _save(plt, fig, path)
+    return save_figure(fig, path)
 
 
 def qat_checkpoint(path: str | Path, train_cfg: dict, out: Path, calib: str | None = None, epochs: int = 3,

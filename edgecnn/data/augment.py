@@ -17,7 +17,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-PAD_VALUE = 114  # the letterbox grey of edgecnn.runtime.preprocess
+from edgecnn.runtime.preprocess import PAD_VALUE
 
 
 @dataclass(frozen=True)

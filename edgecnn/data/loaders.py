@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from edgecnn.data.augment import ClassificationAugment, DetectionAugment, mosaic
-from edgecnn.runtime.preprocess import letterbox
+from edgecnn.runtime.preprocess import input_hw, letterbox
 
 
 def default_workers() -> int:
@@ -32,11 +32,6 @@ def read_rgb(path: Path) -> np.ndarray:
     if image is None:
         raise ValueError(f"{path}: cannot read image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def input_hw(imgsz) -> tuple[int, int]:
-    """An int is a square input; a pair is (height, width)."""
-    return (int(imgsz), int(imgsz)) if isinstance(imgsz, (int, np.integer)) else (int(imgsz[0]), int(imgsz[1]))
 
 
 def letterboxed_tensor(path: Path, imgsz) -> tuple[torch.Tensor, float, tuple[float, float], tuple[int, int]]:

@@ -9,7 +9,8 @@ import numpy as np
 
 from edgecnn.data.imagefolder import FolderScan, ImageFolderSpec
 from edgecnn.data.yolo import DatasetSpec, SplitScan
-from edgecnn.fileio import atomic_path, atomic_write_json
+from edgecnn.fileio import atomic_write_json
+from edgecnn.plots import figure, save_figure
 
 # Box size = sqrt(area) in image pixels; 32 and 96 are COCO's small/medium/large limits.
 SIZE_EDGES = (0, 8, 16, 32, 64, 96, 128, 256, 512, float("inf"))
@@ -83,15 +84,10 @@ def format_table(summary: dict) -> str:
 
 def plot_summary(summary: dict, path: str | os.PathLike) -> Path:
     """Bars of counts per class and, for detection, the box size histogram, per split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     detect = summary["task"] == "detect"
     key = "boxes_per_class" if detect else "images_per_class"
     splits, names = list(summary["splits"]), summary["names"]
-    fig, axes = plt.subplots(1, 2 if detect else 1, figsize=(12 if detect else 7, 4), squeeze=False)
+    fig, axes = figure(1, 2 if detect else 1, figsize=(12 if detect else 7, 4), squeeze=False)
     if summary["task"] == "identities":
         for split in splits:
             axes[0, 0].hist(summary["splits"][split]["images_per_identity"], bins=20, alpha=0.6, label=split)
@@ -116,16 +112,6 @@ def plot_summary(summary: dict, path: str | os.PathLike) -> Path:
         axes[0, 1].set_title("box size sqrt(w*h) in pixels")
         axes[0, 1].legend()
     return save_figure(fig, path)
-
-
-def save_figure(fig, path: str | os.PathLike) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return Path(path)
 
 
 def save_summary(summary: dict, out_dir: str | os.PathLike) -> dict[str, Path]:

@@ -16,19 +16,11 @@ from typing import Any
 from edgecnn import __version__
 from edgecnn.fileio import atomic_path
 from edgecnn.runtime.backends import OUTPUTS
+from edgecnn.runtime.preprocess import input_hw
 
 LOG = logging.getLogger(__name__)
 INPUT_NAME = "images"
 META_FROM_CHECKPOINT = ("task", "names", "mean", "std", "strides", "run_hash")
-
-
-def input_size(imgsz: int | list[int] | tuple[int, int]) -> tuple[int, int]:
-    """`320` or `[h, w]` → (h, w)."""
-    if isinstance(imgsz, int):
-        return (imgsz, imgsz)
-    if len(imgsz) == 2:
-        return (int(imgsz[0]), int(imgsz[1]))
-    raise ValueError(f"imgsz must be an int or [h, w], got {imgsz!r}")
 
 
 def artifact_meta(meta: dict[str, Any], size: tuple[int, int], **extra: Any) -> dict[str, Any]:
@@ -57,7 +49,7 @@ def export_onnx(
     import onnxslim
     import torch
 
-    size = input_size(imgsz)
+    size = input_hw(imgsz)
     outputs = list(OUTPUTS[meta["task"]])
     model = model.eval().cpu()
     dummy = torch.zeros(1, 3, *size)

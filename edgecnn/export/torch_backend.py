@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.export.onnx import artifact_meta, input_size
+from edgecnn.export.onnx import artifact_meta
+from edgecnn.runtime.preprocess import input_hw
 from edgecnn.runtime.backends import Backend, load_backend
 
 
@@ -27,7 +28,7 @@ class TorchBackend(Backend):
 
         if threads:
             torch.set_num_threads(threads)
-        size = input_size(imgsz or meta.get("input_size") or meta.get("imgsz") or 320)
+        size = input_hw(imgsz or meta.get("input_size") or meta.get("imgsz") or 320)
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         super().__init__(path, artifact_meta(meta, size, format="torch"), batch=None)

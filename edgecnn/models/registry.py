@@ -13,6 +13,8 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
+from edgecnn.runtime.preprocess import input_hw
+
 TASKS = ("classify", "detect", "embed")
 
 
@@ -41,7 +43,7 @@ def register_model(
     def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model '{name}' is registered twice")
-        size = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
+        size = input_hw(imgsz)
         _REGISTRY[name] = ModelEntry(name, task, factory, size)
         return factory
 
@@ -70,7 +72,7 @@ def build_model(name: str, imgsz: int | Sequence[int] | None = None, **kwargs: A
     """
     entry = get_entry(name)
     if imgsz is not None and entry.accepts("imgsz"):
-        kwargs["imgsz"] = int(min(imgsz) if isinstance(imgsz, Sequence) else imgsz)
+        kwargs["imgsz"] = min(input_hw(imgsz))
     params = inspect.signature(entry.factory).parameters
     unknown = [k for k in kwargs if k not in params]
     if unknown:

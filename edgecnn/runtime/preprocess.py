@@ -1,13 +1,30 @@
-"""Letterbox resize: keep the aspect ratio, pad to the model's input size."""
+"""The model's input: `imgsz` as (h, w), letterbox resize (keep the aspect ratio, pad to the size)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
+PAD_VALUE = 114  # the letterbox grey; training's mosaic and affine borders use it too
+
+
+def input_hw(imgsz) -> tuple[int, int]:
+    """An `imgsz` as (h, w): an int (or [n]) is a square input, [h, w] is height and width."""
+    if isinstance(imgsz, (int, np.integer)) and not isinstance(imgsz, bool):
+        sizes = [int(imgsz)] * 2
+    else:
+        try:
+            sizes = [int(v) for v in imgsz]
+        except (TypeError, ValueError):
+            sizes = []
+        sizes = sizes * 2 if len(sizes) == 1 else sizes
+    if len(sizes) != 2 or min(sizes) <= 0:
+        raise ValueError(f"imgsz must be a positive int or [h, w], got {imgsz!r}")
+    return sizes[0], sizes[1]
+
 
 def letterbox(
-    image: np.ndarray, size: tuple[int, int], color: int = 114
+    image: np.ndarray, size: tuple[int, int], color: int = PAD_VALUE
 ) -> tuple[np.ndarray, float, tuple[float, float]]:
     """Resize `image` (H, W, C) to fit `size` (h, w) and pad the rest with `color`.
 

@@ -7,25 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgecnn.fileio import atomic_path
+from edgecnn.plots import figure, save_figure
 
 
-def _figure(rows: int = 1, cols: int = 1, size=(6, 4)):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
-    return plt, fig, axes
-
-
-def _save(plt, fig, path: Path) -> Path:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+def _panels(rows: int = 1, cols: int = 1, size=(6, 4)):
+    """(fig, axes (rows, cols)) with each panel `size` inches."""
+    return figure(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
 
 
 def plot_curves(history: list[dict], out: Path) -> list[Path]:
@@ -41,13 +28,13 @@ def plot_curves(history: list[dict], out: Path) -> list[Path]:
     for name, keys in groups.items():
         if not keys:
             continue
-        plt, fig, axes = _figure(1, len(keys), size=(3.2, 3))
+        fig, axes = _panels(1, len(keys), size=(3.2, 3))
         for ax, key in zip(axes[0], keys):
             ax.plot(epochs, [row[key] for row in history], marker=".")
             ax.set_title(key, fontsize=9)
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
-        written.append(_save(plt, fig, out / name))
+        written.append(save_figure(fig, out / name))
     return written
 
 
@@ -56,7 +43,7 @@ def plot_pr_curves(curves: dict, out: Path) -> Path | None:
     precision = curves.get("precision", {})
     if not precision:
         return None
-    plt, fig, axes = _figure(size=(6, 5))
+    fig, axes = _panels(size=(6, 5))
     ax = axes[0, 0]
     recall = np.asarray(curves["recall"])
     for name, p in precision.items():
@@ -65,7 +52,7 @@ def plot_pr_curves(curves: dict, out: Path) -> Path | None:
     ax.plot(recall, mean, color="black", linewidth=2.5, label=f"all mAP50={mean.mean():.3f}")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="PR curves (IoU 0.5)")
     ax.legend(fontsize=7, loc="lower left")
-    return _save(plt, fig, out / "pr_curves.png")
+    return save_figure(fig, out / "pr_curves.png")
 
 
 def plot_confusion(confusion, names, out: Path) -> Path:
@@ -73,7 +60,7 @@ def plot_confusion(confusion, names, out: Path) -> Path:
     matrix = np.asarray(confusion, dtype=np.float64)
     norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     n = len(names)
-    plt, fig, axes = _figure(size=(max(4, 0.45 * n + 2), max(3.5, 0.45 * n + 1.5)))
+    fig, axes = _panels(size=(max(4, 0.45 * n + 2), max(3.5, 0.45 * n + 1.5)))
     ax = axes[0, 0]
     image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax)
@@ -87,7 +74,7 @@ def plot_confusion(confusion, names, out: Path) -> Path:
                     ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=6,
                             color="white" if norm[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
-    return _save(plt, fig, out / "confusion_matrix.png")
+    return save_figure(fig, out / "confusion_matrix.png")
 
 
 def plot_first_layer_filters(model: torch.nn.Module, out: Path, limit: int = 64) -> Path | None:
@@ -99,11 +86,11 @@ def plot_first_layer_filters(model: torch.nn.Module, out: Path, limit: int = 64)
     w = (w - w.amin(dim=(1, 2, 3), keepdim=True)) / (w.amax(dim=(1, 2, 3), keepdim=True) - w.amin(dim=(1, 2, 3), keepdim=True) + 1e-12)
     cols = int(np.ceil(np.sqrt(len(w))))
     rows = int(np.ceil(len(w) / cols))
-    plt, fig, axes = _figure(rows, cols, size=(0.8, 0.8))
+    fig, axes = _panels(rows, cols, size=(0.8, 0.8))
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(w):
             k = w[i].permute(1, 2, 0).numpy()
             ax.imshow(k if k.shape[2] == 3 else k[..., 0], cmap=None if k.shape[2] == 3 else "gray", interpolation="nearest")
     fig.suptitle(f"first-layer filters {tuple(conv.weight.shape)}", fontsize=8)
-    return _save(plt, fig, out / "filters.png")
+    return save_figure(fig, out / "filters.png")

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from edgecnn.data.augment import DEFAULTS, AugmentConfig, ClassificationAugment, DetectionAugment
 from edgecnn.data.loaders import (ClassificationDataset, DetectionDataset, PKBatchSampler, SeededSampler,
                                   collate_classification, collate_detection)
+from edgecnn.runtime.preprocess import input_hw
 from edgecnn.train.keys import AUGMENT_KEYS, FITNESS
 
 LOG = logging.getLogger("edgecnn")
@@ -60,7 +61,7 @@ def to_input(images: torch.Tensor, device, mean, std, channels_last: bool) -> to
 
 
 def square(imgsz) -> int:
-    return imgsz if isinstance(imgsz, int) else int(imgsz[0])
+    return input_hw(imgsz)[0]
 
 
 class Task:
@@ -227,7 +228,7 @@ class EmbedTask(ClassifyTask):
 
 def make_task(task: str, cfg: dict, imgsz, names, model) -> Task:
     if task == "detect":
-        if not isinstance(imgsz, int) and imgsz[0] != imgsz[1]:
+        if len(set(input_hw(imgsz))) != 1:
             raise ValueError(f"imgsz={imgsz}: the detector trains on square inputs (imgsz=<int>)")
         strides = getattr(model, "strides", None)
         if strides is None:
@@ -242,7 +243,7 @@ def make_task(task: str, cfg: dict, imgsz, names, model) -> Task:
 
 @torch.no_grad()
 def embedding_dim(model, imgsz) -> int:
-    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    h, w = input_hw(imgsz)
     was = model.training
     model.eval()
     p = next(model.parameters())
