@@ -65,7 +65,7 @@ def export_all(size: int, nc: int, work: Path, calib_n: int) -> dict[str, Path]:
 
 
 def measure(paths: dict[str, Path], threads: list[int], runs: int, size: int) -> list[dict]:
-    from edgecnn.bench.latency import measure_latency
+    from edgecnn.runtime.timing import measure_latency
     from edgecnn.export.parity import max_abs_diff
     from edgecnn.runtime.backends import load_backend
 

@@ -18,7 +18,7 @@ KEYS = Schema(
 
 
 def run(cfg: dict) -> dict:
-    from edgecnn.bench.latency import measure_latency
+    from edgecnn.runtime.timing import measure_latency
     from edgecnn.export.torch_backend import load_host_backend
 
     threads = cfg["threads"] if isinstance(cfg["threads"], list) else [cfg["threads"]]

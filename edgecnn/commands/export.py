@@ -105,7 +105,7 @@ def _tflite_from(onnx_path: Path, cfg: dict, out: Path, size: tuple[int, int]) -
 
 
 def _measure(backend, path: Path, cfg: dict) -> dict:
-    from edgecnn.bench.latency import measure_latency
+    from edgecnn.runtime.timing import measure_latency
     from edgecnn.commands.val import validate
 
     timing = measure_latency(backend, runs=cfg["runs"])

@@ -32,21 +32,24 @@ def model_profile(model: nn.Module, meta: dict[str, Any], imgsz, onnx_path: str 
     """params, MACs, weights_mb and median CPU latency (torch; ONNX Runtime when `onnx_path` is
     given: the model is exported there first). One thread by default: latencies compare
     architectures, not the host's spare cores."""
-    from edgecnn.deploy.bundle import median_latency_ms
     from edgecnn.export.onnx import export_onnx
     from edgecnn.export.torch_backend import TorchBackend
     from edgecnn.runtime.backends import load_backend
+    from edgecnn.runtime.timing import measure_latency
+
+    def median_ms(backend) -> float:
+        return round(measure_latency(backend, runs=runs, warmup=3)["latency_ms_p50"], 3)
 
     macs, params = count_macs_params(model, example_input(model, imgsz))
     out = {"params": params, "macs": macs, "weights_mb": round(weight_bytes(model) / 2**20, 3)}
     previous_threads = torch.get_num_threads()
     try:
         with torch.no_grad():
-            out["latency_torch_ms"] = round(median_latency_ms(TorchBackend(model, meta, imgsz, threads=threads), runs), 3)
+            out["latency_torch_ms"] = median_ms(TorchBackend(model, meta, imgsz, threads=threads))
     finally:
         torch.set_num_threads(previous_threads)
     if onnx_path is not None:
         export_onnx(model, meta, Path(onnx_path), imgsz=imgsz)
-        out["latency_onnx_ms"] = round(median_latency_ms(load_backend(onnx_path, threads=threads), runs), 3)
+        out["latency_onnx_ms"] = median_ms(load_backend(onnx_path, threads=threads))
     model.eval()
     return out

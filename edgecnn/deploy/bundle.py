@@ -22,11 +22,9 @@ import platform
 import re
 import sys
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from edgecnn import __version__
 from edgecnn.config import ConfigError
@@ -108,26 +106,16 @@ def inspect_artifact(path: Path, role: str, profile: DeviceProfile) -> dict[str,
     return {"info": info, "backend": backend}
 
 
-def median_latency_ms(backend, runs: int = 20) -> float:
-    """Median single-image latency on a gray frame, after warm-up runs."""
-    image = np.full((1, *backend.input_size, 3), 114, np.uint8)
-    for _ in range(3):
-        backend.predict(image)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        backend.predict(image)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
-
-
 def choose(paths: list[Path], role: str, profile: DeviceProfile) -> tuple[Path, dict[str, Any], dict[str, float]]:
     """The artifact to ship for `role`: the only candidate, or the fastest measured on this host."""
     candidates = {path: inspect_artifact(path, role, profile) for path in paths}
     if len(candidates) == 1:
         (path, found), = candidates.items()
         return path, found["info"], {}
-    timings = {str(p): round(median_latency_ms(c["backend"]), 3) for p, c in candidates.items()}
+    from edgecnn.runtime.timing import measure_latency
+
+    timings = {str(p): round(measure_latency(c["backend"], runs=20, warmup=3)["latency_ms_p50"], 3)
+               for p, c in candidates.items()}
     best = min(candidates, key=lambda p: timings[str(p)])
     LOG.info("%s: measured %s; shipping %s", role, timings, best.name)
     return best, candidates[best]["info"], timings

@@ -12,15 +12,14 @@ import logging
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from edgecnn.config import Key, Schema, parse_overrides, run_reporting_errors
 from edgecnn.fileio import atomic_write_json
 from edgecnn.runtime.app import APP_KEYS, load_config, run as run_app
+from edgecnn.runtime.timing import measure_latency, memory_mb
 
 LOG = logging.getLogger("edgecnn.bench")
 BENCH_KEYS = Schema(
@@ -33,34 +32,14 @@ DEFAULT_FRAMES = 300  # a camera never ends: measure this many frames unless max
 
 
 def model_latency(path: str, threads: int | None, providers: list | None, runs: int, warmup: int) -> dict[str, Any]:
-    """Latency of one model on a gray image of its input size (batch 1)."""
+    """Latency of one model alone (batch 1)."""
     from edgecnn.runtime.backends import load_backend
 
     backend = load_backend(path, threads=threads, providers=providers)
-    image = np.full((1, *backend.input_size, 3), 114, np.uint8)
-    for _ in range(warmup):
-        backend.predict(image)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        backend.predict(image)
-        times.append(1000 * (time.perf_counter() - start))
+    timing = measure_latency(backend, runs=runs, warmup=warmup)
     return {"file": Path(path).name, "kind": backend.kind, "input_size": list(backend.input_size),
-            "precision": backend.meta.get("precision"), "p50": round(float(np.median(times)), 3),
-            "p90": round(float(np.percentile(times, 90)), 3), "mean": round(float(np.mean(times)), 3)}
-
-
-def memory_mb() -> dict[str, float | None]:
-    """Current and peak resident memory of this process (Linux /proc)."""
-    values: dict[str, float | None] = {"rss_mb": None, "rss_peak_mb": None}
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values["rss_mb" if key == "VmRSS" else "rss_peak_mb"] = round(int(rest.split()[0]) / 1024, 1)
-    except OSError:
-        pass
-    return values
+            "precision": backend.meta.get("precision"),
+            **{key: round(timing[f"latency_ms_{key}"], 3) for key in ("p50", "p90", "mean")}}
 
 
 def cpu_temperature_c() -> float | None:
