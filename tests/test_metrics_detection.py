@@ -6,7 +6,8 @@ import io
 import numpy as np
 import pytest
 
-from edgecnn.metrics.detection import DetectionMetrics, box_iou
+from edgecnn.metrics.detection import DetectionMetrics
+from edgecnn.runtime.boxes import cxcywh_to_xyxy, iou_matrix, tlwh_to_xyxy, xyxy_to_tlwh
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools.coco import COCO  # noqa: E402
@@ -112,5 +113,9 @@ def test_bad_input_is_a_clear_error():
         metrics.update(np.zeros((2, 4)), [0.5], [0], np.zeros((0, 4)), [])
 
 
-def test_box_iou():
-    assert box_iou([[0, 0, 10, 10]], [[5, 0, 15, 10]])[0, 0] == pytest.approx(50 / 150)
+def test_box_geometry():
+    assert iou_matrix([[0, 0, 10, 10]], [[5, 0, 15, 10]])[0, 0] == pytest.approx(50 / 150)
+    assert iou_matrix([[0, 0, 10, 10]], [[20, 20, 30, 30], [0, 0, 0, 0]]).tolist() == [[0.0, 0.0]]
+    xyxy = np.array([[2.0, 4.0, 12.0, 24.0]])
+    assert xyxy_to_tlwh(xyxy).tolist() == [[2, 4, 10, 20]] and (tlwh_to_xyxy(xyxy_to_tlwh(xyxy)) == xyxy).all()
+    assert cxcywh_to_xyxy(np.array([[7.0, 14.0, 10.0, 20.0]])).tolist() == xyxy.tolist()

@@ -56,6 +56,7 @@ def validate_detector(backend, data, conf, iou, max_det, split, batch, max_image
 
     from edgecnn.data.yolo import load_data_yaml, scan_split
     from edgecnn.metrics.detection import DetectionMetrics
+    from edgecnn.runtime.boxes import cxcywh_to_xyxy
     from edgecnn.runtime.detector import Detector
 
     spec = load_data_yaml(data)
@@ -75,8 +76,7 @@ def validate_detector(backend, data, conf, iou, max_det, split, batch, max_image
         per_image_ms.append((time.perf_counter() - tic) * 1e3 / len(frames))
         for frame, (_, labels), det in zip(frames, chunk, results):
             h, w = frame.shape[:2]
-            cx, cy, bw, bh = labels[:, 1] * w, labels[:, 2] * h, labels[:, 3] * w, labels[:, 4] * h
-            gt = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+            gt = cxcywh_to_xyxy(labels[:, 1:5] * np.array([w, h, w, h], labels.dtype))
             metrics.update(det.xyxy, det.scores, det.classes, gt, labels[:, 0].astype(np.int64))
     scores = metrics.compute()
     out = {k: scores[k] for k in ("mAP50_95", "mAP50", "precision", "recall")}

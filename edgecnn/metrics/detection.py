@@ -12,21 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
+from edgecnn.runtime.boxes import iou_matrix
+
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of xyxy boxes: (N, 4) x (M, 4) -> (N, M)."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def match_detections(ious: np.ndarray, thresholds: np.ndarray = IOU_THRESHOLDS) -> np.ndarray:
@@ -110,7 +99,7 @@ class DetectionMetrics:
             gt = gt_xyxy[gt_classes == c]
             self._n_gt[c] += len(gt)
             self._scores[c].append(pred_scores[det])
-            self._tp[c].append(match_detections(box_iou(pred_xyxy[det], gt)))
+            self._tp[c].append(match_detections(iou_matrix(pred_xyxy[det], gt)))
 
     def _class_arrays(self, c: int) -> tuple[np.ndarray, np.ndarray]:
         if not self._scores[c]:

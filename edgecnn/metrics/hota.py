@@ -20,7 +20,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from edgecnn.metrics.mot import read_sequence_file, rows_by_frame, rows_xyxy
-from edgecnn.runtime.tracker.iou_matching import iou_matrix
+from edgecnn.runtime.boxes import iou_matrix
 
 ALPHAS = np.arange(0.05, 0.99, 0.05)  # TrackEval's thresholds, its float rounding included
 HOTA_METRICS = ("HOTA", "DetA", "AssA", "DetRe", "DetPr", "AssRe", "AssPr", "LocA", "HOTA(0)", "LocA(0)")

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from edgecnn.runtime.mot import read_mot
-from edgecnn.runtime.tracker.iou_matching import iou_matrix
+from edgecnn.runtime.boxes import iou_matrix, tlwh_to_xyxy
 
 METRICS = ("IDF1", "IDP", "IDR", "Recall", "Precision", "GT", "MT", "PT", "ML", "FP", "FN", "IDs", "FM",
            "MOTA", "MOTP")
@@ -79,7 +79,7 @@ def _ratio(num: float, den: float) -> float:
 
 def rows_xyxy(rows: np.ndarray) -> np.ndarray:
     """xyxy boxes of MOTChallenge rows (frame, id, left, top, width, height, ...)."""
-    return np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1)
+    return tlwh_to_xyxy(rows[:, 2:6])
 
 
 def rows_by_frame(rows: np.ndarray) -> dict[int, np.ndarray]:

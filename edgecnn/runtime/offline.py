@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.config import ConfigError, Key, Schema
+from edgecnn.runtime.boxes import tlwh_to_xyxy, xyxy_to_tlwh
 from edgecnn.runtime.mot import read_mot, write_mot
 from edgecnn.runtime.tracker import TRACKER_KEYS, Tracker
 
@@ -74,7 +75,7 @@ def track_detections(detections: str | os.PathLike, out: str | os.PathLike, imag
     track_s, track_cpu_s, reid_s = 0.0, 0.0, 0.0
     for frame in range(1, last_frame + 1):
         rows = dets[bounds[frame - 1] : bounds[frame]]
-        boxes = np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1)
+        boxes = tlwh_to_xyxy(rows[:, 2:6])
         features = None
         if encoder is not None:
             start = time.perf_counter()
@@ -108,7 +109,7 @@ def track_detections(detections: str | os.PathLike, out: str | os.PathLike, imag
 def _mot_rows(frame: int, xyxy: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """(N, 10) MOT result rows of one frame."""
     n = len(xyxy)
-    return np.column_stack([np.full(n, frame), ids, xyxy[:, 0:2], xyxy[:, 2:4] - xyxy[:, 0:2], scores,
+    return np.column_stack([np.full(n, frame), ids, xyxy_to_tlwh(xyxy), scores,
                             -np.ones((n, 3))]).reshape(n, 10)
 
 

@@ -13,6 +13,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from edgecnn.runtime.boxes import xyxy_to_tlwh
+
 MAX_NMS_CANDIDATES = 30000  # boxes entering NMS per image, best scores first
 
 
@@ -60,8 +62,8 @@ def nms(xyxy: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -
     """Indices kept by class-aware NMS, best score first."""
     if len(scores) == 0:
         return np.zeros(0, dtype=np.int64)
-    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1).astype(np.float64)
-    keep = cv2.dnn.NMSBoxesBatched(xywh, scores.astype(np.float32), classes.astype(np.int32), 0.0, float(iou))
+    tlwh = xyxy_to_tlwh(xyxy).astype(np.float64)
+    keep = cv2.dnn.NMSBoxesBatched(tlwh, scores.astype(np.float32), classes.astype(np.int32), 0.0, float(iou))
     keep = np.asarray(keep, dtype=np.int64).reshape(-1)
     return keep[np.argsort(-scores[keep], kind="stable")]
 

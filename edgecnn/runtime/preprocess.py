@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edgecnn.runtime.boxes import clip_boxes
+
 PAD_VALUE = 114  # the letterbox grey; training's mosaic and affine borders use it too
 
 
@@ -49,6 +51,4 @@ def unletterbox_boxes(boxes: np.ndarray, scale: float, pad: tuple[float, float],
     out = boxes.astype(np.float32, copy=True)
     out[:, [0, 2]] = (out[:, [0, 2]] - pad[0]) / scale
     out[:, [1, 3]] = (out[:, [1, 3]] - pad[1]) / scale
-    out[:, [0, 2]] = out[:, [0, 2]].clip(0, frame_hw[1])
-    out[:, [1, 3]] = out[:, [1, 3]].clip(0, frame_hw[0])
-    return out
+    return clip_boxes(out, frame_hw)
