@@ -161,3 +161,22 @@ def test_crop_matches_its_gt_box(mot_source, tmp_path, frames_from):
 def test_crops_need_ground_truth(tmp_path):
     with pytest.raises(FileNotFoundError, match="no sequence with gt/gt.txt"):
         cut_identity_crops(tmp_path, tmp_path / "out")
+
+
+def test_open_dataset_decides_data_yaml_or_imagefolder_once(folder, tmp_path):
+    from edgecnn.data import dataset_format, open_dataset, open_task_dataset
+    from edgecnn.data.imagefolder import ImageFolderSpec
+    from edgecnn.data.yolo import DatasetSpec
+
+    assert dataset_format(folder) == "imagefolder" and isinstance(open_dataset(folder), ImageFolderSpec)
+    # a data.yaml wins over split folders that look like an ImageFolder
+    (folder / "data.yaml").write_text("path: .\ntrain: train\nval: val\nnames: [circle, square]\n")
+    for path in (folder, folder / "data.yaml"):
+        assert dataset_format(path) == "yolo" and isinstance(open_dataset(path), DatasetSpec)
+    with pytest.raises(ValueError, match="the classify task needs an ImageFolder"):
+        open_task_dataset(folder, "classify")
+    with pytest.raises(FileNotFoundError, match="dataset not found: .*none"):
+        open_dataset(tmp_path / "none")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="neither a data.yaml nor an ImageFolder"):
+        open_dataset(tmp_path / "empty")

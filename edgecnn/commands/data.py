@@ -112,14 +112,14 @@ def holds_identities(path: Path) -> bool:
 
 def load_any(data: str):
     """(spec, scans, summary) for a data.yaml or an ImageFolder directory."""
-    from edgecnn.data import imagefolder, summary, yolo
+    from edgecnn.data import dataset_format, imagefolder, open_dataset, summary, yolo
 
     path = Path(data)
-    if imagefolder.is_imagefolder(path) and not (path / "data.yaml").is_file():
-        spec = imagefolder.load_imagefolder(path, shared_classes=not holds_identities(path))
+    if dataset_format(path) == "imagefolder":
+        spec = open_dataset(path, shared_classes=not holds_identities(path))
         scans = {s: imagefolder.scan_folder(spec, s) for s in spec.splits}
         return spec, scans, summary.summarize_classification(spec, scans)
-    spec = yolo.load_data_yaml(path)
+    spec = open_dataset(path)
     scans = {s: yolo.scan_split(spec, s, progress=True) for s in spec.splits}
     return spec, scans, summary.summarize_detection(spec, scans)
 

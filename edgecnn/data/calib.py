@@ -43,11 +43,12 @@ def light_features(path: Path) -> tuple[float, float] | None:
 
 def collect(data: str | os.PathLike, split: str) -> tuple[list[dict], list[str], str]:
     """Per-image records {path, group, box_size} of the split, the class names and the task."""
-    from edgecnn.data import imagefolder, yolo
+    from edgecnn.data import dataset_format, imagefolder, open_dataset, yolo
 
     data = Path(data)
-    if data.suffix in (".yaml", ".yml") or (data / "data.yaml").is_file():
-        spec = yolo.load_data_yaml(data)
+    kind = dataset_format(data)
+    if kind == "yolo":
+        spec = open_dataset(data)
         scan = yolo.scan_split(spec, split, check_images=False)
         frequency = np.bincount(np.concatenate([lb[:, 0] for lb in scan.labels]).astype(int) if scan.labels else [],
                                 minlength=spec.nc)
@@ -60,8 +61,8 @@ def collect(data: str | os.PathLike, split: str) -> tuple[list[dict], list[str],
                 group, size = "background", 0.0
             records.append({"path": image, "group": group, "box_size": size, "classes": sorted(set(labels[:, 0].astype(int).tolist()))})
         return records, list(spec.names), "detect"
-    if imagefolder.is_imagefolder(data):
-        spec = imagefolder.load_imagefolder(data)
+    if kind == "imagefolder":
+        spec = open_dataset(data)
         scan = imagefolder.scan_folder(spec, split, check_images=False)
         return [{"path": p, "group": spec.names[t], "classes": [t]} for p, t in scan], list(spec.names), "classify"
     if not data.is_dir():

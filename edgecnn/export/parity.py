@@ -25,13 +25,14 @@ class ParityError(RuntimeError):
 
 def image_paths(source: str | os.PathLike, limit: int) -> list[Path]:
     """Up to `limit` image paths, evenly spread, from a data.yaml's val split or an image directory."""
-    from edgecnn.data.yolo import image_files, load_data_yaml
+    from edgecnn.data import dataset_format, open_dataset
+    from edgecnn.data.yolo import image_files
 
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"image source not found: {source}")
-    if source.suffix in (".yaml", ".yml"):
-        spec = load_data_yaml(source)
+    if dataset_format(source) == "yolo":
+        spec = open_dataset(source)
         paths = spec.images("val" if "val" in spec.splits else next(iter(spec.splits)))
     else:
         paths = image_files([source])

@@ -15,13 +15,9 @@ LOG = logging.getLogger("edgecnn")
 
 def dataset_names(task: str, data: str) -> tuple[str, ...]:
     """Class (or training identity) names, without reading any image."""
-    if task == "detect":
-        from edgecnn.data.yolo import load_data_yaml
+    from edgecnn.data import open_task_dataset
 
-        return load_data_yaml(data).names
-    from edgecnn.data.imagefolder import load_imagefolder
-
-    return load_imagefolder(data, shared_classes=task == "classify").names
+    return open_task_dataset(data, task).names
 
 
 def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 0,

@@ -35,15 +35,17 @@ class Split:
 def read_split(task: str, data: str, split: str) -> Split:
     """Detect: a YOLO `data.yaml`. Classify: an ImageFolder root (`<split>/<class>/`). Embed: the
     same with one folder per identity, each split holding its own identities."""
-    if task == "detect":
-        from edgecnn.data.yolo import load_data_yaml, scan_split
+    from edgecnn.data import open_task_dataset
 
-        spec = load_data_yaml(data)
+    spec = open_task_dataset(data, task)
+    if task == "detect":
+        from edgecnn.data.yolo import scan_split
+
         scan = scan_split(spec, split, check_images=False)
         return Split(spec.names, scan.images, scan.labels)
-    from edgecnn.data.imagefolder import load_imagefolder, scan_folder
+    from edgecnn.data.imagefolder import scan_folder
 
-    scan = scan_folder(load_imagefolder(data, shared_classes=task == "classify"), split, check_images=False)
+    scan = scan_folder(spec, split, check_images=False)
     return Split(tuple(scan.names), list(zip(scan.images, scan.targets)))
 
 
