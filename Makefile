@@ -10,7 +10,7 @@ VARIANT  := $(if $(FAST),variant=fast,)
 # MODEL=… and PRECISION=… narrow the export stages; extra key=value overrides go in ARGS.
 OVERRIDES := $(VARIANT) $(if $(MODEL),train.model=$(MODEL),) $(if $(PRECISION),tflite.precision=$(PRECISION),) $(ARGS)
 
-.PHONY: install test demo train prune qat export-onnx export-tflite val bench track bundle deploy bench-device clean
+.PHONY: install lint test demo train prune qat export-onnx export-tflite val bench track bundle deploy bench-device clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -236,7 +236,8 @@ def run_ultralytics(python: Path, data: Path, calib: dict, args) -> dict:
            "device": "cpu" if args.device == "cpu" else 0, "workers": args.workers if args.workers is not None else 1,
            "project": str((WORK / "ultralytics").resolve()), "close_mosaic": max(1, args.epochs // 5),
            "images": [str(p.resolve()) for p in spec.images("val")], "result": str(result.resolve()),
-           "calib_data": str(calib["yaml"]), "train": not args.reuse_training, "tflite": THEIR_TFLITE, "tflite_dir": str((WORK / "ultralytics-export").resolve())}
+           "calib_data": str(calib["yaml"]), "train": not args.reuse_training, "tflite": THEIR_TFLITE,
+           "tflite_dir": str((WORK / "ultralytics-export").resolve())}
     env = {"YOLO_OFFLINE": "true", "YOLO_AUTOINSTALL": "false", "YOLO_CONFIG_DIR": str((VENV / "config").resolve()),
            "PATH": "/usr/bin:/bin"}
     subprocess.run([str(python), "-c", RUNNER, json.dumps(job)], check=True, env=env, cwd=calib["cwd"])

@@ -65,9 +65,9 @@ class Key:
             close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"{where}: {self.name}={value!r} is not allowed; use {self.allowed()}{hint}")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-                raise ConfigError(f"{where}: {self.name}={value!r} is out of range; allowed: {self.allowed()}")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and ((self.min is not None and value < self.min) or (self.max is not None and value > self.max)):
+            raise ConfigError(f"{where}: {self.name}={value!r} is out of range; allowed: {self.allowed()}")
         return value
 
     def _coerce(self, value: Any, where: str) -> Any:

@@ -117,7 +117,7 @@ def test_track_command_on_detections(tmp_path):
     rng = np.random.default_rng(0)
     lines = []
     for frame in range(1, 21):  # two people walking, with a little jitter
-        for pid, (x, y) in enumerate([(50, 80), (300, 90)]):
+        for x, y in [(50, 80), (300, 90)]:
             jx, jy = rng.normal(0, 1, 2)
             lines.append(f"{frame},-1,{x + 4 * frame + jx:.1f},{y + jy:.1f},40,100,0.9,-1,-1,-1")
     det = tmp_path / "det.txt"

@@ -69,7 +69,7 @@ def test_imagefolder_skips_corrupt(folder, caplog):
 def test_allocate_is_proportional_and_covers_every_stratum():
     quota = allocate({"a": 80, "b": 15, "c": 4, "d": 1}, 20)
     assert sum(quota.values()) == 20 and quota["d"] == 1 and quota["c"] == 1 and quota["a"] > 3 * quota["b"]
-    quota = allocate({k: 1 for k in "abcdef"} | {"big": 50}, 3)
+    quota = allocate(dict.fromkeys("abcdef", 1) | {"big": 50}, 3)
     assert sum(quota.values()) == 3 and quota["big"] == 1
     assert allocate({"a": 2, "b": 2}, 10) == {"a": 2, "b": 2}
 

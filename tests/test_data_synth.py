@@ -34,7 +34,7 @@ def test_detect_is_a_valid_yolo_dataset(detect_set):
     assert len(train) == 40 and len(val) == 10 and not train.corrupt
     boxes = np.concatenate(train.labels + val.labels)
     assert set(boxes[:, 0].astype(int)) == set(range(len(scene.CLASSES)))  # every class shows up
-    assert max(train.shapes[i][0] for i in range(len(train))) <= 160 and len({s for s in train.shapes}) > 1
+    assert max(train.shapes[i][0] for i in range(len(train))) <= 160 and len(set(train.shapes)) > 1
     sizes = np.sqrt(boxes[:, 3] * boxes[:, 4]) * 160
     assert sizes.min() < 16 and sizes.max() > 60  # small to large
 

@@ -164,7 +164,8 @@ def test_coco128_reads(shared_data):
     assert spec.nc == 80 and spec.names[0] == "person"
     scan = scan_split(spec, "train")
     assert len(scan) == 128 and not scan.corrupt
-    lines = [ln for f in (shared_data / "coco128" / "labels" / "train2017").glob("*.txt") for ln in f.read_text().splitlines() if ln.strip()]
+    label_files = (shared_data / "coco128" / "labels" / "train2017").glob("*.txt")
+    lines = [ln for f in label_files for ln in f.read_text().splitlines() if ln.strip()]
     assert sum(len(lb) for lb in scan.labels) == len(lines) > 900
     assert sum(int((lb[:, 0] == 0).sum()) for lb in scan.labels) == sum(ln.split()[0] == "0" for ln in lines)
     assert scan.missing_labels == 2 and scan.backgrounds == 2

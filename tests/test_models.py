@@ -59,7 +59,7 @@ def test_detector_output_contract():
         boxes, scores = model(x)
     anchors = sum((128 // s) * (96 // s) for s in (8, 16, 32))
     assert boxes.shape == (1, anchors, 4) and scores.shape == (1, anchors, 3)
-    assert 0 <= scores.min() and scores.max() <= 1
+    assert scores.min() >= 0 and scores.max() <= 1
     assert boxes.min() >= 0 and boxes.max() <= 15  # DFL expectation over bins 0..reg_max-1
     # Class branches start at the 0.01 prior, box bins flat at 1.0, as YOLO initializes them.
     for cls, box in zip(model.head.cls, model.head.box):

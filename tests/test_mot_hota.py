@@ -35,7 +35,7 @@ def two_walkers(frames: int = 10) -> np.ndarray:
 
 def test_perfect_tracking_scores_one():
     gt = two_walkers()
-    assert score_sequence(gt, gt).metrics() == {name: 1.0 for name in HOTA_METRICS}
+    assert score_sequence(gt, gt).metrics() == dict.fromkeys(HOTA_METRICS, 1.0)
 
 
 def test_broken_identity_halves_assa_and_swap_leaves_a_third():
@@ -115,8 +115,7 @@ def trackeval_hota(root, files: dict) -> dict:
         (root / "trackers" / "t" / "data" / f"{name}.txt").write_text(res_file.read_text())
     lengths = {name: int(max(np.loadtxt(f, delimiter=",", ndmin=2)[:, 0].max() for f in pair))
                for name, pair in files.items()}
-    quiet = {k: False for k in ("PRINT_RESULTS", "PRINT_CONFIG", "TIME_PROGRESS", "OUTPUT_SUMMARY",
-                                "OUTPUT_DETAILED", "PLOT_CURVES")}
+    quiet = dict.fromkeys(("PRINT_RESULTS", "PRINT_CONFIG", "TIME_PROGRESS", "OUTPUT_SUMMARY", "OUTPUT_DETAILED", "PLOT_CURVES"), False)
     dataset = trackeval.datasets.MotChallenge2DBox({
         "GT_FOLDER": str(root / "gt"), "TRACKERS_FOLDER": str(root / "trackers"), "BENCHMARK": "MOT15",
         "SKIP_SPLIT_FOL": True, "SEQ_INFO": lengths, "TRACKERS_TO_EVAL": ["t"], "PRINT_CONFIG": False})

@@ -50,7 +50,7 @@ def test_backfill_restores_tentative_frames_of_confirmed_tracks_only(tmp_path):
 def test_backfill_with_a_larger_n_init_gives_back_n_init_minus_one_frames(tmp_path):
     gt, det = synthetic_scene(seed=1, frames=60, people=4)
     write_mot(tmp_path / "det.txt", det)
-    online = track_detections(tmp_path / "det.txt", tmp_path / "online.txt", n_init=6)
+    track_detections(tmp_path / "det.txt", tmp_path / "online.txt", n_init=6)
     refined = track_detections(tmp_path / "det.txt", tmp_path / "refined.txt", n_init=6, backfill=True)
     before, after = rows_of(tmp_path / "online.txt"), rows_of(tmp_path / "refined.txt")
     assert refined["rows_backfilled"] == len(after) - len(before) > 0

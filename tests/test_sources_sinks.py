@@ -75,16 +75,15 @@ def test_mjpeg_stream_drops_and_reconnects(caplog):
     server = MjpegServer(gray_by_connection, drop_after=8)
     levels = []
     try:
-        with caplog.at_level(logging.WARNING, logger="edgecnn.sources"):
-            with open_source(server.url, reconnect_timeout=10) as source:
-                assert source.live
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline:
-                    frame = source.read()
-                    assert frame is not None
-                    levels.append(int(round(frame.image.mean() / 40)))
-                    if levels.count(2) >= 5:
-                        break
+        with caplog.at_level(logging.WARNING, logger="edgecnn.sources"), open_source(server.url, reconnect_timeout=10) as source:
+            assert source.live
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                frame = source.read()
+                assert frame is not None
+                levels.append(int(round(frame.image.mean() / 40)))
+                if levels.count(2) >= 5:
+                    break
     finally:
         server.stop()
     assert levels[0] == 1 and levels.count(2) >= 5, levels  # frames from before and after the drop

@@ -1,7 +1,6 @@
 """Box-aware augmentation, mosaic, loaders and samplers on real image files."""
 
 from dataclasses import replace
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -109,7 +109,8 @@ def test_classifier_val_is_the_same_in_torch_and_onnx(tmp_path):
     names = list(load_imagefolder(tmp_path / "cls").names)
     model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 2))
     with torch.no_grad():  # logit of a class = the mean of its colour channel (RGB)
-        model[2].weight.copy_(torch.tensor([[0.0, 0, 1], [1, 0, 0]]) if names == ["blue", "red"] else torch.tensor([[1.0, 0, 0], [0, 0, 1]]))
+        blue_first = names == ["blue", "red"]
+        model[2].weight.copy_(torch.tensor([[0.0, 0, 1], [1, 0, 0]] if blue_first else [[1.0, 0, 0], [0, 0, 1]]))
         model[2].bias.zero_()
     meta = {"task": "classify", "names": names, "mean": [0.0] * 3, "std": [1.0] * 3}
     onnx_path = export_onnx(model, meta, tmp_path / "cls.onnx", imgsz=32)

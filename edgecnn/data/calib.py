@@ -166,7 +166,8 @@ def write_calibration(out: Path, chosen: list[dict], keys: list[str], population
 
     def stats(records):
         b, c = np.array([r["brightness"] for r in records]), np.array([r["contrast"] for r in records])
-        return {"images": len(records), "brightness_mean": round(float(b.mean()), 4), "brightness_p10_p90": np.round(np.quantile(b, [0.1, 0.9]), 4).tolist(),
+        return {"images": len(records),
+                "brightness_mean": round(float(b.mean()), 4), "brightness_p10_p90": np.round(np.quantile(b, [0.1, 0.9]), 4).tolist(),
                 "contrast_mean": round(float(c.mean()), 4), "contrast_p10_p90": np.round(np.quantile(c, [0.1, 0.9]), 4).tolist()}
 
     record = {**info, "n": len(files), "bins": bins, "method": "quantile strata x class, proportional allocation",

@@ -57,8 +57,10 @@ def deploy(bundle: Path, profile: DeviceProfile, remote: Remote, root: str = "~/
     out = remote.run(f"""
 set -u
 PY=$(command -v {shlex.quote(python)} || true)
-[ -n "$PY" ] || {{ echo "edgecnn: the device has no {python} ({profile.name} needs it): install it, e.g. sudo apt install {python} {python}-venv" >&2; exit 3; }}
-"$PY" -c 'import venv, ensurepip' 2>/dev/null || {{ echo "edgecnn: {python} on the device cannot make venvs: sudo apt install {python}-venv" >&2; exit 4; }}
+[ -n "$PY" ] || {{ echo "edgecnn: the device has no {python} ({profile.name} needs it): install it, \
+e.g. sudo apt install {python} {python}-venv" >&2; exit 3; }}
+"$PY" -c 'import venv, ensurepip' 2>/dev/null || {{ echo "edgecnn: {python} on the device cannot make venvs: \
+sudo apt install {python}-venv" >&2; exit 4; }}
 mkdir -p {R} || exit 5
 echo "free_mb=$(df -Pk {R} | awk 'NR==2 {{print int($4 / 1024)}}')"
 """, "checking the device")

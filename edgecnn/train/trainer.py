@@ -414,8 +414,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ results
     def _summary(self) -> dict:
-        best = {k: v for k, v in _scalars(self.best_metrics).items()}
-        out = {**best, "fitness": self.task.fitness, "best_epoch": self.best_epoch, "epochs": len(self.history),
+        out = {**_scalars(self.best_metrics), "fitness": self.task.fitness, "best_epoch": self.best_epoch, "epochs": len(self.history),
                "train_time_s": round(self.train_seconds, 2),
                "train_images_per_s": round(self.train_images / max(self.train_seconds, 1e-9), 2)}
         if self.save:
