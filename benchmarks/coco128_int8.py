@@ -62,7 +62,7 @@ def export(model: Path, data: Path, out: Path, precision: str, args, reference: 
 
 
 def score(path: Path, data: Path) -> dict:
-    from edgecnn.commands.val import validate
+    from edgecnn.evaluate import validate
     from edgecnn.runtime.backends import load_backend
 
     scores = validate(load_backend(path, threads=2), str(data))

@@ -25,7 +25,7 @@ TARGET_DROP = 0.5
 
 def device_metric(path: Path, data: str, metric: str) -> float:
     """The metric of an exported artifact through the device's backend and processing."""
-    from edgecnn.commands.val import validate
+    from edgecnn.evaluate import validate
     from edgecnn.runtime.backends import load_backend
 
     return float(validate(load_backend(path, threads=1), data)[metric])

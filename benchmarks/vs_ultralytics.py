@@ -21,7 +21,7 @@ which writes three int8 models: `_int8` (dynamic range: int8 weights, float acti
 box normalization 8.4.190 gives format=edgetpu only, which its own LiteRT backend assumes (as exported,
 its fp32 .tflite scores 0 mAP through its own predict and int8 drops every detection).
 `--reuse-training` keeps both trained models and the last run's training figures and redoes the rest.
-Scoring: one code for both. Ours through the device's backend (`edgecnn.commands.val.validate`);
+Scoring: one code for both. Ours through the device's backend (`edgecnn.evaluate.validate`);
 theirs by their own predict (best.pt and each .tflite; conf 0.001, IoU 0.6, 300 boxes) scored by
 `edgecnn.metrics.detection`. Latency: raw `interpreter.invoke()` of each .tflite in the same LiteRT
 interpreter (2 threads, XNNPACK as it comes), median and p90 after warm-up.
@@ -185,7 +185,7 @@ def export_ours(checkpoint: Path, calib: dict, precision: str, args) -> tuple[Pa
 
 
 def score_ours(path: Path, data: Path) -> dict:
-    from edgecnn.commands.val import validate
+    from edgecnn.evaluate import validate
     from edgecnn.runtime.backends import load_backend
 
     return validate(load_backend(path, threads=2), str(data))

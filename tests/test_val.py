@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from edgecnn.cli import main
-from edgecnn.commands.val import validate
+from edgecnn.evaluate import validate
 from edgecnn.data.yolo import write_data_yaml
 from edgecnn.export.onnx import export_onnx
 from edgecnn.export.tflite import export_tflite
@@ -117,3 +117,19 @@ def test_classifier_val_is_the_same_in_torch_and_onnx(tmp_path):
     for backend in (TorchBackend(model, meta, imgsz=32), load_backend(onnx_path)):
         scores = validate(backend, tmp_path / "cls")
         assert scores["images"] == 6 and scores["top1"] == pytest.approx(1.0) and scores["latency_ms_p50"] > 0
+
+
+def test_training_validation_and_edgecnn_val_give_one_answer(dataset):
+    """The trainer's end-of-epoch mAP and `edgecnn val` agree on the same weights: both clip each
+    box to its image (here a box overhangs the frame's bottom edge into the letterbox padding,
+    IoU 0.67 unclipped and 0.8 clipped, so a path that did not clip would score lower)."""
+    from edgecnn.train.trainer import evaluate
+
+    overhang = to_model_pixels(GT) + np.array([[0, 0, 0, 0], [0, 0, 0, 16]], np.float32)
+    model = FixedDetector(overhang, GT_CLASSES)
+    model.task, model.strides = "detect", (8, 16, 32)
+    device = validate(TorchBackend(model, META, imgsz=IMGSZ), dataset)
+    training = evaluate(model, str(dataset), cfg={"workers": 0, "batch": 2}, meta=META)
+    assert 0.5 < device["mAP50_95"] < 1.0
+    for key in ("mAP50_95", "mAP50", "precision", "recall"):
+        assert training[key] == pytest.approx(device[key], abs=1e-6), key

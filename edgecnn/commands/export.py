@@ -106,7 +106,7 @@ def _tflite_from(onnx_path: Path, cfg: dict, out: Path, size: tuple[int, int]) -
 
 def _measure(backend, path: Path, cfg: dict) -> dict:
     from edgecnn.runtime.timing import measure_latency
-    from edgecnn.commands.val import validate
+    from edgecnn.evaluate import validate
 
     timing = measure_latency(backend, runs=cfg["runs"])
     row = {"size_mb": path.stat().st_size / 2**20, "latency_ms_p50": timing["latency_ms_p50"],
@@ -118,7 +118,7 @@ def _measure(backend, path: Path, cfg: dict) -> dict:
 
 
 def _gate(int8_row: dict, cfg: dict, source) -> dict:
-    from edgecnn.commands.val import validate
+    from edgecnn.evaluate import validate
     from edgecnn.export.torch_backend import load_host_backend
     from edgecnn.metrics.gate import check_drop
 

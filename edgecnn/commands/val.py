@@ -1,20 +1,11 @@
-"""`edgecnn val`: score a checkpoint, ONNX or TFLite model on a dataset.
-
-Every format goes through the same backend interface and the same letterbox, decoding and NMS
-as the device (`edgecnn.runtime.detector`), so the figures are the device's figures.
-"""
+"""`edgecnn val`: score a checkpoint, ONNX or TFLite model on a dataset (`edgecnn.evaluate`)."""
 
 from __future__ import annotations
-
-import logging
-import time
-from pathlib import Path
 
 from edgecnn.config import Key, Schema
 
 HELP = "validate a checkpoint, ONNX or TFLite model on a dataset"
 POSITIONAL = ("model",)
-LOG = logging.getLogger(__name__)
 
 KEYS = Schema(
     Key("model", None, "a .pt checkpoint, .onnx or .tflite", required=True),
@@ -31,88 +22,10 @@ KEYS = Schema(
 
 
 def run(cfg: dict) -> dict:
+    from edgecnn.evaluate import validate
     from edgecnn.export.torch_backend import load_host_backend
 
     backend = load_host_backend(cfg["model"], threads=cfg["threads"], imgsz=cfg["imgsz"])
     result = validate(backend, cfg["data"], conf=cfg["conf"], iou=cfg["iou"], max_det=cfg["max_det"],
                       split=cfg["split"], batch=cfg["batch"], max_images=cfg["max_images"])
     return {"model": str(cfg["model"]), "format": backend.kind, **result}
-
-
-def validate(backend, data, conf: float = 0.001, iou: float = 0.6, max_det: int = 300, split: str = "val",
-             batch: int = 8, max_images: int | None = None) -> dict:
-    """Metrics of `backend` on `data`'s `split`, plus the median per-image latency (pre + model + post)."""
-    task = backend.meta["task"]
-    if task == "detect":
-        return validate_detector(backend, data, conf, iou, max_det, split, batch, max_images)
-    if task == "classify":
-        return validate_classifier(backend, data, split, batch, max_images)
-    raise ValueError(f"{backend.path}: edgecnn val scores detectors and classifiers, not '{task}' models")
-
-
-def validate_detector(backend, data, conf, iou, max_det, split, batch, max_images) -> dict:
-    import numpy as np
-    from tqdm import tqdm
-
-    from edgecnn.data.yolo import load_data_yaml, scan_split
-    from edgecnn.metrics.detection import DetectionMetrics
-    from edgecnn.runtime.boxes import cxcywh_to_xyxy
-    from edgecnn.runtime.detector import Detector
-
-    spec = load_data_yaml(data)
-    names = list(backend.meta["names"])
-    if len(names) != spec.nc:
-        raise ValueError(f"{backend.path} has {len(names)} classes but {data} has {spec.nc}")
-    scan = scan_split(spec, split, check_images=False)
-    samples = list(scan)[:max_images]
-    detector = Detector(backend, conf=conf, iou=iou, max_det=max_det)
-    metrics = DetectionMetrics(spec.nc, names)
-    per_image_ms = []
-    for start in tqdm(range(0, len(samples), batch), desc=f"val {Path(backend.path).name}", unit="batch", leave=False):
-        chunk = samples[start : start + batch]
-        frames = [_read_bgr(path) for path, _ in chunk]
-        tic = time.perf_counter()
-        results = detector.detect_batch(frames)
-        per_image_ms.append((time.perf_counter() - tic) * 1e3 / len(frames))
-        for frame, (_, labels), det in zip(frames, chunk, results):
-            h, w = frame.shape[:2]
-            gt = cxcywh_to_xyxy(labels[:, 1:5] * np.array([w, h, w, h], labels.dtype))
-            metrics.update(det.xyxy, det.scores, det.classes, gt, labels[:, 0].astype(np.int64))
-    scores = metrics.compute()
-    out = {k: scores[k] for k in ("mAP50_95", "mAP50", "precision", "recall")}
-    out.update(images=len(samples), latency_ms_p50=float(np.median(per_image_ms)) if per_image_ms else None)
-    return out
-
-
-def validate_classifier(backend, data, split, batch, max_images) -> dict:
-    import numpy as np
-
-    from edgecnn.data.imagefolder import load_imagefolder, scan_folder
-    from edgecnn.data.loaders import read_rgb
-    from edgecnn.metrics.classification import ClassificationMetrics
-    from edgecnn.runtime.preprocess import letterbox
-
-    spec = load_imagefolder(data)
-    scan = scan_folder(spec, split, check_images=False)
-    samples = list(scan)[:max_images]
-    metrics = ClassificationMetrics(spec.nc, list(scan.names))
-    per_image_ms = []
-    for start in range(0, len(samples), batch):
-        chunk = samples[start : start + batch]
-        images = np.stack([letterbox(read_rgb(path), backend.input_size)[0] for path, _ in chunk])
-        tic = time.perf_counter()
-        logits = backend.predict(images)["logits"]
-        per_image_ms.append((time.perf_counter() - tic) * 1e3 / len(chunk))
-        metrics.update(logits, [label for _, label in chunk])
-    scores = metrics.compute()
-    return {"top1": scores["top1"], "top5": scores.get("top5"), "images": len(samples),
-            "latency_ms_p50": float(np.median(per_image_ms)) if per_image_ms else None}
-
-
-def _read_bgr(path: Path):
-    import cv2
-
-    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if frame is None:
-        raise ValueError(f"{path}: cannot read image")
-    return frame

@@ -25,6 +25,20 @@ def input_hw(imgsz) -> tuple[int, int]:
     return sizes[0], sizes[1]
 
 
+def letterbox_geometry(hw: tuple[int, int], size: tuple[int, int]) -> tuple[float, tuple[int, int], tuple[int, int]]:
+    """(scale, (new_h, new_w), (left, top)): how `letterbox` fits an image of `hw` into `size`."""
+    scale = min(size[0] / hw[0], size[1] / hw[1])
+    new_h, new_w = round(hw[0] * scale), round(hw[1] * scale)
+    return scale, (new_h, new_w), ((size[1] - new_w) // 2, (size[0] - new_h) // 2)
+
+
+def image_region(hw: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """x1, y1, x2, y2 of an image of `hw` inside its letterbox of `size`: where `unletterbox_boxes`
+    clips boxes to the frame, in model pixels."""
+    scale, _, (left, top) = letterbox_geometry(hw, size)
+    return np.array([left, top, left + hw[1] * scale, top + hw[0] * scale], np.float32)
+
+
 def letterbox(
     image: np.ndarray, size: tuple[int, int], color: int = PAD_VALUE
 ) -> tuple[np.ndarray, float, tuple[float, float]]:
@@ -34,14 +48,11 @@ def letterbox(
     model pixels maps back to the frame as (x - left) / scale, (y - top) / scale.
     """
     h, w = image.shape[:2]
-    out_h, out_w = size
-    scale = min(out_h / h, out_w / w)
-    new_w, new_h = round(w * scale), round(h * scale)
+    scale, (new_h, new_w), (left, top) = letterbox_geometry((h, w), size)
     if (new_w, new_h) != (w, h):
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         image = cv2.resize(image, (new_w, new_h), interpolation=interp)
-    left, top = (out_w - new_w) // 2, (out_h - new_h) // 2
-    out = np.full((out_h, out_w, image.shape[2]), color, dtype=image.dtype)
+    out = np.full((*size, image.shape[2]), color, dtype=image.dtype)
     out[top : top + new_h, left : left + new_w] = image
     return out, scale, (float(left), float(top))
 

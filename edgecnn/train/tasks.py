@@ -101,6 +101,7 @@ class DetectTask(Task):
 
         self.strides = tuple(strides)
         self.criterion = DetectionLoss(len(names), self.strides, box_loss=cfg["box_loss"], cls_loss=cfg["cls_loss"])
+        self._regions: dict[tuple[str, tuple[int, int]], np.ndarray] = {}  # val image → its letterbox region
 
     def train_dataset(self, split: Split, mosaic: bool):
         aug = augment_config("detect", self.cfg)
@@ -120,15 +121,29 @@ class DetectTask(Task):
         from edgecnn.runtime.postprocess import postprocess
 
         metrics = DetectionMetrics(len(self.names), self.names)
-        for images, targets, _ in progress(loader) if progress else loader:
+        for images, targets, indices in progress(loader) if progress else loader:
             x = to_device(images)
+            size = tuple(x.shape[-2:])
             boxes, scores = model(x)[:2]
-            dets = postprocess(boxes.float().cpu().numpy(), scores.float().cpu().numpy(), tuple(x.shape[-2:]),
+            dets = postprocess(boxes.float().cpu().numpy(), scores.float().cpu().numpy(), size,
                                self.strides, conf=self.cfg["val_conf"], iou=self.cfg["val_iou"], max_det=300)
             for b, det in enumerate(dets):
+                # Boxes clipped to the image, as the device's detector clips them to the frame: one mAP
+                # for the same weights here and in `edgecnn val`.
+                region = self._region(loader.dataset.images[int(indices[b])], size)
+                xyxy = np.clip(det.xyxy, region[[0, 1, 0, 1]], region[[2, 3, 2, 3]])
                 gt = targets[targets[:, 0] == b]
-                metrics.update(det.xyxy, det.scores, det.classes, gt[:, 2:].numpy(), gt[:, 1].long().numpy())
+                metrics.update(xyxy, det.scores, det.classes, gt[:, 2:].numpy(), gt[:, 1].long().numpy())
         return metrics.compute()
+
+    def _region(self, path, size: tuple[int, int]) -> np.ndarray:
+        from edgecnn.data.yolo import image_shape
+        from edgecnn.runtime.preprocess import image_region
+
+        key = (str(path), size)
+        if key not in self._regions:
+            self._regions[key] = image_region(image_shape(Path(path)), size)
+        return self._regions[key]
 
 
 class ClassifyTask(Task):
