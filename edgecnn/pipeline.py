@@ -299,7 +299,7 @@ def run_pipeline(
             outcome["artifacts"][f"{name}.{key}"] = path
     outcome["seconds"] = round(time.perf_counter() - t_start, 3)
     if pipeline.report:
-        from edgecnn.bench.report import write_report
+        from edgecnn.report import write_report
 
         headline = [{**item, "value": _headline_value(item.get("value"), results, pipeline.vars)}
                     for item in pipeline.headline]

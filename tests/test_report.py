@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecnn.bench.report import write_report
+from edgecnn.report import write_report
 
 
 def make_run(root):
