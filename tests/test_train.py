@@ -12,7 +12,8 @@ from edgecnn.config import ConfigError
 from edgecnn.data.synth import synth_classify, synth_detect
 from edgecnn.models import build_model, load_checkpoint, read_checkpoint
 from edgecnn.train.setup import prepare_model
-from edgecnn.train.trainer import Trainer, cpu_threads, evaluate
+from edgecnn.train.environment import cpu_threads
+from edgecnn.train.trainer import Trainer, evaluate
 
 FAST = {"workers": 0, "plots": False, "warmup_epochs": 0.0}
 
