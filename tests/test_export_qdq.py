@@ -42,7 +42,7 @@ def qdq_onnx(tmp_path_factory):
 
 
 def test_stripped_graph_computes_what_the_qdq_graph_does(qdq_onnx, tmp_path):
-    from edgecnn.export.tflite import strip_qdq
+    from edgecnn.export.qdq import strip_qdq
 
     stripped = strip_qdq(onnx.load(str(qdq_onnx)))
     assert "QuantizeLinear" not in {n.op_type for n in stripped.graph.node}
