@@ -9,7 +9,7 @@ from the line or the zone's edge, so a track standing on a line never counts twi
 
 The counts file is YAML, read with OpenCV's YAML reader (`cv2.FileStorage`): the device has
 OpenCV but no YAML library. Points are fractions of the frame when every coordinate is in [0, 1],
-pixels otherwise::
+pixels otherwise (they may lie outside the frame)::
 
     lines:
       - name: door
@@ -285,13 +285,13 @@ def load_regions(paths: Sequence[str | os.PathLike], names: Sequence[str] = ()) 
 def parse_entry(entry: Any, kind: str, where: str, names: Sequence[str]) -> Region:
     if not isinstance(entry, dict):
         raise ValueError(f"{where}: expected a mapping with name and points")
-    unknown = set(entry) - ENTRY_KEYS
-    if unknown:
-        raise ValueError(f"{where}: unknown key '{sorted(unknown)[0]}'; allowed: {', '.join(sorted(ENTRY_KEYS))}")
     name = entry.get("name")
     if not isinstance(name, str) or not name:
         raise ValueError(f"{where}: needs a name")
     where = f"{where} ({name})"
+    unknown = set(entry) - ENTRY_KEYS
+    if unknown:
+        raise ValueError(f"{where}: unknown key '{sorted(unknown)[0]}'; allowed: {', '.join(sorted(ENTRY_KEYS))}")
     points = entry.get("points")
     want = "2 points [[x, y], [x, y]]" if kind == "line" else "3 or more points [[x, y], ...]"
     try:
@@ -300,8 +300,6 @@ def parse_entry(entry: Any, kind: str, where: str, names: Sequence[str]) -> Regi
         points = np.zeros(0)
     if points.ndim != 2 or points.shape[1] != 2 or not (points.shape[0] == 2 if kind == "line" else points.shape[0] >= 3):
         raise ValueError(f"{where}: points must be {want}, got {entry.get('points')!r}")
-    if (points < 0).any():
-        raise ValueError(f"{where}: points must not be negative (pixels, or fractions of the frame in [0, 1])")
     band = entry.get("band", DEFAULT_BAND)
     if not isinstance(band, (int, float)) or band < 0:
         raise ValueError(f"{where}: band must be a number of pixels >= 0, got {band!r}")
