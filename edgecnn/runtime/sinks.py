@@ -101,7 +101,8 @@ class Annotator:
             else:
                 cv2.polylines(image, [points], True, (255, 200, 0), 2, cv2.LINE_AA)
                 text = f"{region.name}: {report['zones'][region.name]['occupancy']} now"
-            self._label(image, text, (int(points[:, 0].min()), int(points[:, 1].min()) + 18), (60, 60, 60))
+            corner = points.mean(axis=0) if region.kind == "line" else points.min(axis=0) + (0, 18)
+            self._label(image, text, (int(corner[0]), int(corner[1])), (60, 60, 60))
 
     @staticmethod
     def _label(image: np.ndarray, text: str, corner: tuple[int, int], color: tuple[int, int, int]) -> None:
