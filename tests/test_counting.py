@@ -188,3 +188,45 @@ def test_counts_file_reads_fractions_pixels_and_classes(tmp_path):
     assert lot.kind == "zone" and lot.pixels.tolist() == [[10, 10], [300, 10], [300, 200]]
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
         load_regions([tmp_path / "missing.yaml"])
+
+
+# --------------------------------------------------------------------------- through the tracking app
+
+
+def test_track_counts_go_to_jsonl_summary_and_the_saved_video(tmp_path):
+    from edgecnn.runtime.app import run
+    from runtime_models import exported_models, synthetic_video
+
+    video = synthetic_video(tmp_path / "v.mp4", frames=60, size=(W, H))
+    counts = write_counts(tmp_path / "counts.yaml", "lines:\n  - name: middle\n    points: [[0.5, 0], [0.5, 1]]\n"
+                          "zones:\n  - name: left\n    points: [[0, 0], [0.3, 0], [0.3, 1], [0, 1]]\n")
+    report = run({"model": str(exported_models()["det_tflite"]), "source": str(video), "lines": str(counts),
+                  "jsonl": str(tmp_path / "t.jsonl"), "save": str(tmp_path / "out.mp4"),
+                  "conf": 0.001, "track_conf": 0.002, "low_conf": 0.001, "max_det": 8, "threads": 1})
+    records = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert len(records) == report["frames"] == 60 and report["tracks"] > 0
+    summary = report["counts"]
+    assert records[-1]["counts"]["lines"] == summary["lines"]
+    events = [e for r in records for e in r["events"]]
+    for direction in ("in", "out"):
+        assert sum(e.get("direction") == direction for e in events) == summary["lines"]["middle"][direction]
+    # the same counts from the tracks the app wrote, by the definition
+    expected = {"in": 0, "out": 0}
+    ids = {t["id"] for r in records for t in r["tracks"]}
+    for tid in ids:
+        foot_x = np.array([(t["box"][0] + t["box"][2]) / 2 for r in records for t in r["tracks"] if t["id"] == tid])
+        to_right, to_left = crossings_by_definition(foot_x - W / 2, 6.0)
+        expected["out"] += to_right
+        expected["in"] += to_left
+    assert summary["lines"]["middle"] == expected
+    zone = summary["zones"]["left"]
+    assert zone["visits"] == sum(e.get("event") == "enter" for e in events)
+    assert max(r["counts"]["zones"]["left"]["occupancy"] for r in records) == zone["occupancy_max"]
+    # drawn on the saved video: the line down the middle (yellow) and the zone's edge (light blue)
+    ok, image = cv2.VideoCapture(str(tmp_path / "out.mp4")).read()
+    assert ok
+    strip = lambda x: image[60:H - 40, x - 2:x + 3].astype(int)  # noqa: E731  rows by 5 BGR pixels round x
+    b, g, r = np.moveaxis(strip(W // 2), -1, 0)
+    assert ((r > 150) & (g > 150) & (b < 100)).any(axis=1).mean() > 0.5  # the yellow line, under the boxes
+    b, g, r = np.moveaxis(strip(round(0.3 * W)), -1, 0)
+    assert ((b > 150) & (r < 100)).any(axis=1).mean() > 0.5
