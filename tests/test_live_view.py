@@ -20,6 +20,7 @@ import pytest
 
 from edgecnn.config import ConfigError
 from edgecnn.runtime.web import LiveView, check_bind, parse_bind, read_token
+from browser import DevTools, find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -202,56 +203,6 @@ def test_app_refuses_a_lan_bind_without_token_before_listening(tmp_path, monkeyp
 # --------------------------------------------------------------------------- the page in a browser
 
 
-class DevTools:
-    """Headless Chromium driven over the DevTools protocol (websocket-client)."""
-
-    def __init__(self, browser: str, profile: Path):
-        websocket = pytest.importorskip("websocket", reason="websocket-client is not installed")
-        self.proc = subprocess.Popen(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--remote-debugging-port=0", "--remote-allow-origins=*",
-             f"--user-data-dir={profile}", "--window-size=1280,800", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        active = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 60
-        while not (active.is_file() and active.read_text().strip()):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.close()
-                pytest.fail("chromium did not open its DevTools port")
-            time.sleep(0.1)
-        port = int(active.read_text().split()[0])
-        from urllib.request import urlopen
-
-        targets = json.load(urlopen(f"http://127.0.0.1:{port}/json", timeout=10))
-        page = next(t for t in targets if t["type"] == "page")
-        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
-        self.next_id = 0
-
-    def call(self, method: str, **params):
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv())
-            if message.get("id") == self.next_id:
-                assert "error" not in message, message
-                return message["result"]
-
-    def evaluate(self, expression: str):
-        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"]["value"]
-
-    def screenshot(self, path: Path) -> np.ndarray:
-        import base64
-
-        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
-        return cv2.imread(str(path))
-
-    def close(self) -> None:
-        if hasattr(self, "ws"):
-            self.ws.close()
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
-
-
 def start_tracking(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     """`edgecnn track` on a synthetic video played at its frame rate, serving on a free port; (process, url)."""
     from runtime_models import exported_models, synthetic_video
@@ -278,19 +229,15 @@ def start_tracking(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
 
 
 def test_page_in_headless_chromium_shows_the_stream_and_live_figures(tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    browser = find_chromium()
     if not browser:
         pytest.skip("chromium is not installed (Debian package 'chromium')")
+    pytest.importorskip("websocket", reason="websocket-client is not installed (the dev extra)")
     proc, url = start_tracking(tmp_path)
     chrome = None
     try:
         chrome = DevTools(browser, tmp_path / "profile")
-        chrome.call("Page.enable")
-        chrome.call("Page.navigate", url=url)
-        deadline = time.monotonic() + 30
-        while chrome.evaluate("typeof framesShown === 'number' ? framesShown : 0") < 3:
-            assert time.monotonic() < deadline, "the page decoded no frames"
-            time.sleep(0.2)
+        chrome.open_live_view(url)
         figures = lambda: chrome.evaluate("document.querySelector('#figures').innerText")  # noqa: E731
         first_text, first = figures(), chrome.screenshot(tmp_path / "live_view_1.png")
         time.sleep(1.0)

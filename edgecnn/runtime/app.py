@@ -219,8 +219,8 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
     annotator, times = Annotator(pipeline.names, counter=counter), pipeline.times
     frames, track_ids, fps, latency = 0, set(), None, None
     error: BaseException | None = None
-    with open_source(cfg["source"], live=cfg["live"], reconnect_timeout=cfg["reconnect_timeout"]) as source, \
-            open_live_view(cfg) as view:
+    with open_live_view(cfg) as view, \
+            open_source(cfg["source"], live=cfg["live"], reconnect_timeout=cfg["reconnect_timeout"]) as source:
         # dwell times in video time for files (as fast as they decode), in real time for cameras
         video_time = isinstance(source, FileSource) and source.fps
         sinks = open_sinks(cfg, pipeline.names, source.fps or 30.0, counter)
