@@ -15,7 +15,8 @@ With `--browser` (needs chromium and websocket-client) a last run plays the vide
 a camera would deliver it, opens the page in headless Chromium and samples the page's own
 capture-to-browser latency (decoded and drawn on the canvas); the browser's CPU use makes that
 run's FPS no comparison. Target: `stuck` and `viewer` FPS within
-10 % of `off`.
+10 % of `off`. Each run also reports the app process's CPU time per frame, which other jobs on a
+shared machine disturb far less than FPS: its growth is what the live view costs.
 
     PYTHONPATH=. python benchmarks/live_view.py [--model det.tflite] [--frames 300] [--browser]
 
@@ -155,12 +156,14 @@ def run_setting(cfg: dict, setting: str, browser: str | None, work: Path) -> dic
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     clients = Clients(setting, port, browser, work)
+    cpu = time.process_time()
     try:
         report = app.run({**cfg, **({} if setting == "off" else {"serve": f"127.0.0.1:{port}"})})
     finally:
         latencies = clients.close()
-    result = {"setting": setting, "fps": report["fps"], "latency_ms_p50": report["latency_ms_p50"],
-              "frames": report["frames"]}
+    cpu = time.process_time() - cpu  # the app's process, all threads: model loading, pipeline, live view
+    result = {"setting": setting, "fps": report["fps"], "cpu_ms_per_frame": round(1000 * cpu / report["frames"], 2),
+              "latency_ms_p50": report["latency_ms_p50"], "frames": report["frames"]}
     for name, values in latencies.items():
         if values:
             result[f"{name}_latency_ms_p50"] = round(float(np.median(values)), 1)
@@ -245,6 +248,7 @@ def main() -> int:
         return round(float(np.median(values)), 2) if values else None
 
     summary = {f"fps_{s}": median(s, "fps") for s in ("off", "stuck", "viewer")}
+    summary.update({f"cpu_ms_per_frame_{s}": median(s, "cpu_ms_per_frame") for s in ("off", "stuck", "viewer")})
     summary.update({
         "fps_ratio_stuck": round(summary["fps_stuck"] / summary["fps_off"], 3),
         "fps_ratio_viewer": round(summary["fps_viewer"] / summary["fps_off"], 3),
@@ -263,6 +267,8 @@ def main() -> int:
     atomic_write_json(out, result)
     plot(summary, out.with_suffix(".png"))
     print(json.dumps(summary, indent=2))
+    print(f"CPU per frame {summary['cpu_ms_per_frame_off']} / {summary['cpu_ms_per_frame_stuck']} / "
+          f"{summary['cpu_ms_per_frame_viewer']} ms (off / stuck client / viewer)")
     print(f"FPS {summary['fps_off']} without the live view, {summary['fps_stuck']} with a client that never reads "
           f"({summary['fps_ratio_stuck']:.1%}), {summary['fps_viewer']} with a viewer ({summary['fps_ratio_viewer']:.1%}); "
           f"capture → viewer p50 {summary['viewer_latency_ms_p50']} ms"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from edgecnn.config import ConfigError
-from edgecnn.runtime.web import LiveView, check_bind, parse_bind, read_token
+from edgecnn.runtime.web import LiveView, check_bind, parse_bind, read_token, without_credentials
 from browser import DevTools, find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,6 +177,7 @@ def test_binding_beyond_loopback_needs_a_token(tmp_path, monkeypatch):
     assert parse_bind("[::1]:9000") == ("::1", 9000)
     with pytest.raises(ConfigError, match="host:port"):
         parse_bind("127.0.0.1:http")
+    assert without_credentials("stream source 'rtsp://admin:pw@10.0.0.5/live'") == "stream source 'rtsp://***@10.0.0.5/live'"
     monkeypatch.delenv("EDGECNN_TOKEN", raising=False)
     assert read_token(None) is None
     monkeypatch.setenv("EDGECNN_TOKEN", "from-env")

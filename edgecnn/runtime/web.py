@@ -22,6 +22,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -77,6 +78,11 @@ def read_token(token_file: str | None) -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
+def without_credentials(text: str) -> str:
+    """`rtsp://user:pass@cam/…` → `rtsp://***@cam/…`: the page shows the source's name."""
+    return re.sub(r"//[^/@\s]+@", "//***@", text)
+
+
 def check_bind(host: str, token: str | None) -> None:
     """Loopback is open to this machine's users; any other address needs a token."""
     if not is_loopback(host) and not token:
@@ -104,7 +110,9 @@ class LiveView:
     def __init__(self, host: str, port: int, token: str | None = None, fps: float = 10.0, quality: int = 75):
         check_bind(host, token)
         self.token, self.period, self.quality = token, 1.0 / fps, quality
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._new_frame = threading.Condition(self._lock)  # wakes the encoder
+        self._new_jpeg = threading.Condition(self._lock)  # wakes the clients
         self._frame: np.ndarray | None = None  # newest annotated frame (never copied: the app makes a new one each time)
         self._frame_seq = 0
         self._captured = 0.0
@@ -140,21 +148,22 @@ class LiveView:
         now = time.monotonic()
         refresh = now - self._figures_at >= FIGURES_EVERY
         values = figures() if refresh else None
-        with self._cond:
+        with self._lock:
             self._frame, self._captured, self._frame_seq = image, captured, self._frame_seq + 1
             if refresh:
                 self._figures, self._figures_at = values, now
             if self.streams:
-                self._cond.notify_all()
+                self._new_frame.notify()
 
     def figures(self) -> dict[str, Any]:
-        with self._cond:
+        with self._lock:
             return {**self._figures, "time": time.time(), "viewers": self.streams}
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._stopped = True
-            self._cond.notify_all()
+            self._new_frame.notify_all()
+            self._new_jpeg.notify_all()
         self.server.shutdown()
         self.server.server_close()
 
@@ -162,22 +171,22 @@ class LiveView:
         """Newest frame → JPEG, at most once per period, while a stream is open."""
         done_seq = 0
         while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._stopped or (self.streams and self._frame_seq != done_seq))
+            with self._lock:
+                self._new_frame.wait_for(lambda: self._stopped or (self.streams and self._frame_seq != done_seq))
                 if self._stopped:
                     return
                 image, done_seq, captured = self._frame, self._frame_seq, self._captured
             started = time.monotonic()
             _, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])  # releases the GIL
-            with self._cond:
+            with self._lock:
                 self._jpeg, self._jpeg_seq, self._jpeg_captured = jpeg.tobytes(), self._jpeg_seq + 1, captured
-                self._cond.notify_all()
+                self._new_jpeg.notify_all()
             time.sleep(max(0.0, started + self.period - time.monotonic()))
 
     def next_jpeg(self, after: int) -> tuple[bytes, int, float] | None:
         """The newest JPEG newer than sequence `after` (blocks until there is one); None when stopped."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._stopped or self._jpeg_seq > after)
+        with self._lock:
+            self._new_jpeg.wait_for(lambda: self._stopped or self._jpeg_seq > after)
             return None if self._stopped else (self._jpeg, self._jpeg_seq, self._jpeg_captured)
 
     def authorized(self, handler: BaseHTTPRequestHandler, query: dict[str, list[str]]) -> bool:
@@ -193,10 +202,10 @@ class LiveView:
         handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         handler.send_header("Cache-Control", "no-store")
         handler.end_headers()
-        with self._cond:
+        with self._lock:
             self.streams += 1
-            self._cond.notify_all()
-        seq = 0
+            self._new_frame.notify()
+            seq = self._jpeg_seq  # what was encoded before this client came may be old: wait for the next
         try:
             while (item := self.next_jpeg(seq)) is not None:
                 jpeg, seq, captured = item
@@ -207,7 +216,7 @@ class LiveView:
         except (OSError, socket.timeout):
             pass  # the client went away or stalled: its thread ends, the pipeline never noticed
         finally:
-            with self._cond:
+            with self._lock:
                 self.streams -= 1
 
 
