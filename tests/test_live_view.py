@@ -260,3 +260,26 @@ def test_page_in_headless_chromium_shows_the_stream_and_live_figures(tmp_path):
     assert first_text != second_text and "FPS" in first_text  # the figures update
     assert shown >= 5 and 0 < latency < 2000 and "middle" in lines
     shutil.copy(tmp_path / "live_view_2.png", tmp_path / "live_view.png")  # the artifact to look at
+
+
+def test_frames_are_wanted_only_while_someone_watches_and_at_the_set_rate():
+    live = LiveView("127.0.0.1", 0, fps=5)
+    try:
+        live.publish(None, time.time(), lambda: {"frames": 1})
+        assert not live.wants_frame() and live.figures()["frames"] == 1  # figures without a frame
+        reader = threading.Thread(target=read_parts, args=(live, 8), daemon=True)  # longer than the count
+        reader.start()
+        deadline = time.monotonic() + 10
+        while not live.wants_frame():
+            assert time.monotonic() < deadline, "an open stream did not ask for frames"
+            time.sleep(0.01)
+        wanted, start = 0, time.monotonic()
+        while time.monotonic() - start < 1.0:
+            if live.wants_frame():
+                wanted += 1
+                live.publish(frame(wanted), time.time(), dict)
+            time.sleep(0.005)
+        reader.join(timeout=10)
+        assert 4 <= wanted <= 6  # 5 a second, of about 200 frames offered
+    finally:
+        live.close()

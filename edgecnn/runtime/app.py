@@ -224,7 +224,7 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         # dwell times in video time for files (as fast as they decode), in real time for cameras
         video_time = isinstance(source, FileSource) and source.fps
         sinks = open_sinks(cfg, pipeline.names, source.fps or 30.0, counter)
-        annotate = view is not None or any(s.annotates for s in sinks)
+        annotate = any(s.annotates for s in sinks)
         LOG.info("tracking %s with %s%s", source.name, Path(cfg["model"]).name,
                  f" + {Path(cfg['reid']).name}" if cfg["reid"] else "")
         start = last_log = done_at = time.monotonic()
@@ -236,7 +236,8 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
                 if counter is not None:
                     now = frame.index / source.fps if video_time else frame.timestamp
                     counter.update(tracks.boxes, tracks.ids, tracks.classes, now, frame.image.shape[1::-1])
-                annotated = annotator.draw(frame.image, tracks, fps, latency) if annotate else None
+                wanted = annotate or (view is not None and view.wants_frame())
+                annotated = annotator.draw(frame.image, tracks, fps, latency) if wanted else None
                 for sink in sinks:
                     sink.write(frame, tracks, annotated)
                 if view is not None:

@@ -5,10 +5,11 @@ which browsers, VLC and ffmpeg read), `/figures.json` (FPS, stage latencies, tra
 Nothing else is served. The standard library's ThreadingHTTPServer does it: the device has no
 web framework, and one thread per client is what a few viewers of a camera need.
 
-The pipeline never waits for a viewer: `publish` only swaps a reference to the newest annotated
-frame. One encoder thread turns the newest frame into JPEG at most `fps` times a second, and only
-while a stream is open; each client's thread sends the newest JPEG when it is free, so a slow or
-stuck client skips frames (and is dropped after WRITE_TIMEOUT seconds stuck), never the tracker.
+The pipeline never waits for a viewer: while a stream is open the app annotates a frame at most
+`fps` times a second (`wants_frame`) and `publish` only swaps a reference to it under a lock. One
+encoder thread turns the newest frame into JPEG; each client's thread sends the newest JPEG when
+it is free, so a slow or stuck client skips frames (and is dropped after WRITE_TIMEOUT seconds
+stuck), never the tracker. Nobody watching costs nothing but the figures, four times a second.
 
 Any bind other than loopback needs a token (`token_file=` or $EDGECNN_TOKEN, never the command
 line, where `ps` shows it); a request then carries `Authorization: Bearer <token>` or `?token=`,
@@ -121,6 +122,7 @@ class LiveView:
         self._jpeg_captured = 0.0
         self._figures: dict[str, Any] = {}
         self._figures_at = 0.0
+        self._published_at = 0.0
         self.streams = 0  # open stream connections
         self.sent = 0  # frames sent, all clients together
         self._stopped = False
@@ -142,17 +144,23 @@ class LiveView:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
-    def publish(self, image: np.ndarray, captured: float, figures: Callable[[], dict]) -> None:
-        """The newest annotated frame (captured at Unix time `captured`); `figures()` is called at
-        most every FIGURES_EVERY seconds."""
+    def wants_frame(self) -> bool:
+        """A stream is open and the last frame was published at least a period ago: the app
+        annotates only the frames that will be sent."""
+        return bool(self.streams) and time.monotonic() - self._published_at >= self.period
+
+    def publish(self, image: np.ndarray | None, captured: float, figures: Callable[[], dict]) -> None:
+        """The newest annotated frame (captured at Unix time `captured`; None: only the figures);
+        `figures()` is called at most every FIGURES_EVERY seconds."""
         now = time.monotonic()
         refresh = now - self._figures_at >= FIGURES_EVERY
         values = figures() if refresh else None
         with self._lock:
-            self._frame, self._captured, self._frame_seq = image, captured, self._frame_seq + 1
             if refresh:
                 self._figures, self._figures_at = values, now
-            if self.streams:
+            if image is not None:
+                self._frame, self._captured, self._frame_seq = image, captured, self._frame_seq + 1
+                self._published_at = now
                 self._new_frame.notify()
 
     def figures(self) -> dict[str, Any]:
