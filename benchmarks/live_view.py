@@ -286,13 +286,13 @@ def main() -> int:
         if browser:  # played at the video's 30 fps, as a camera delivers it, while Chromium starts and watches
             runs.append(run_setting({**cfg, "live": True, "max_frames": BROWSER_FRAMES}, "browser", browser, work))
 
-    def median(setting: str, key: str):
+    def median(setting: str, key: str, digits: int = 2):
         values = [r[key] for r in runs if r["setting"] == setting and key in r]
-        return round(float(np.median(values)), 2) if values else None
+        return round(float(np.median(values)), digits) if values else None
 
     summary = {f"fps_{s}": median(s, "fps") for s in ("off", "stuck", "viewer")}
     summary.update({f"cpu_ms_per_frame_{s}": median(s, "cpu_ms_per_frame") for s in ("off", "stuck", "viewer")})
-    summary.update({f"live_view_cpu_share_{s}": median(s, "live_view_cpu_share") for s in ("stuck", "viewer")})
+    summary.update({f"live_view_cpu_share_{s}": median(s, "live_view_cpu_share", 4) for s in ("stuck", "viewer")})
     summary.update({
         "fps_ratio_stuck": paired_ratio(runs, "stuck"),
         "fps_ratio_viewer": paired_ratio(runs, "viewer"),
