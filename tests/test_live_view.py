@@ -211,7 +211,7 @@ def start_tracking(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     video = synthetic_video(tmp_path / "v.mp4", frames=450, size=(320, 240), fps=15)
     counts = tmp_path / "counts.yaml"
     counts.write_text("lines:\n  - name: middle\n    points: [[0.5, 0], [0.5, 1]]\n"
-                      "zones:\n  - name: left\n    points: [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]\n")
+                      "zones:\n  - name: left\n    points: [[0, 0], [0.3, 0], [0.3, 1], [0, 1]]\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgecnn", "track", f"model={exported_models()['det_tflite']}", f"source={video}",

@@ -101,8 +101,8 @@ class Annotator:
             else:
                 cv2.polylines(image, [points], True, (255, 200, 0), 2, cv2.LINE_AA)
                 text = f"{region.name}: {report['zones'][region.name]['occupancy']} now"
-            corner = points.mean(axis=0) if region.kind == "line" else points.min(axis=0) + (0, 18)
-            self._label(image, text, (int(corner[0]), int(corner[1])), (60, 60, 60))
+            x, y = points.mean(axis=0)  # clear of the FPS label in the corner
+            self._label(image, text, (int(x), int(y)), (60, 60, 60))
 
     @staticmethod
     def _label(image: np.ndarray, text: str, corner: tuple[int, int], color: tuple[int, int, int]) -> None:

@@ -17,7 +17,7 @@ PAGE = r"""<!doctype html>
   header { padding: 8px 16px; background: #22272e; display: flex; gap: 16px; align-items: baseline; }
   header b { font-size: 16px; } header span { color: #9aa4ad; }
   main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; }
-  #video { background: #000; width: min(100%, 960px); max-height: calc(100vh - 80px); object-fit: contain; }
+  #video { background: #000; width: min(100%, 800px); max-height: calc(100vh - 80px); object-fit: contain; }
   aside { min-width: 280px; flex: 1; }
   table { border-collapse: collapse; width: 100%; margin-bottom: 12px; }
   td, th { padding: 2px 8px; border-bottom: 1px solid #2d333b; text-align: left; }
