@@ -28,17 +28,20 @@ class DevTools:
              "--disable-component-update", "--disable-sync", "--remote-debugging-port=0", "--remote-allow-origins=*",
              f"--user-data-dir={profile}", "--window-size=1280,800", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        active = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 60
-        while not (active.is_file() and active.read_text().strip()):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.close()
-                raise RuntimeError("chromium did not open its DevTools port")
-            time.sleep(0.1)
-        port = int(active.read_text().split()[0])
-        targets = json.load(urlopen(f"http://127.0.0.1:{port}/json", timeout=10))
-        page = next(t for t in targets if t["type"] == "page")
-        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+        try:  # whatever stops the start (a timeout, Ctrl-C), the browser does not outlive it
+            active = profile / "DevToolsActivePort"
+            deadline = time.monotonic() + 60
+            while not (active.is_file() and active.read_text().strip()):
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("chromium did not open its DevTools port")
+                time.sleep(0.1)
+            port = int(active.read_text().split()[0])
+            targets = json.load(urlopen(f"http://127.0.0.1:{port}/json", timeout=10))
+            page = next(t for t in targets if t["type"] == "page")
+            self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+        except BaseException:
+            self.close()
+            raise
         self.next_id = 0
 
     def call(self, method: str, **params):
