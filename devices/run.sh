@@ -2,6 +2,8 @@
 # Start this bundle's tracking app: check every file against manifest.json, then run
 #   python -m edgecnn.runtime.app config=config.json [key=value ...]
 # Arguments are key=value overrides of the app (source=…, save=…, mot=…, jsonl=…, conf=…).
+# SERVE=host:port starts the live view (beyond loopback it needs TOKEN_FILE= or $EDGECNN_TOKEN),
+# LINES=counts.yaml counts the lines and zones in it; arguments given to run.sh win over them.
 # The Python is the bundle's venv (.venv, made by `edgecnn deploy`) unless EDGECNN_PYTHON is set.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,4 +21,8 @@ sys.stdout.write("".join(f"{digest}  {path}\n" for path, digest in sorted(files.
   exit 1
 fi
 export PYTHONPATH="$HERE" PYTHONDONTWRITEBYTECODE=1
-exec "$PYTHON" -m edgecnn.runtime.app config="$HERE/config.json" "$@"
+FROM_ENV=()
+[ -n "${SERVE:-}" ] && FROM_ENV+=("serve=$SERVE")
+[ -n "${LINES:-}" ] && FROM_ENV+=("lines=$LINES")
+[ -n "${TOKEN_FILE:-}" ] && FROM_ENV+=("token_file=$TOKEN_FILE")
+exec "$PYTHON" -m edgecnn.runtime.app config="$HERE/config.json" ${FROM_ENV[@]+"${FROM_ENV[@]}"} "$@"

@@ -190,3 +190,16 @@ def test_bundle_and_deploy_commands(models, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "edgecnn", "bundle", "device=rpi5"], capture_output=True, text=True,
                              env=env, timeout=60)
     assert missing.returncode == 2 and "detector= is required" in missing.stderr
+
+
+def test_launcher_passes_serve_and_lines_from_the_environment(rpi5_bundle, tmp_path):
+    with tarfile.open(rpi5_bundle, "r:gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    run_sh = tmp_path / "det_int8-rpi5" / "run.sh"
+    env = {k: v for k, v in os.environ.items() if k != "EDGECNN_TOKEN"}
+    env.update(EDGECNN_PYTHON=sys.executable, LINES=str(tmp_path / "no-such-counts.yaml"))
+    lines = subprocess.run([str(run_sh)], capture_output=True, text=True, env=env, timeout=120)
+    assert lines.returncode == 1 and "no-such-counts.yaml" in lines.stderr
+    env.update(LINES="", SERVE="0.0.0.0:0")
+    serve = subprocess.run([str(run_sh)], capture_output=True, text=True, env=env, timeout=120)
+    assert serve.returncode == 2 and "serve=0.0.0.0: a live view reachable from other machines needs a token" in serve.stderr

@@ -8,6 +8,7 @@ latency; progress is logged every `log_every` seconds and the report at the end.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -44,6 +45,13 @@ APP_KEYS = Schema(
     Key("live", None, "newest-frame-only reading (default: on for cameras and streams, off for files)", type=bool),
     Key("reconnect_timeout", 60.0, "seconds a dropped stream may stay down before the app exits (0: forever)", min=0.0),
     Key("log_every", 5.0, "seconds between progress lines in the log (0: none)", min=0.0),
+    Key("lines", None, "YAML of counting lines and zones (lines: / zones: entries with name, points, classes)"),
+    Key("zones", None, "another such YAML, e.g. the zones kept apart from the lines"),
+    Key("serve", None, "live view in a browser at host:port (e.g. 127.0.0.1:8080); other than loopback needs a token",
+        type=(int, str)),
+    Key("token_file", None, "file holding the live view's token (or set $EDGECNN_TOKEN; never on the command line)"),
+    Key("serve_fps", 10.0, "most frames per second the live view encodes and sends", min=0.1, max=120.0),
+    Key("serve_quality", 75, "JPEG quality of the live view", min=10, max=100),
     TRACKER_KEYS,
 )
 
@@ -126,12 +134,13 @@ def class_ids(classes: list | None, names: list[str]) -> tuple[int, ...] | None:
     return tuple(ids)
 
 
-def open_sinks(cfg: Mapping[str, Any], names: list[str], fps: float) -> list:
+def open_sinks(cfg: Mapping[str, Any], names: list[str], fps: float, counter=None) -> list:
     """The sinks `cfg` asks for; if one cannot open, those already open are closed again."""
     from edgecnn.runtime.sinks import JsonlSink, MotSink, VideoSink, WindowSink
 
     makers = [(cfg["show"], WindowSink), (cfg["save"], lambda: VideoSink(cfg["save"], fps)),
-              (cfg["mot"], lambda: MotSink(cfg["mot"])), (cfg["jsonl"], lambda: JsonlSink(cfg["jsonl"], names))]
+              (cfg["mot"], lambda: MotSink(cfg["mot"])),
+              (cfg["jsonl"], lambda: JsonlSink(cfg["jsonl"], names, counter))]
     sinks = []
     try:
         for wanted, make in makers:
@@ -200,16 +209,22 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
     `cfg` holds APP_KEYS overrides; with `config=<json>` its values are the defaults.
     """
+    from edgecnn.runtime.counting import open_counter
     from edgecnn.runtime.sinks import Annotator
-    from edgecnn.runtime.sources import open_source
+    from edgecnn.runtime.sources import FileSource, open_source
+    from edgecnn.runtime.web import open_live_view
 
     cfg = load_config(cfg, "app")
     pipeline = TrackingPipeline(cfg)
-    annotator, times = Annotator(pipeline.names), pipeline.times
+    counter = open_counter(cfg, pipeline.names)
+    annotator, times = Annotator(pipeline.names, counter=counter), pipeline.times
     frames, track_ids, fps, latency = 0, set(), None, None
     error: BaseException | None = None
-    with open_source(cfg["source"], live=cfg["live"], reconnect_timeout=cfg["reconnect_timeout"]) as source:
-        sinks = open_sinks(cfg, pipeline.names, source.fps or 30.0)
+    with open_live_view(cfg) as view, \
+            open_source(cfg["source"], live=cfg["live"], reconnect_timeout=cfg["reconnect_timeout"]) as source:
+        # dwell times in video time for files (as fast as they decode), in real time for cameras
+        video_time = isinstance(source, FileSource) and source.fps
+        sinks = open_sinks(cfg, pipeline.names, source.fps or 30.0, counter)
         annotate = any(s.annotates for s in sinks)
         LOG.info("tracking %s with %s%s", source.name, Path(cfg["model"]).name,
                  f" + {Path(cfg['reid']).name}" if cfg["reid"] else "")
@@ -219,9 +234,16 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
                 times.add("wait", time.monotonic() - done_at)  # blocked on the source: the camera is the bottleneck
                 tracks = pipeline.process(frame)
                 track_ids.update(tracks.ids.tolist())
-                annotated = annotator.draw(frame.image, tracks, fps, latency) if annotate else None
+                if counter is not None:
+                    now = frame.index / source.fps if video_time else frame.timestamp
+                    counter.update(tracks.boxes, tracks.ids, tracks.classes, now, frame.image.shape[1::-1])
+                wanted = annotate or (view is not None and view.wants_frame())
+                annotated = annotator.draw(frame.image, tracks, fps, latency) if wanted else None
                 for sink in sinks:
                     sink.write(frame, tracks, annotated)
+                if view is not None:
+                    view.publish(annotated, time.time() - (time.monotonic() - frame.timestamp),
+                                 functools.partial(live_figures, times, frames, fps, latency, tracks, track_ids, source, cfg, counter))
                 done_at = time.monotonic()
                 times.add("capture_to_output", done_at - frame.timestamp)
                 frames, latency = frames + 1, 1000 * (done_at - frame.timestamp)
@@ -252,8 +274,22 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "tracks": len(track_ids),
         "artifacts": {k: str(cfg[k]) for k in ("save", "mot", "jsonl") if cfg[k] and cfg[k] != "-"},
     }
+    if counter is not None:
+        report["counts"] = counter.summary()
     log_report(report)
     return report
+
+
+def live_figures(times: StageTimes, frames: int, fps: float | None, latency: float | None, tracks, track_ids: set,
+                 source, cfg: Mapping[str, Any], counter) -> dict[str, Any]:
+    """What the live view shows: the run's figures so far, stage latencies over the last 100 frames."""
+    from edgecnn.runtime.web import without_credentials
+
+    recent = {s: round(1000 * float(np.median(times.samples[s][-100:])), 2) for s in STAGES if times.samples[s]}
+    return {"frames": frames, "fps": round(fps, 2) if fps else None, "latency_ms": latency and round(latency, 1),
+            "stages_ms": recent, "tracks_now": len(tracks), "tracks": len(track_ids), "dropped": source.dropped,
+            "source": without_credentials(source.name), "model": Path(cfg["model"]).name,
+            "counts": counter.report() if counter is not None else None}
 
 
 def log_report(report: Mapping[str, Any]) -> None:

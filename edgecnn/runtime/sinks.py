@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edgecnn.fileio import atomic_path
+from edgecnn.runtime.counting import Counter
 from edgecnn.runtime.mot import write_mot
 from edgecnn.runtime.sources import Frame
 
@@ -54,13 +55,17 @@ def track_color(track_id: int) -> tuple[int, int, int]:
 
 @dataclass
 class Annotator:
-    """Draws boxes, IDs with class names, motion trails, FPS and latency on a copy of the frame."""
+    """Draws boxes, IDs with class names, motion trails, FPS and latency on a copy of the frame;
+    with a `counting.Counter`, its lines and zones with their counts too."""
 
     names: Sequence[str] = ()
     trails: dict[int, deque] = field(default_factory=dict)
+    counter: Counter | None = None
 
     def draw(self, image: np.ndarray, tracks: Tracks, fps: float | None, latency_ms: float | None = None) -> np.ndarray:
         out = image.copy()
+        if self.counter is not None:
+            self._draw_counts(out)
         seen = set()
         for box, tid, score, cls in zip(tracks.boxes, tracks.ids, tracks.scores, tracks.classes):
             tid = int(tid)
@@ -82,6 +87,22 @@ class Annotator:
             latency = f"  {latency_ms:.0f} ms" if latency_ms is not None else ""
             self._label(out, f"{fps:.1f} FPS{latency}  {len(tracks)} tracks", (4, 24), (40, 40, 40))
         return out
+
+    def _draw_counts(self, image: np.ndarray) -> None:
+        report = self.counter.report()
+        for region in self.counter.regions:
+            if region.pixels is None:
+                continue  # not fitted to a frame yet
+            points = np.round(region.pixels).astype(np.int32)
+            if region.kind == "line":
+                cv2.line(image, tuple(points[0]), tuple(points[1]), (0, 255, 255), 2, cv2.LINE_AA)
+                counts = report["lines"][region.name]
+                text = f"{region.name}: in {counts['in']} out {counts['out']}"
+            else:
+                cv2.polylines(image, [points], True, (255, 200, 0), 2, cv2.LINE_AA)
+                text = f"{region.name}: {report['zones'][region.name]['occupancy']} now"
+            x, y = points.mean(axis=0)  # clear of the FPS label in the corner
+            self._label(image, text, (int(x), int(y)), (60, 60, 60))
 
     @staticmethod
     def _label(image: np.ndarray, text: str, corner: tuple[int, int], color: tuple[int, int, int]) -> None:
@@ -199,11 +220,14 @@ class MotSink(Sink):
 
 
 class JsonlSink(Sink):
-    """One JSON object per frame: source frame index, capture time (Unix seconds), tracks; `-` is stdout."""
+    """One JSON object per frame: source frame index, capture time (Unix seconds), tracks; `-` is stdout.
+    With a `counting.Counter`: `counts` (its report after this frame) and `events` (crossings, zone
+    entries and exits in this frame)."""
 
-    def __init__(self, path: str | os.PathLike, names: Sequence[str] = ()):
+    def __init__(self, path: str | os.PathLike, names: Sequence[str] = (), counter: Counter | None = None):
         self.path = str(path)
         self.names = list(names)
+        self.counter = counter
         if self.path == "-":
             self._file: IO[str] = sys.stdout
         else:
@@ -219,7 +243,10 @@ class JsonlSink(Sink):
                 item["name"] = self.names[int(cls)]
             objects.append(item)
         captured = time.time() - (time.monotonic() - frame.timestamp)  # wall-clock time of capture
-        self._file.write(json.dumps({"frame": frame.index, "time": round(captured, 3), "tracks": objects}) + "\n")
+        record = {"frame": frame.index, "time": round(captured, 3), "tracks": objects}
+        if self.counter is not None:
+            record.update(counts=self.counter.report(), events=self.counter.events)
+        self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 
     def close(self, error: BaseException | None = None) -> None:

@@ -1,0 +1,143 @@
+"""The live view's page: one self-contained HTML file (no CDN, nothing else to fetch).
+
+It reads `/stream.mjpg` with fetch() and draws each JPEG on a canvas, so it knows each frame's
+capture time (the part's X-Captured header) and shows the latency from capture to the browser;
+the clock offset to the device comes from `/figures.json`, polled twice a second for the figures.
+A `?token=` in the page's address is passed on to both.
+"""
+
+PAGE = r"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>edgecnn live</title>
+<style>
+  body { margin: 0; font: 14px/1.4 system-ui, sans-serif; background: #15181c; color: #e6e6e6; }
+  header { padding: 8px 16px; background: #22272e; display: flex; gap: 16px; align-items: baseline; }
+  header b { font-size: 16px; } header span { color: #9aa4ad; }
+  main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; }
+  #video { background: #000; width: min(100%, 800px); max-height: calc(100vh - 80px); object-fit: contain; }
+  aside { min-width: 280px; flex: 1; }
+  table { border-collapse: collapse; width: 100%; margin-bottom: 12px; }
+  td, th { padding: 2px 8px; border-bottom: 1px solid #2d333b; text-align: left; }
+  td.v { text-align: right; font-variant-numeric: tabular-nums; }
+  th { color: #9aa4ad; font-weight: normal; }
+  #status { color: #f0883e; }
+  #fpsplot { width: 100%; height: 70px; background: #1c2128; }
+</style>
+</head>
+<body>
+<header><b>edgecnn live</b><span id="source"></span><span id="status">connecting…</span></header>
+<main>
+  <canvas id="video" width="640" height="480"></canvas>
+  <aside>
+    <table id="figures"><tbody></tbody></table>
+    <canvas id="fpsplot" width="300" height="70"></canvas>
+    <table id="lines"><thead><tr><th>line</th><th>in</th><th>out</th></tr></thead><tbody></tbody></table>
+    <table id="zones"><thead><tr><th>zone</th><th>now</th><th>longest stay (s)</th></tr></thead><tbody></tbody></table>
+  </aside>
+</main>
+<script>
+"use strict";
+const token = new URLSearchParams(location.search).get("token");
+const withToken = (path) => token ? `${path}?token=${encodeURIComponent(token)}` : path;
+const video = document.getElementById("video"), ctx = video.getContext("2d");
+let offsetMs = 0, bestRtt = Infinity, browserLatency = null, framesShown = 0, fpsHistory = [];
+
+function rows(id, items) {
+  document.querySelector(`#${id} tbody`).innerHTML =
+    items.map((cells) => "<tr>" + cells.map((c, i) => `<td class="${i ? "v" : ""}">${c}</td>`).join("") + "</tr>").join("");
+}
+const fmt = (v, digits = 1) => v === null || v === undefined ? "–" : Number(v).toFixed(digits);
+
+async function pollFigures() {
+  const sent = Date.now();
+  try {
+    const reply = await fetch(withToken("/figures.json"), {cache: "no-store"});
+    const f = await reply.json(), got = Date.now();
+    if (got - sent < bestRtt) { bestRtt = got - sent; offsetMs = f.time * 1000 - (sent + got) / 2; }
+    document.getElementById("source").textContent = f.source ? `${f.source} · ${f.model}` : "";
+    const stages = Object.entries(f.stages_ms || {}).map(([k, v]) => [`${k} p50 (ms)`, fmt(v)]);
+    rows("figures", [["FPS", fmt(f.fps)], ["capture → output (ms)", fmt(f.latency_ms, 0)],
+                     ["capture → browser (ms)", fmt(browserLatency, 0)], ["tracks now", f.tracks_now ?? "–"],
+                     ["tracks so far", f.tracks ?? "–"], ["frames", f.frames ?? "–"], ["dropped by the source", f.dropped ?? "–"],
+                     ["viewers", f.viewers], ["frames shown here", framesShown], ...stages]);
+    const counts = f.counts || {lines: {}, zones: {}};
+    rows("lines", Object.entries(counts.lines).map(([name, c]) => [name, c.in, c.out]));
+    rows("zones", Object.entries(counts.zones).map(([name, z]) =>
+      [name, z.occupancy, fmt(Math.max(0, ...Object.values(z.dwell_s)))]));
+    fpsHistory = [...fpsHistory, f.fps || 0].slice(-120);
+    plotFps();
+  } catch (err) { document.getElementById("status").textContent = "figures: " + err; }
+  setTimeout(pollFigures, 500);
+}
+
+function plotFps() {
+  const c = document.getElementById("fpsplot"), g = c.getContext("2d"), top = Math.max(1, ...fpsHistory) * 1.2;
+  g.clearRect(0, 0, c.width, c.height);
+  g.strokeStyle = "#58a6ff"; g.lineWidth = 2; g.beginPath();
+  fpsHistory.forEach((v, i) => { const x = i * c.width / 119, y = c.height - v / top * c.height; i ? g.lineTo(x, y) : g.moveTo(x, y); });
+  g.stroke(); g.fillStyle = "#9aa4ad"; g.fillText("FPS, last minute", 4, 12);
+}
+
+function indexOf(buf, pattern, from) {
+  outer: for (let i = from; i <= buf.length - pattern.length; i++) {
+    for (let j = 0; j < pattern.length; j++) if (buf[i + j] !== pattern[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+let pending = null, drawing = false;
+async function show(jpeg, captured) {
+  pending = {jpeg, captured};
+  if (drawing) return;  // the newest part waits; older ones are skipped, as the server skips for us
+  drawing = true;
+  while (pending) {
+    const {jpeg, captured} = pending; pending = null;
+    try {
+      const bitmap = await createImageBitmap(new Blob([jpeg], {type: "image/jpeg"}));
+      if (video.width !== bitmap.width) { video.width = bitmap.width; video.height = bitmap.height; }
+      ctx.drawImage(bitmap, 0, 0); bitmap.close();
+      framesShown++;
+      browserLatency = Date.now() + offsetMs - captured * 1000;
+    } catch (err) { /* a damaged part: wait for the next */ }
+  }
+  drawing = false;
+}
+
+async function stream() {
+  const status = document.getElementById("status"), headEnd = new TextEncoder().encode("\r\n\r\n");
+  try {
+    const reply = await fetch(withToken("/stream.mjpg"), {cache: "no-store"});
+    if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
+    status.textContent = "";
+    const reader = reply.body.getReader();
+    let buf = new Uint8Array(0);
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) break;
+      const joined = new Uint8Array(buf.length + value.length); joined.set(buf); joined.set(value, buf.length); buf = joined;
+      for (;;) {
+        const end = indexOf(buf, headEnd, 0);
+        if (end < 0) break;
+        const head = new TextDecoder().decode(buf.subarray(0, end));
+        const length = Number((/content-length:\s*(\d+)/i.exec(head) || [])[1]);
+        const captured = Number((/x-captured:\s*([\d.]+)/i.exec(head) || [])[1]);
+        if (buf.length < end + 4 + length) break;
+        show(buf.slice(end + 4, end + 4 + length), captured);
+        buf = buf.slice(end + 4 + length);
+      }
+    }
+    status.textContent = "stream ended";
+  } catch (err) { status.textContent = "stream: " + err.message + " (retrying)"; }
+  setTimeout(stream, 2000);
+}
+
+pollFigures();
+stream();
+</script>
+</body>
+</html>
+"""
