@@ -24,12 +24,13 @@ from torch import nn
 
 from edgecnn.config import ConfigError
 from edgecnn.fileio import atomic_write_json, atomic_write_text
+from edgecnn.runtime.preprocess import input_hw
 from edgecnn.train import distributed
 from edgecnn.train.environment import (amp_dtype, cpu_threads, default_workers, rng_state, seed_everything, select_device,
                                        set_rng_state)
 from edgecnn.train.keys import FINETUNE_KEYS, FITNESS, TRAIN_KEYS
 from edgecnn.train.optim import build_optimizer, build_scheduler
-from edgecnn.train.tasks import IMAGENET_MEAN, IMAGENET_STD, make_task, read_split, to_input
+from edgecnn.train.tasks import IMAGENET_MEAN, IMAGENET_STD, Task, make_task, read_split, to_input
 
 LOG = logging.getLogger("edgecnn")
 
@@ -106,25 +107,14 @@ class Trainer:
         seed_everything(cfg["seed"])
         train_split = read_split(self.task_name, cfg["data"], "train")
         val_split = read_split(self.task_name, cfg["data"], "val")
-        names = tuple(self.meta.get("names") or train_split.names)
-        if tuple(train_split.names) != names:
+        names = self.meta.get("names")
+        if names and tuple(train_split.names) != tuple(names):
             raise ValueError(f"{cfg['data']}: classes {list(train_split.names)} differ from the model's {list(names)}")
-        imgsz = cfg["imgsz"] or self.meta.get("imgsz") or _default_imgsz(self.model)
-        imgsz = imgsz if isinstance(imgsz, int) or len(imgsz) != 1 else int(imgsz[0])
-        self.meta.update(names=list(names), imgsz=imgsz if isinstance(imgsz, int) else list(imgsz))
-        self.meta.setdefault("mean", list(IMAGENET_MEAN))
-        self.meta.setdefault("std", list(IMAGENET_STD))
-        self.meta.setdefault("task", self.task_name)
-
-        model = self.model.to(device)
+        self.task, self.workers = task, workers = _prepare(self.model, cfg, self.meta, train_split, device)
+        model = self.model
         if cfg["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
-        self.task = task = make_task(self.task_name, cfg, imgsz, names, model)
-        for extra in task.extra_modules():
-            extra.to(device)
         self.train_split, self.val_split = train_split, val_split
-        workers = cfg["workers"] if cfg["workers"] is not None else default_workers()
-        self.workers = workers
         per_rank_batch = max(cfg["batch"] // world.size, 1)
         self.per_rank_batch = per_rank_batch
         self.train_loader = self._train_loader(mosaic=True)
@@ -415,6 +405,29 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def _prepare(model: nn.Module, cfg: dict, meta: dict, split, device: torch.device) -> tuple[Task, int]:
+    """What training and evaluation share: fill `meta` where absent (names from `split`, imgsz from
+    the keys or the model, ImageNet mean and std, the task), put the model and the task's extra
+    modules on `device`; the task and the number of loader workers."""
+    names = tuple(meta.get("names") or split.names)
+    imgsz = _meta_imgsz(cfg["imgsz"] or meta.get("imgsz") or _default_imgsz(model))
+    meta.update(names=list(names), imgsz=imgsz)
+    meta.setdefault("mean", list(IMAGENET_MEAN))
+    meta.setdefault("std", list(IMAGENET_STD))
+    meta.setdefault("task", model.task)
+    model.to(device)
+    task = make_task(model.task, cfg, imgsz, names, model)
+    for extra in task.extra_modules():
+        extra.to(device)
+    return task, cfg["workers"] if cfg["workers"] is not None else default_workers()
+
+
+def _meta_imgsz(imgsz) -> int | list[int]:
+    """`imgsz` as the checkpoint records it: N (or [N]) as N, [h, w] as [h, w]."""
+    h, w = input_hw(imgsz)
+    return [h, w] if isinstance(imgsz, (list, tuple)) and len(imgsz) == 2 else h
+
+
 def _default_imgsz(model: nn.Module):
     arch = getattr(model, "arch", None)
     if arch:
@@ -438,20 +451,14 @@ def evaluate(model: nn.Module, data: str, cfg: dict | None = None, meta: dict | 
         raise ValueError(f"the model has task {task_name!r}; expected one of {', '.join(FITNESS)}")
     device = select_device(cfg["device"])
     split = read_split(task_name, data, "val")
-    imgsz = cfg["imgsz"] or meta.get("imgsz") or _default_imgsz(model)
-    names = tuple(meta.get("names") or split.names)
-    model = model.to(device)
     was_training = model.training
     model.eval()
-    task = make_task(task_name, cfg, imgsz, names, model)
-    workers = cfg["workers"] if cfg["workers"] is not None else default_workers()
+    task, workers = _prepare(model, cfg, meta, split, device)
     loader = task.loader(task.val_dataset(split), cfg["batch"], workers, False, cfg["seed"])
-    mean, std = meta.get("mean", IMAGENET_MEAN), meta.get("std", IMAGENET_STD)
     try:
         with cpu_threads(device, workers):
-            metrics = task.evaluate(model, loader, lambda x: to_input(x, device, mean, std, False))
+            metrics = task.evaluate(model, loader, lambda x: to_input(x, device, meta["mean"], meta["std"], False))
     finally:
         model.train(was_training)
     metrics["fitness"] = task.fitness
     return metrics
-
