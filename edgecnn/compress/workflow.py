@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from edgecnn.fileio import atomic_write_json
@@ -40,12 +41,13 @@ def fine_tune(model: nn.Module, train_cfg: dict, epochs: int, out: Path, meta: d
 
 def loss_gradients(model: nn.Module, train_cfg: dict, meta: dict) -> Callable[[nn.Module], None]:
     """A function that backpropagates the training loss of the next training batch (Taylor)."""
-    from edgecnn.train.tasks import make_task, read_split, to_input
+    from edgecnn.train.tasks import read_split, to_input
+    from edgecnn.train.trainer import prepare_task, train_loader
 
-    imgsz = train_cfg["imgsz"] or meta["imgsz"]
-    task = make_task(model.task, train_cfg, imgsz, tuple(meta["names"]), model)
-    dataset = task.train_dataset(read_split(model.task, train_cfg["data"], "train"), mosaic=False)
-    loader = task.loader(dataset, train_cfg["batch"], 0, True, train_cfg["seed"])
+    split = read_split(model.task, train_cfg["data"], "train")
+    meta = dict(meta)  # prepare_task fills it in; the checkpoint's stays as it was
+    task, _ = prepare_task(model, train_cfg, meta, split, torch.device("cpu"))
+    loader = train_loader(task, split, train_cfg, train_cfg["batch"], 0, mosaic=False)
     batches = iter(())
 
     def backward(net: nn.Module) -> None:
@@ -79,9 +81,10 @@ def prune_checkpoint(path: str | Path, train_cfg: dict, out: Path, target_macs: 
     from edgecnn.compress.prune import ChannelPruner, count_macs_params, step_goals
     from edgecnn.models import load_checkpoint, save_checkpoint
     from edgecnn.train.keys import FITNESS
+    from edgecnn.train.trainer import resolve_imgsz
 
     model, meta = load_checkpoint(path)
-    imgsz = train_cfg["imgsz"] or meta["imgsz"]
+    imgsz = resolve_imgsz(model, train_cfg, meta)
     metric = FITNESS[model.task]
     example = example_input(model, imgsz)
 
@@ -155,9 +158,10 @@ def qat_checkpoint(path: str | Path, train_cfg: dict, out: Path, calib: str | No
                                       quantization_state, quantize)
     from edgecnn.models import load_checkpoint, save_checkpoint
     from edgecnn.train.keys import FITNESS
+    from edgecnn.train.trainer import resolve_imgsz
 
     model, meta = load_checkpoint(path)
-    imgsz = train_cfg["imgsz"] or meta["imgsz"]
+    imgsz = resolve_imgsz(model, train_cfg, meta)
     metric = FITNESS[model.task]
     example = example_input(model, imgsz)
     float_score = score(model, train_cfg, meta)

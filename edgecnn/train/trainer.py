@@ -110,7 +110,7 @@ class Trainer:
         names = self.meta.get("names")
         if names and tuple(train_split.names) != tuple(names):
             raise ValueError(f"{cfg['data']}: classes {list(train_split.names)} differ from the model's {list(names)}")
-        self.task, self.workers = task, workers = _prepare(self.model, cfg, self.meta, train_split, device)
+        self.task, self.workers = task, workers = prepare_task(self.model, cfg, self.meta, train_split, device)
         model = self.model
         if cfg["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
@@ -146,10 +146,7 @@ class Trainer:
             return self._loop(model)
 
     def _train_loader(self, mosaic: bool):
-        task, cfg = self.task, self.cfg
-        dataset = task.train_dataset(self.train_split, mosaic=mosaic)
-        sampler = task.pk_sampler(dataset, cfg["batch"], cfg["seed"], self.world) if self.task_name == "embed" else None
-        return task.loader(dataset, self.per_rank_batch, self.workers, True, cfg["seed"], self.world, sampler)
+        return train_loader(self.task, self.train_split, self.cfg, self.per_rank_batch, self.workers, mosaic, self.world)
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         if not self.world.distributed:
@@ -405,12 +402,12 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _prepare(model: nn.Module, cfg: dict, meta: dict, split, device: torch.device) -> tuple[Task, int]:
-    """What training and evaluation share: fill `meta` where absent (names from `split`, imgsz from
-    the keys or the model, ImageNet mean and std, the task), put the model and the task's extra
-    modules on `device`; the task and the number of loader workers."""
+def prepare_task(model: nn.Module, cfg: dict, meta: dict, split, device: torch.device) -> tuple[Task, int]:
+    """What training, evaluation and Taylor pruning share: fill `meta` where absent (names from
+    `split`, imgsz from `resolve_imgsz`, ImageNet mean and std, the task), put the model and the
+    task's extra modules on `device`; the task and the number of loader workers."""
     names = tuple(meta.get("names") or split.names)
-    imgsz = _meta_imgsz(cfg["imgsz"] or meta.get("imgsz") or _default_imgsz(model))
+    imgsz = resolve_imgsz(model, cfg, meta)
     meta.update(names=list(names), imgsz=imgsz)
     meta.setdefault("mean", list(IMAGENET_MEAN))
     meta.setdefault("std", list(IMAGENET_STD))
@@ -420,6 +417,19 @@ def _prepare(model: nn.Module, cfg: dict, meta: dict, split, device: torch.devic
     for extra in task.extra_modules():
         extra.to(device)
     return task, cfg["workers"] if cfg["workers"] is not None else default_workers()
+
+
+def train_loader(task: Task, split, cfg: dict, batch: int, workers: int, mosaic: bool, world=None):
+    """The shuffled training batches of `split` (P x K identity batches for the embedder, whose
+    triplet loss needs them), seeded by `cfg["seed"]`."""
+    dataset = task.train_dataset(split, mosaic=mosaic)
+    sampler = task.pk_sampler(dataset, cfg["batch"], cfg["seed"], world) if task.name == "embed" else None
+    return task.loader(dataset, batch, workers, True, cfg["seed"], world, sampler)
+
+
+def resolve_imgsz(model: nn.Module, cfg: dict, meta: dict) -> int | list[int]:
+    """The input size of a run: the `imgsz` key, else the checkpoint's, else the model's usual size."""
+    return _meta_imgsz(cfg["imgsz"] or meta.get("imgsz") or _default_imgsz(model))
 
 
 def _meta_imgsz(imgsz) -> int | list[int]:
@@ -453,7 +463,7 @@ def evaluate(model: nn.Module, data: str, cfg: dict | None = None, meta: dict | 
     split = read_split(task_name, data, "val")
     was_training = model.training
     model.eval()
-    task, workers = _prepare(model, cfg, meta, split, device)
+    task, workers = prepare_task(model, cfg, meta, split, device)
     loader = task.loader(task.val_dataset(split), cfg["batch"], workers, False, cfg["seed"])
     try:
         with cpu_threads(device, workers):
