@@ -27,6 +27,8 @@ KEYS = Schema(
     Key("batch", 8, "images per backend call (TFLite models take one at a time)", min=1),
     Key("threads", None, "CPU threads of the backend", type=int, min=1),
     Key("max_images", None, "score only the first N images", type=int, min=1),
+    Key("save_operating_point", False, "detect: write the measured operating point (the tracker's thresholds for "
+        "this detector) into the .onnx/.tflite, where `edgecnn track` reads it"),
 )
 
 
@@ -40,6 +42,10 @@ def run(cfg: dict) -> dict:
     backend = load_host_backend(cfg["model"], threads=cfg["threads"], imgsz=cfg["imgsz"])
     result = validate(backend, cfg["data"], conf=cfg["conf"], iou=cfg["iou"], max_det=cfg["max_det"],
                       split=cfg["split"], batch=cfg["batch"], max_images=cfg["max_images"])
+    if cfg["save_operating_point"]:
+        from edgecnn.metrics.operating_point import store_operating_point
+
+        store_operating_point(cfg["model"], result, cfg["data"], cfg["split"])
     return {"model": str(cfg["model"]), "format": backend.kind, **result}
 
 
@@ -60,6 +66,7 @@ def validate_detector(backend, data, conf, iou, max_det, split, batch, max_image
 
     from edgecnn.data.yolo import load_data_yaml, scan_split
     from edgecnn.metrics.detection import DetectionMetrics
+    from edgecnn.metrics.operating_point import ScoreCurve
     from edgecnn.runtime.detector import Detector
 
     spec = load_data_yaml(data)
@@ -69,7 +76,7 @@ def validate_detector(backend, data, conf, iou, max_det, split, batch, max_image
     scan = scan_split(spec, split, check_images=False)
     samples = list(scan)[:max_images]
     detector = Detector(backend, conf=conf, iou=iou, max_det=max_det)
-    metrics = DetectionMetrics(spec.nc, names)
+    metrics, curve = DetectionMetrics(spec.nc, names), ScoreCurve()
     per_image_ms = []
     for start in tqdm(range(0, len(samples), batch), desc=f"val {Path(backend.path).name}", unit="batch", leave=False):
         chunk = samples[start : start + batch]
@@ -82,8 +89,10 @@ def validate_detector(backend, data, conf, iou, max_det, split, batch, max_image
             cx, cy, bw, bh = labels[:, 1] * w, labels[:, 2] * h, labels[:, 3] * w, labels[:, 4] * h
             gt = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
             metrics.update(det.xyxy, det.scores, det.classes, gt, labels[:, 0].astype(np.int64))
+            curve.update(det.xyxy, det.scores, det.classes, gt, labels[:, 0].astype(np.int64))
     scores = metrics.compute()
     out = {k: scores[k] for k in ("mAP50_95", "mAP50", "precision", "recall")}
+    out["operating_point"] = curve.operating_point()
     out.update(images=len(samples), latency_ms_p50=float(np.median(per_image_ms)) if per_image_ms else None)
     return out
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgecnn.config import ConfigError, Key, Schema, parse_overrides, run_reporting_errors
 from edgecnn.runtime.tracker import TRACKER_KEYS
+from edgecnn.runtime.tracker.defaults import detector_dependent, resolve as resolve_thresholds
 
 LOG = logging.getLogger("edgecnn.app")
 STAGES = ("capture", "pre", "inference", "post", "reid", "tracking")
@@ -33,7 +34,8 @@ APP_KEYS = Schema(
     Key("mot", None, "MOTChallenge results file to write"),
     Key("jsonl", None, "JSON lines to write, one object per frame ('-': stdout)"),
     Key("show", False, "show the annotated stream in a window (needs a display)"),
-    Key("conf", 0.1, "lowest detection confidence given to the tracker (track_conf starts tracks)", min=0.0, max=1.0),
+    Key("conf", None, "lowest detection confidence given to the tracker (track_conf starts tracks; default: low_conf)",
+        type=float, min=0.0, max=1.0),
     Key("iou", 0.45, "NMS IoU threshold", min=0.0, max=1.0),
     Key("classes", None, "class ids or names to keep (default: all)", type=list),
     Key("max_det", 100, "most detections per frame", min=1),
@@ -44,7 +46,7 @@ APP_KEYS = Schema(
     Key("live", None, "newest-frame-only reading (default: on for cameras and streams, off for files)", type=bool),
     Key("reconnect_timeout", 60.0, "seconds a dropped stream may stay down before the app exits (0: forever)", min=0.0),
     Key("log_every", 5.0, "seconds between progress lines in the log (0: none)", min=0.0),
-    TRACKER_KEYS,
+    detector_dependent(TRACKER_KEYS),
 )
 
 
@@ -157,6 +159,8 @@ class TrackingPipeline:
         backend = load_backend(cfg["model"], threads=cfg["threads"], providers=providers)
         if cfg["imgsz"] and max(backend.input_size) != cfg["imgsz"]:
             raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
+        # the detector's own thresholds unless the user set them (runtime/tracker/defaults.py)
+        cfg = resolve_thresholds(cfg, backend.meta, Path(cfg["model"]).name)
         self.names = list(backend.meta.get("names") or [])
         self.timed = TimedBackend(backend)
         self.detector = Detector(self.timed, conf=cfg["conf"], iou=cfg["iou"],

@@ -1,0 +1,106 @@
+"""A detector's operating point for the tracker, measured from its own scores on validation data.
+
+A tracker's thresholds only mean something on one detector's score scale: MOT15's public Faster
+R-CNN scores sit between 0.5 and 1, an int8 YOLO's spread from 0 up. So each artifact measures
+its own, on the images it was validated on, and carries them in its metadata
+(`meta["operating_point"]`) for `edgecnn track`:
+
+- `track_conf`, detections that start tracks and match first: the confidence of largest F1
+  over all classes pooled (IoU 0.5, class-aware matching), which is where the tracker, which
+  sees one stream of boxes, trades false tracks against missed ones best;
+- `low_conf`, the floor of the second (ByteTrack) association: the lowest confidence at which the
+  detections scored between it and `track_conf` are still mostly real (`BAND_PRECISION`): these
+  only continue a track that overlaps them, so they may be weaker than those that start one;
+- `n_init`, hits in a row that confirm a track: a real object, found in a frame with probability
+  `recall` (at `track_conf`), is confirmed on its first run of detections with a chance of at
+  least `CONFIRM_CHANCE`: n_init = 1 + floor(log(CONFIRM_CHANCE) / log(recall)), kept within
+  [N_INIT_MIN, N_INIT_MAX] (2: a one-frame false alarm never surfaces; 5: the MOT15 default).
+  `max_age` is left alone: it bridges occlusions, not misses, which at recall r run k frames in a
+  row with chance (1 - r)^k.
+The rule has no constant fitted to one video; benchmarks/tracking_defaults.py checks it
+leave-one-sequence-out.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edgecnn.metrics.detection import box_iou, match_detections
+
+BAND_PRECISION = 0.5
+CONFIRM_CHANCE = 0.5
+N_INIT_MIN, N_INIT_MAX = 2, 5
+CONF_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
+
+
+class ScoreCurve:
+    """Every detection's score and whether it found an object (IoU >= 0.5, same class), over images."""
+
+    def __init__(self):
+        self._scores: list[np.ndarray] = []
+        self._tp: list[np.ndarray] = []
+        self.n_gt = 0
+        self.images = 0
+
+    def update(self, pred_xyxy, pred_scores, pred_classes, gt_xyxy, gt_classes) -> None:
+        pred_xyxy = np.asarray(pred_xyxy, np.float64).reshape(-1, 4)
+        pred_scores = np.asarray(pred_scores, np.float64).reshape(-1)
+        pred_classes = np.asarray(pred_classes).reshape(-1).astype(np.int64)
+        gt_xyxy = np.asarray(gt_xyxy, np.float64).reshape(-1, 4)
+        gt_classes = np.asarray(gt_classes).reshape(-1).astype(np.int64)
+        self.images += 1
+        self.n_gt += len(gt_xyxy)
+        for c in np.unique(pred_classes):
+            det = np.flatnonzero(pred_classes == c)
+            det = det[np.argsort(-pred_scores[det], kind="mergesort")]
+            tp = match_detections(box_iou(pred_xyxy[det], gt_xyxy[gt_classes == c]), np.array([0.5]))[:, 0]
+            self._scores.append(pred_scores[det])
+            self._tp.append(tp)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, true positive flags), by descending score."""
+        if not self._scores:
+            return np.zeros(0), np.zeros(0, bool)
+        scores, tp = np.concatenate(self._scores), np.concatenate(self._tp)
+        order = np.argsort(-scores, kind="mergesort")
+        return scores[order], tp[order]
+
+    def operating_point(self) -> dict:
+        return operating_point(*self.arrays(), self.n_gt)
+
+
+def operating_point(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> dict:
+    """The tracker's thresholds (module docstring) from score-sorted detections and their TP flags."""
+    kept = np.searchsorted(-scores, -CONF_GRID, side="right")  # detections with score >= each conf
+    tps = np.concatenate([[0], np.cumsum(tp)])[kept]
+    precision = np.where(kept > 0, tps / np.maximum(kept, 1), 1.0)
+    recall = tps / max(n_gt, 1)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    best = int(np.argmax(f1))
+    # detections in [CONF_GRID[i], track_conf): their precision, from the cumulative counts
+    band_n, band_tp = kept[best] - kept[: best + 1], tps[best] - tps[: best + 1]
+    good = np.flatnonzero((band_n <= 0) | (band_tp >= BAND_PRECISION * band_n))
+    # the lowest floor from which every band up to track_conf stays mostly real
+    low = best
+    while low - 1 in good:
+        low -= 1
+    r = float(recall[best])
+    n_init = N_INIT_MAX if r >= 1 else N_INIT_MIN if r <= 0 else 1 + math.floor(math.log(CONFIRM_CHANCE) / math.log(r))
+    return {"track_conf": float(CONF_GRID[best]), "low_conf": float(CONF_GRID[low]),
+            "n_init": int(min(max(n_init, N_INIT_MIN), N_INIT_MAX)),
+            "precision": round(float(precision[best]), 4), "recall": round(r, 4), "f1": round(float(f1[best]), 4),
+            "recall_at_low_conf": round(float(recall[low]), 4), "n_gt": int(n_gt),
+            "rule": f"track_conf: largest F1; low_conf: band precision >= {BAND_PRECISION}; "
+                    f"n_init: confirmed at recall with chance >= {CONFIRM_CHANCE}, in [{N_INIT_MIN}, {N_INIT_MAX}]"}
+
+
+def store_operating_point(artifact, scores: dict, data, split: str) -> dict:
+    """Write `scores["operating_point"]` (from `edgecnn val`'s detector metrics) into the artifact's
+    metadata with where it was measured; returns what was written."""
+    from edgecnn.export.metadata import update_artifact_meta
+
+    point = {**scores["operating_point"], "measured_on": f"{data} {split} ({scores['images']} images)"}
+    update_artifact_meta(artifact, {"operating_point": point})
+    return point
