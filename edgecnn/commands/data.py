@@ -30,6 +30,8 @@ KEYS = Schema(
     Key("imgsz", None, "synth: longer image side (detect 320, classify 32, video frame width 640)", type=int, min=16),
     Key("frames", 240, "synth kind=video: frames per sequence", min=2),
     Key("images", False, "synth kind=video: also write the frames as img1/*.jpg"),
+    Key("camera_motion", 0.0, "synth kind=video: film with a panning, shaking camera over this share of the view "
+        "(0: a fixed camera)", min=0.0, max=0.4),
     Key("per_id", 16, "synth kind=reid: crops per identity", min=2),
     Key("seed", 0, "random seed: the same seed gives the same bytes", min=0),
     Key("force", False, "synth: remake the dataset even when one with the same config is there"),
@@ -94,7 +96,8 @@ def run_synth(cfg: dict) -> dict:
                 "artifacts": {"root": str(out)}}
     width = cfg["imgsz"] or 640
     info = synth.synth_video(out, sequences=cfg["n"] or 4, frames=cfg["frames"], width=width, height=width * 3 // 4,
-                             seed=cfg["seed"], images=cfg["images"], force=cfg["force"])
+                             seed=cfg["seed"], images=cfg["images"], force=cfg["force"],
+                             camera_motion=cfg["camera_motion"])
     test = [s for s in info["sequences"] if s["split"] == "test"][0]
     artifacts = {"root": str(out), "videos": str(out), "test": str(out / "test"),
                  "test_video": str(out / test["video"]), "test_gt": str(out / test["dir"] / "gt" / "gt.txt")}
@@ -184,7 +187,8 @@ def run_mot(cfg: dict) -> dict:
         ranges = {s: parse_range(cfg[f"{s}_frames"], f"{s}_frames") for s in ("train", "val", "test")}
     except ValueError as err:
         raise ConfigError(f"edgecnn data mot: {err}") from None
-    info = mot_to_yolo(need(cfg, "source"), out, [str(n) for n in cfg["names"]], **ranges,
+    names = [str(n).strip("[]'\" ") for n in cfg["names"]]  # names=[a,b] from a shell arrives as one string
+    info = mot_to_yolo(need(cfg, "source"), out, [n for n in names if n], **ranges,
                        min_visibility=_or(cfg["min_visibility"], 0.0), step=_or(cfg["step"], 1))
     artifacts = {"root": str(out), "data_yaml": str(out / "data.yaml")}
     tests = sorted(p.parent.parent for p in (out / "test").glob("*/gt/gt.txt"))

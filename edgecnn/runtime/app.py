@@ -23,7 +23,7 @@ from edgecnn.runtime.tracker import TRACKER_KEYS
 from edgecnn.runtime.tracker.defaults import detector_dependent, resolve as resolve_thresholds
 
 LOG = logging.getLogger("edgecnn.app")
-STAGES = ("capture", "pre", "inference", "post", "reid", "tracking")
+STAGES = ("capture", "pre", "inference", "post", "reid", "cmc", "tracking")
 
 APP_KEYS = Schema(
     Key("config", None, "JSON file of defaults (a bundle's config.json); keys given here win"),
@@ -46,6 +46,8 @@ APP_KEYS = Schema(
     Key("live", None, "newest-frame-only reading (default: on for cameras and streams, off for files)", type=bool),
     Key("reconnect_timeout", 60.0, "seconds a dropped stream may stay down before the app exits (0: forever)", min=0.0),
     Key("log_every", 5.0, "seconds between progress lines in the log (0: none)", min=0.0),
+    Key("cmc", False, "camera-motion compensation: move the tracks with the camera before matching "
+        "(moving or shaking cameras; costs a few ms per frame)"),
     detector_dependent(TRACKER_KEYS),
 )
 
@@ -171,6 +173,11 @@ class TrackingPipeline:
 
             self.encoder = ReidEncoder(load_backend(cfg["reid"], threads=cfg["threads"], providers=providers))
         self.tracker = Tracker.from_config(cfg)
+        self.camera = None
+        if cfg["cmc"]:
+            from edgecnn.runtime.tracker.camera_motion import CameraMotion
+
+            self.camera = CameraMotion()
         self.times = StageTimes()
 
     def process(self, frame):
@@ -193,8 +200,13 @@ class TrackingPipeline:
             start = time.monotonic()
             features = self.encoder.encode(frame.image, boxes)
             times.add("reid", time.monotonic() - start)
+        warp = None
+        if self.camera is not None:
+            start = time.monotonic()
+            warp = self.camera.estimate(frame.image, boxes)
+            times.add("cmc", time.monotonic() - start)
         start = time.monotonic()
-        rows = self.tracker.update(boxes, scores, features, classes)
+        rows = self.tracker.update(boxes, scores, features, classes, warp)
         times.add("tracking", time.monotonic() - start)
         return Tracks(rows[:, :4], rows[:, 4].astype(int), rows[:, 5], rows[:, 6].astype(int))
 
