@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python benchmarks/tracking_defaults.py mot15 [--data ../shared/data/mot15]
     PYTHONPATH=. python benchmarks/tracking_defaults.py camera --model det_int8.tflite --videos <MOT dir>
+        [--detections-cache runs/benchmarks/detections/<model>]
 
 `mot15`: the five MOT15 sequences' public detections (motion only). Three ways to set the online
 tracker's keys, each scored on every sequence with settings that did not see it:
@@ -37,7 +38,7 @@ MOT15_DEFAULTS = {"track_conf": 0.5, "low_conf": 0.1, "n_init": 5}  # the camera
 GRIDS = {
     "mot15": {"n_init": (3, 4, 5, 6, 8), "max_age": (15, 30, 60), "output_conf": (0.0, 0.7, 0.85),
               "track_conf": (0.5, 0.7)},
-    "camera": {"track_conf": (0.1, 0.2, 0.3, 0.4, 0.5), "low_conf": (0.05, 0.1, 0.2), "n_init": (1, 2, 3, 4, 5)},
+    "camera": {"track_conf": (0.1, 0.15, 0.2, 0.3, 0.5), "low_conf": (0.01, 0.05, 0.1), "n_init": (2, 3, 5)},
 }
 
 
@@ -131,8 +132,9 @@ def mot15_sequences(data: Path) -> list[dict]:
     return seqs
 
 
-def camera_sequences(model: Path, videos: Path) -> list[dict]:
-    """Every sequence under `videos` run once through the detector at a floor below every grid value."""
+def camera_sequences(model: Path, videos: Path, cache: Path | None = None) -> list[dict]:
+    """Every sequence under `videos` run once through the detector at a floor below every grid value
+    (kept in `cache`/<seq>.npz and read back from there when present: the weights must not change)."""
     from tqdm import tqdm
 
     from edgecnn.data.crops import find_sequences, iter_frames
@@ -143,11 +145,19 @@ def camera_sequences(model: Path, videos: Path) -> list[dict]:
     detector = Detector(load_backend(model, threads=2), conf=0.01, iou=0.45, max_det=100)  # the app's iou, max_det
     seqs = []
     for seq in tqdm(find_sequences(videos), desc="detect", file=sys.stderr, leave=False):
-        frames = []
-        for _, image in iter_frames(seq):
-            d = detector.detect(image)
-            keep = (d.xyxy[:, 2:] - d.xyxy[:, :2] >= 1).all(axis=1)
-            frames.append((d.xyxy[keep].astype(np.float64), d.scores[keep].astype(np.float64), d.classes[keep]))
+        cached = cache / f"{seq.name}.npz" if cache else None
+        if cached and cached.is_file():
+            stored = np.load(cached)
+            frames = [(stored[f"b{i}"], stored[f"s{i}"], stored[f"c{i}"]) for i in range(int(stored["n"]))]
+        else:
+            frames = []
+            for _, image in iter_frames(seq):
+                d = detector.detect(image)
+                keep = (d.xyxy[:, 2:] - d.xyxy[:, :2] >= 1).all(axis=1)
+                frames.append((d.xyxy[keep].astype(np.float64), d.scores[keep].astype(np.float64), d.classes[keep]))
+            if cached:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(cached, n=len(frames), **{f"{k}{i}": a for i, f in enumerate(frames) for k, a in zip("bsc", f)})
         seqs.append({"name": seq.name, "gt": read_sequence_file(seq / "gt" / "gt.txt", True), "frames": frames})
     return seqs
 
@@ -203,7 +213,7 @@ def run_camera(args) -> dict:
     if not point:
         raise SystemExit(f"{args.model} carries no operating point: export it with data= (or edgecnn val "
                          "save_operating_point=true)")
-    seqs = camera_sequences(args.model, args.videos)
+    seqs = camera_sequences(args.model, args.videos, args.detections_cache)
     defaults = TRACKER_KEYS.defaults()
     rule = _keys(point)
     folds = leave_one_out_grid(seqs, GRIDS["camera"], defaults)
@@ -234,6 +244,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mot15")
     parser.add_argument("--model", type=Path, help="camera: an exported detector with an operating point")
     parser.add_argument("--videos", type=Path, help="camera: MOT sequences (gt/gt.txt + img1/ or .mp4) to track")
+    parser.add_argument("--detections-cache", type=Path, help="camera: keep the detections here and reuse them")
     args = parser.parse_args()
     if args.part == "camera" and not (args.model and args.videos):
         raise SystemExit("camera needs --model and --videos")

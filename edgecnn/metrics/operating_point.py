@@ -8,9 +8,11 @@ its own, on the images it was validated on, and carries them in its metadata
 - `track_conf`, detections that start tracks and match first: the confidence of largest F1
   over all classes pooled (IoU 0.5, class-aware matching), which is where the tracker, which
   sees one stream of boxes, trades false tracks against missed ones best;
-- `low_conf`, the floor of the second (ByteTrack) association: the lowest confidence at which the
-  detections scored between it and `track_conf` are still mostly real (`BAND_PRECISION`): these
-  only continue a track that overlaps them, so they may be weaker than those that start one;
+- `low_conf`, the floor of the second (ByteTrack) association: the highest confidence that still
+  keeps `RECALL_SHARE` of the recall the detector reaches at its lowest (0.01): these boxes only
+  continue a track that overlaps them, so they may be far weaker than those that start one, but
+  the near-zero tail is mostly noise that costs time. (A precision rule fails here: just below
+  the F1-best confidence the detections are already less than half real, F1/2 at the optimum.)
 - `n_init`, hits in a row that confirm a track: a real object, found in a frame with probability
   `recall` (at `track_conf`), is confirmed on its first run of detections with a chance of at
   least `CONFIRM_CHANCE`: n_init = 1 + floor(log(CONFIRM_CHANCE) / log(recall)), kept within
@@ -29,7 +31,7 @@ import numpy as np
 
 from edgecnn.metrics.detection import box_iou, match_detections
 
-BAND_PRECISION = 0.5
+RECALL_SHARE = 0.95
 CONFIRM_CHANCE = 0.5
 N_INIT_MIN, N_INIT_MAX = 2, 5
 CONF_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
@@ -73,26 +75,27 @@ class ScoreCurve:
 
 def operating_point(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> dict:
     """The tracker's thresholds (module docstring) from score-sorted detections and their TP flags."""
-    kept = np.searchsorted(-scores, -CONF_GRID, side="right")  # detections with score >= each conf
-    tps = np.concatenate([[0], np.cumsum(tp)])[kept]
+    cum_tp = np.concatenate([[0], np.cumsum(tp)])
+
+    def at_least(conf):  # detections with score >= conf, and how many of them are true
+        kept = np.searchsorted(-scores, -np.asarray(conf), side="right")
+        return kept, cum_tp[kept]
+
+    kept, tps = at_least(CONF_GRID)
     precision = np.where(kept > 0, tps / np.maximum(kept, 1), 1.0)
     recall = tps / max(n_gt, 1)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     best = int(np.argmax(f1))
-    # detections in [CONF_GRID[i], track_conf): their precision, from the cumulative counts
-    band_n, band_tp = kept[best] - kept[: best + 1], tps[best] - tps[: best + 1]
-    good = np.flatnonzero((band_n <= 0) | (band_tp >= BAND_PRECISION * band_n))
-    # the lowest floor from which every band up to track_conf stays mostly real
-    low = best
-    while low - 1 in good:
-        low -= 1
+    track_conf = CONF_GRID[best]
+    # the highest floor that still keeps RECALL_SHARE of all the detector finds at its lowest confidence
+    low = int(np.flatnonzero(recall[: best + 1] >= RECALL_SHARE * recall[0] - 1e-12)[-1])
     r = float(recall[best])
     n_init = N_INIT_MAX if r >= 1 else N_INIT_MIN if r <= 0 else 1 + math.floor(math.log(CONFIRM_CHANCE) / math.log(r))
-    return {"track_conf": float(CONF_GRID[best]), "low_conf": float(CONF_GRID[low]),
+    return {"track_conf": float(track_conf), "low_conf": float(CONF_GRID[low]),
             "n_init": int(min(max(n_init, N_INIT_MIN), N_INIT_MAX)),
             "precision": round(float(precision[best]), 4), "recall": round(r, 4), "f1": round(float(f1[best]), 4),
             "recall_at_low_conf": round(float(recall[low]), 4), "n_gt": int(n_gt),
-            "rule": f"track_conf: largest F1; low_conf: band precision >= {BAND_PRECISION}; "
+            "rule": f"track_conf: largest F1; low_conf: keeps {RECALL_SHARE} of the recall at {CONF_GRID[0]}; "
                     f"n_init: confirmed at recall with chance >= {CONFIRM_CHANCE}, in [{N_INIT_MIN}, {N_INIT_MAX}]"}
 
 

@@ -163,6 +163,7 @@ class TrackingPipeline:
             raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
         # the detector's own thresholds unless the user set them (runtime/tracker/defaults.py)
         cfg = resolve_thresholds(cfg, backend.meta, Path(cfg["model"]).name)
+        self.thresholds = {k: cfg[k] for k in ("conf", "track_conf", "low_conf", "n_init")}
         self.names = list(backend.meta.get("names") or [])
         self.timed = TimedBackend(backend)
         self.detector = Detector(self.timed, conf=cfg["conf"], iou=cfg["iou"],
@@ -266,6 +267,7 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "dropped": source.dropped,
         "reconnects": source.reconnects,
         "tracks": len(track_ids),
+        "thresholds": pipeline.thresholds,
         "artifacts": {k: str(cfg[k]) for k in ("save", "mot", "jsonl") if cfg[k] and cfg[k] != "-"},
     }
     log_report(report)
