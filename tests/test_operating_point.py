@@ -84,3 +84,12 @@ def test_an_artifact_carries_its_operating_point_into_the_app(artifact, tmp_path
     assert (tracker.track_conf, tracker.low_conf, tracker.n_init, pipeline.detector.conf) == (0.27, 0.09, 4, 0.09)
     tracker = TrackingPipeline(load_config({"model": str(path), "n_init": 2, "conf": 0.2})).tracker
     assert tracker.n_init == 2 and tracker.track_conf == 0.27
+
+
+def test_val_writes_an_operating_point_only_into_an_exported_artifact(tmp_path):
+    from edgecnn.commands import val
+    from edgecnn.config import ConfigError
+
+    with pytest.raises(ConfigError, match="save_operating_point"):
+        val.run(val.KEYS.resolve({"model": str(tmp_path / "best.pt"), "data": str(tmp_path / "data.yaml"),
+                                  "save_operating_point": True}))

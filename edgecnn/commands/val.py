@@ -39,6 +39,9 @@ def run(cfg: dict) -> dict:
     for key in ("model", "data"):
         if not cfg[key]:
             raise ConfigError(f"edgecnn val: {key}= is required")
+    if cfg["save_operating_point"] and Path(cfg["model"]).suffix.lower() not in (".onnx", ".tflite"):
+        raise ConfigError("edgecnn val: save_operating_point=true writes into an exported .onnx or .tflite, "
+                          f"not {cfg['model']}")
     backend = load_host_backend(cfg["model"], threads=cfg["threads"], imgsz=cfg["imgsz"])
     result = validate(backend, cfg["data"], conf=cfg["conf"], iou=cfg["iou"], max_det=cfg["max_det"],
                       split=cfg["split"], batch=cfg["batch"], max_images=cfg["max_images"])
