@@ -21,7 +21,7 @@ IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 class CameraMotion:
     """`estimate(frame_bgr, boxes)` → the 2x3 affine from the previous frame's pixels to this one's."""
 
-    def __init__(self, width: int = 320, max_corners: int = 400):
+    def __init__(self, width: int = 240, max_corners: int = 200):
         self.width, self.max_corners = width, max_corners
         self._previous: np.ndarray | None = None
         self._corners: np.ndarray | None = None
