@@ -44,6 +44,11 @@ def resolve(cfg: Mapping[str, Any], meta: Mapping[str, Any] | None = None, model
     if "conf" in cfg and cfg["conf"] is None:
         cfg["conf"], origin["conf"] = cfg["low_conf"], "= low_conf"
     where = {"set": "set by you", "model": f"{model}'s operating point", "built-in": "built-in (MOT15)"}
-    LOG.info("tracker thresholds: %s%s", ", ".join(f"{k}={cfg[k]} ({where.get(o, o)})" for k, o in origin.items()),
-             f"; measured on {point['measured_on']}" if "measured_on" in point and "model" in origin.values() else "")
+    note = ""
+    if "model" in origin.values() and "measured_on" in point:
+        note = f"; measured on {point['measured_on']}"
+    elif meta is not None and "built-in" in origin.values():
+        note = (f"; {model} carries no operating point: `edgecnn val model=… data=… save_operating_point=true` "
+                "measures one")
+    LOG.info("tracker thresholds: %s%s", ", ".join(f"{k}={cfg[k]} ({where.get(o, o)})" for k, o in origin.items()), note)
     return cfg
