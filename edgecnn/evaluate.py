@@ -37,6 +37,7 @@ def validate_detector(backend, data, conf, iou, max_det, split, batch, max_image
     from edgecnn.data import open_task_dataset
     from edgecnn.data.yolo import scan_split
     from edgecnn.metrics.detection import DetectionMetrics
+    from edgecnn.metrics.operating_point import ScoreCurve
     from edgecnn.runtime.boxes import cxcywh_to_xyxy
     from edgecnn.runtime.detector import Detector
 
@@ -47,7 +48,7 @@ def validate_detector(backend, data, conf, iou, max_det, split, batch, max_image
     scan = scan_split(spec, split, check_images=False)
     samples = list(scan)[:max_images]
     detector = Detector(backend, conf=conf, iou=iou, max_det=max_det)
-    metrics = DetectionMetrics(spec.nc, names)
+    metrics, curve = DetectionMetrics(spec.nc, names), ScoreCurve()
     per_image_ms = []
     for start in tqdm(range(0, len(samples), batch), desc=f"val {Path(backend.path).name}", unit="batch", leave=False):
         chunk = samples[start : start + batch]
@@ -59,8 +60,10 @@ def validate_detector(backend, data, conf, iou, max_det, split, batch, max_image
             h, w = frame.shape[:2]
             gt = cxcywh_to_xyxy(labels[:, 1:5] * np.array([w, h, w, h], labels.dtype))
             metrics.update(det.xyxy, det.scores, det.classes, gt, labels[:, 0].astype(np.int64))
+            curve.update(det.xyxy, det.scores, det.classes, gt, labels[:, 0].astype(np.int64))
     scores = metrics.compute()
     out = {k: scores[k] for k in ("mAP50_95", "mAP50", "precision", "recall")}
+    out["operating_point"] = curve.operating_point()
     out.update(images=len(samples), latency_ms_p50=float(np.median(per_image_ms)) if per_image_ms else None)
     return out
 

@@ -35,7 +35,7 @@ def video(tmp_path_factory):
 def test_app_tracks_a_video_into_every_sink(models, video, tmp_path):
     out = {"save": tmp_path / "out.mp4", "mot": tmp_path / "results.txt", "jsonl": tmp_path / "tracks.jsonl"}
     report = run({"model": str(models["det_tflite"]), "reid": str(models["reid_tflite"]), "source": str(video),
-                  "threads": 2, **{k: str(v) for k, v in out.items()}, **LOW})
+                  "threads": 2, "cmc": True, **{k: str(v) for k, v in out.items()}, **LOW})
     assert report["frames"] == 30 and report["fps"] > 0
     for stage in STAGES:
         assert report[f"{stage}_ms_p50"] >= 0

@@ -41,6 +41,12 @@ def test_int8_gate_passes_and_fails(dataset, tmp_path):
     assert result["artifacts"]["tflite"].endswith("good_int8_uint8.tflite")
     assert result["mAP50_95"] > 0.9 and result["mAP50_95_drop"] <= 1.0
     assert result["reference_mAP50_95"] == pytest.approx(1.0)
+    # the artifact carries the operating point measured on its own int8 scores; the input ONNX is left alone
+    from edgecnn.runtime.backends import load_backend
+
+    point = load_backend(result["artifacts"]["tflite"]).meta["operating_point"]
+    assert point == {**result["operating_point"], "measured_on": f"{dataset} val (3 images)"}
+    assert point["recall"] == pytest.approx(1.0) and "operating_point" not in load_backend(good).meta
     # a model that finds one of the two objects, judged against the perfect one: the gate must stop it
     half = export_onnx(FixedDetector(to_model_pixels(GT[:1]), GT_CLASSES[:1]), META, tmp_path / "half.onnx", imgsz=IMGSZ)
     with pytest.raises(GateError, match="mAP50_95 fell from 100.00"):

@@ -1,4 +1,4 @@
-"""`edgecnn data synth|check|calib|crops …`: make, inspect and sample datasets.
+"""`edgecnn data synth|check|calib|crops|mot …`: make, inspect and sample datasets.
 
   edgecnn data synth kind=detect out=datasets/synth n=800 imgsz=320 seed=0
   edgecnn data synth kind=video out=datasets/synth-video n=4 frames=240
@@ -6,6 +6,7 @@
   edgecnn data check data=datasets/synth/data.yaml
   edgecnn data calib data=datasets/synth/data.yaml n=200 out=calibration/synth
   edgecnn data crops source=datasets/synth-video/train out=datasets/synth-reid
+  edgecnn data mot source=my-camera/ names=[person] train_frames=1-600 val_frames=601-750 out=datasets/cam
 """
 
 from __future__ import annotations
@@ -15,29 +16,39 @@ from pathlib import Path
 
 from edgecnn.config import Key, Schema
 
-HELP = "Make synthetic datasets, check and summarize datasets, sample calibration sets, cut ReID crops."
+HELP = ("Make synthetic datasets, check and summarize datasets, sample calibration sets, cut ReID crops, "
+        "turn annotated MOT sequences or videos into a YOLO dataset.")
 POSITIONAL = ("action",)
 KEYS = Schema(
-    Key("action", "check", "what to do", choices=("synth", "check", "calib", "crops")),
+    Key("action", "check", "what to do", choices=("synth", "check", "calib", "crops", "mot")),
     Key("kind", "detect", "synth: which dataset to make (reid: identity crops for a ReID embedder)",
         choices=("detect", "video", "classify", "reid")),
     Key("out", None, "output directory (synth: runs/data/synth-<kind>, check: runs/data/check/<data name>, "
-                     "calib: calibration/<data name>, crops: runs/data/crops)", type=str),
+                     "calib: calibration/<data name>, crops: runs/data/crops, mot: runs/data/mot)", type=str),
     Key("n", None, "synth: train images (detect 800, classify 2000), sequences (video 4) or identities (reid 300); "
                    "calib: images (200)", type=int, min=1),
     Key("imgsz", None, "synth: longer image side (detect 320, classify 32, video frame width 640)", type=int, min=16),
     Key("frames", 240, "synth kind=video: frames per sequence", min=2),
     Key("images", False, "synth kind=video: also write the frames as img1/*.jpg"),
+    Key("camera_motion", 0.0, "synth kind=video: film with a panning, shaking camera over this share of the view "
+        "(0: a fixed camera)", min=0.0, max=0.4),
     Key("per_id", 16, "synth kind=reid: crops per identity", min=2),
     Key("seed", 0, "random seed: the same seed gives the same bytes", min=0),
     Key("force", False, "synth: remake the dataset even when one with the same config is there"),
     Key("data", None, "check/calib: a data.yaml (detection) or an ImageFolder directory (classification)", type=str),
     Key("split", "train", "calib: the split to sample from", choices=("train", "val", "test")),
-    Key("source", None, "crops: a MOTChallenge directory (sequences with gt/gt.txt and img1/ or an .mp4)", type=str),
+    Key("source", None, "crops, mot: a MOTChallenge directory (sequences with gt/gt.txt and img1/ or an .mp4)",
+        type=str),
     Key("val_fraction", 0.2, "crops and synth kind=reid: share of identities held out for validation", min=0.0, max=0.9),
-    Key("min_visibility", 0.5, "crops: skip boxes less visible than this (gt.txt column 9)", min=0.0, max=1.0),
-    Key("step", 3, "crops: use every step-th frame", min=1),
+    Key("min_visibility", None, "crops, mot: skip boxes less visible than this (gt.txt column 9; crops 0.5, mot 0)",
+        type=float, min=0.0, max=1.0),
+    Key("step", None, "crops, mot: use every step-th frame (crops 3, mot 1)", type=int, min=1),
     Key("max_per_id", 60, "crops: at most this many crops per identity", min=1),
+    Key("names", ["person"], "mot: class names of MOT class ids 1, 2, ... (later ids are left out; -1: the first)",
+        type=list),
+    Key("train_frames", None, "mot: frames first-last of each sequence to train on (default: the first 60 %)"),
+    Key("val_frames", None, "mot: frames to validate on (default: the next 20 %)"),
+    Key("test_frames", None, "mot: frames kept as a MOT sequence to track (default: those after the others)"),
 )
 
 LOG = logging.getLogger("edgecnn.data")
@@ -51,7 +62,8 @@ def code_version() -> int:
 
 
 def run(cfg: dict) -> dict:
-    return {"synth": run_synth, "check": run_check, "calib": run_calib, "crops": run_crops}[cfg["action"]](cfg)
+    actions = {"synth": run_synth, "check": run_check, "calib": run_calib, "crops": run_crops, "mot": run_mot}
+    return actions[cfg["action"]](cfg)
 
 
 def need(cfg: dict, key: str) -> str:
@@ -84,7 +96,8 @@ def run_synth(cfg: dict) -> dict:
                 "artifacts": {"root": str(out)}}
     width = cfg["imgsz"] or 640
     info = synth.synth_video(out, sequences=cfg["n"] or 4, frames=cfg["frames"], width=width, height=width * 3 // 4,
-                             seed=cfg["seed"], images=cfg["images"], force=cfg["force"])
+                             seed=cfg["seed"], images=cfg["images"], force=cfg["force"],
+                             camera_motion=cfg["camera_motion"])
     test = [s for s in info["sequences"] if s["split"] == "test"][0]
     artifacts = {"root": str(out), "videos": str(out), "test": str(out / "test"),
                  "test_video": str(out / test["video"]), "test_gt": str(out / test["dir"] / "gt" / "gt.txt")}
@@ -160,6 +173,33 @@ def run_crops(cfg: dict) -> dict:
 
     out = Path(cfg["out"] or "runs/data/crops")
     info = crops.cut_identity_crops(need(cfg, "source"), out, val_fraction=cfg["val_fraction"],
-                                    min_visibility=cfg["min_visibility"], step=cfg["step"],
+                                    min_visibility=_or(cfg["min_visibility"], 0.5), step=_or(cfg["step"], 3),
                                     max_per_id=cfg["max_per_id"], seed=cfg["seed"])
     return {"identities": info["identities"], "crops": info["crops"], "artifacts": {"root": str(out)}}
+
+
+def run_mot(cfg: dict) -> dict:
+    from edgecnn.config import ConfigError
+    from edgecnn.data.mot_yolo import mot_to_yolo, parse_range
+
+    out = Path(cfg["out"] or "runs/data/mot")
+    try:
+        ranges = {s: parse_range(cfg[f"{s}_frames"], f"{s}_frames") for s in ("train", "val", "test")}
+    except ValueError as err:
+        raise ConfigError(f"edgecnn data mot: {err}") from None
+    names = [str(n).strip("[]'\" ") for n in cfg["names"]]  # names=[a,b] from a shell arrives as one string
+    info = mot_to_yolo(need(cfg, "source"), out, [n for n in names if n], **ranges,
+                       min_visibility=_or(cfg["min_visibility"], 0.0), step=_or(cfg["step"], 1))
+    artifacts = {"root": str(out), "data_yaml": str(out / "data.yaml")}
+    tests = sorted(p.parent.parent for p in (out / "test").glob("*/gt/gt.txt"))
+    if tests:
+        artifacts.update(test=str(out / "test"), test_video=str(tests[0] / f"{tests[0].name}.mp4"),
+                         test_gt=str(tests[0] / "gt" / "gt.txt"))
+    splits = info["splits"]
+    return {"images": splits["train"]["images"] + splits["val"]["images"],
+            "boxes": splits["train"]["boxes"] + splits["val"]["boxes"], "sequences": len(info["sequences"]),
+            "artifacts": artifacts}
+
+
+def _or(value, default):
+    return default if value is None else value

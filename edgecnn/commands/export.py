@@ -41,6 +41,7 @@ KEYS = Schema(
 
 def run(cfg: dict) -> dict:
     from edgecnn.export.parity import check_parity, image_paths, letterboxed_images
+    from edgecnn.export.metadata import store_operating_point
     from edgecnn.runtime.backends import load_backend
 
     model_path = Path(cfg["model"])
@@ -68,6 +69,8 @@ def run(cfg: dict) -> dict:
         backend = load_backend(path, threads=cfg["threads"])
         report[name] = {"parity_max_abs_diff": check_parity(source, backend, parity_imgs, kind[name]),
                         **_measure(backend, path, cfg)}
+        if name == cfg["format"] and "operating_point" in report[name]:  # on its own (e.g. int8) scores
+            store_operating_point(path, report[name], cfg["data"], "val")
     final = report[cfg["format"]]
     result = {k: v for k, v in final.items() if k != "parity_max_abs_diff"}
     result.update(parity_max_abs_diff=final["parity_max_abs_diff"], per_artifact=report,

@@ -40,11 +40,13 @@ def run(cfg: dict) -> dict:
 def _track_detections(cfg: dict) -> dict:
     from edgecnn.runtime.offline import track_detections
     from edgecnn.runtime.tracker import TRACKER_KEYS
+    from edgecnn.runtime.tracker.defaults import resolve
 
     if cfg["model"]:
         raise ConfigError("edgecnn track: give either model= (run a detector) or detections= (a det.txt), not both")
     if not cfg["out"]:
         raise ConfigError("edgecnn track: detections= needs out= (the results .txt to write)")
+    cfg = resolve(cfg)  # public detections: TRACKER_KEYS' defaults, chosen on MOT15's (benchmarks/mot15.py)
     out = Path(cfg["out"])
     if out.suffix.lower() != ".txt":
         out = out / "results.txt"

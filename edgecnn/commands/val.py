@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from edgecnn.config import Key, Schema
+from pathlib import Path
+
+from edgecnn.config import ConfigError, Key, Schema
 
 HELP = "validate a checkpoint, ONNX or TFLite model on a dataset"
 POSITIONAL = ("model",)
@@ -18,6 +20,8 @@ KEYS = Schema(
     Key("batch", 8, "images per backend call (TFLite models take one at a time)", min=1),
     Key("threads", None, "CPU threads of the backend", type=int, min=1),
     Key("max_images", None, "score only the first N images", type=int, min=1),
+    Key("save_operating_point", False, "detect: write the measured operating point (the tracker's thresholds for "
+        "this detector) into the .onnx/.tflite, where `edgecnn track` reads it"),
 )
 
 
@@ -25,7 +29,14 @@ def run(cfg: dict) -> dict:
     from edgecnn.evaluate import validate
     from edgecnn.export.torch_backend import load_host_backend
 
+    if cfg["save_operating_point"] and Path(cfg["model"]).suffix.lower() not in (".onnx", ".tflite"):
+        raise ConfigError("edgecnn val: save_operating_point=true writes into an exported .onnx or .tflite, "
+                          f"not {cfg['model']}")
     backend = load_host_backend(cfg["model"], threads=cfg["threads"], imgsz=cfg["imgsz"])
     result = validate(backend, cfg["data"], conf=cfg["conf"], iou=cfg["iou"], max_det=cfg["max_det"],
                       split=cfg["split"], batch=cfg["batch"], max_images=cfg["max_images"])
+    if cfg["save_operating_point"]:
+        from edgecnn.export.metadata import store_operating_point
+
+        store_operating_point(cfg["model"], result, cfg["data"], cfg["split"])
     return {"model": str(cfg["model"]), "format": backend.kind, **result}

@@ -410,8 +410,9 @@ def seqinfo_text(name: str, frames: int, fps: int, width: int, height: int) -> s
 
 
 def write_sequence(seq_dir: Path, rng: np.random.Generator, frames: int, width: int, height: int, fps: int,
-                   images: bool) -> dict:
-    """Render one sequence into `seq_dir` (mp4, gt/gt.txt, seqinfo.ini, optional img1/)."""
+                   images: bool, camera: "CameraPath | None" = None) -> dict:
+    """Render one sequence into `seq_dir` (mp4, gt/gt.txt, seqinfo.ini, optional img1/), seen
+    through `camera` when given (a moving camera), else from the scene's fixed view."""
     from edgecnn.runtime.mot import write_mot
 
     name = seq_dir.name
@@ -427,6 +428,8 @@ def write_sequence(seq_dir: Path, rng: np.random.Generator, frames: int, width: 
     try:
         for t in progress(range(frames), f"synth video {name}"):
             frame, rows = world.render(t)
+            if camera is not None:
+                frame, rows = camera.view(t, frame, rows)
             writer.write(frame)
             if images:
                 cv2.imwrite(str(seq_dir / "img1" / f"{t + 1:06d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -442,10 +445,15 @@ def write_sequence(seq_dir: Path, rng: np.random.Generator, frames: int, width: 
 
 
 def synth_video(out: str | os.PathLike, sequences: int = 4, frames: int = 240, width: int = 640, height: int = 480,
-                fps: int = 30, seed: int = 0, images: bool = False, force: bool = False) -> dict:
-    """Write MOTChallenge sequences; the last `max(1, sequences // 4)` go to `test/`, the rest to `train/`."""
+                fps: int = 30, seed: int = 0, images: bool = False, force: bool = False,
+                camera_motion: float = 0.0) -> dict:
+    """Write MOTChallenge sequences; the last `max(1, sequences // 4)` go to `test/`, the rest to `train/`.
+    `camera_motion` > 0 films them with a panning, shaking camera (`CameraPath`); 0 keeps the
+    fixed camera, byte for byte as before the option existed."""
     config = {"kind": "video", "sequences": sequences, "frames": frames, "width": width, "height": height, "fps": fps,
               "seed": seed, "images": images, "version": GENERATOR_VERSION}
+    if camera_motion:
+        config["camera_motion"] = camera_motion
     n_test = max(1, sequences // 4)
 
     def fill(root: Path) -> dict:
@@ -453,13 +461,53 @@ def synth_video(out: str | os.PathLike, sequences: int = 4, frames: int = 240, w
         for s in range(sequences):
             split = "test" if s >= sequences - n_test else "train"
             seq_dir = root / split / f"synth-{s + 1:02d}"
-            record = write_sequence(seq_dir, np.random.default_rng([seed, 100 + s]), frames, width, height, fps, images)
+            # the camera draws from its own generator: the scene stays the fixed camera's
+            camera = CameraPath(np.random.default_rng([seed, 200 + s]), width, height, camera_motion) \
+                if camera_motion else None
+            record = write_sequence(seq_dir, np.random.default_rng([seed, 100 + s]), frames, width, height, fps, images,
+                                    camera)
             records.append({**record, "split": split, "dir": f"{split}/{seq_dir.name}",
                             "video": f"{split}/{seq_dir.name}/{seq_dir.name}.mp4"})
         return {"names": list(CLASSES), "class_column": "class id + 1 (1 = person, as MOT17 pedestrians)",
                 "sequences": records}
 
     return build_dataset(out, config, fill, force)
+
+
+class CameraPath:
+    """A moving camera: each frame shows a window of the fixed view, 1 / (1 + 2 * motion) of its
+    size, that pans along a slow sway plus a quicker shake (random periods and phases), scaled back
+    to the full frame. Ground truth moves with it; boxes are clipped to the frame and visibility
+    falls with the part cut off."""
+
+    def __init__(self, rng: np.random.Generator, width: int, height: int, motion: float):
+        self.w, self.h, self.zoom = width, height, 1 + 2 * motion
+        self.periods = rng.uniform((120, 30), (300, 70), (2, 2))  # frames: (sway, shake) per axis
+        self.phases = rng.uniform(0, 2 * np.pi, (2, 2))
+
+    def offset(self, t: int) -> tuple[float, float]:
+        """Top-left corner of the window in the fixed view's pixels at frame `t`."""
+        wave = 0.75 * np.sin(2 * np.pi * t / self.periods[:, 0] + self.phases[:, 0]) \
+            + 0.25 * np.sin(2 * np.pi * t / self.periods[:, 1] + self.phases[:, 1])
+        margin = np.array([self.w, self.h]) * (1 - 1 / self.zoom) / 2
+        return tuple(margin * (1 + wave))
+
+    def view(self, t: int, frame: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x0, y0 = self.offset(t)
+        z = self.zoom
+        warp = np.array([[z, 0, -z * x0], [0, z, -z * y0]])
+        frame = cv2.warpAffine(frame, warp, (self.w, self.h), flags=cv2.INTER_LINEAR)
+        rows = rows.copy()
+        left, top = z * (rows[:, 2] - x0), z * (rows[:, 3] - y0)
+        right, bottom = left + z * rows[:, 4], top + z * rows[:, 5]
+        area = np.maximum((right - left) * (bottom - top), 1e-9)
+        left, right = np.clip(left, 0, self.w), np.clip(right, 0, self.w)
+        top, bottom = np.clip(top, 0, self.h), np.clip(bottom, 0, self.h)
+        keep = (right - left >= MIN_BOX_PX) & (bottom - top >= MIN_BOX_PX)
+        rows[:, 8] = np.round(rows[:, 8] * (right - left) * (bottom - top) / area, 3)
+        rows[:, 2:6] = np.stack([left, top, right - left, bottom - top], axis=1)
+        rows[rows[:, 8] < MIN_VISIBILITY, 6] = 0.0
+        return frame, rows[keep]
 
 
 # --------------------------------------------------------------------------- ReID identities

@@ -21,9 +21,10 @@ import numpy as np
 
 from edgecnn.config import ConfigError, Key, Schema, parse_overrides, run_reporting_errors
 from edgecnn.runtime.tracker import TRACKER_KEYS
+from edgecnn.runtime.tracker.defaults import detector_dependent, resolve as resolve_thresholds
 
 LOG = logging.getLogger("edgecnn.app")
-STAGES = ("capture", "pre", "inference", "post", "reid", "tracking")
+STAGES = ("capture", "pre", "inference", "post", "reid", "cmc", "tracking")
 
 APP_KEYS = Schema(
     Key("config", None, "JSON file of defaults (a bundle's config.json); keys given here win"),
@@ -34,7 +35,8 @@ APP_KEYS = Schema(
     Key("mot", None, "MOTChallenge results file to write"),
     Key("jsonl", None, "JSON lines to write, one object per frame ('-': stdout)"),
     Key("show", False, "show the annotated stream in a window (needs a display)"),
-    Key("conf", 0.1, "lowest detection confidence given to the tracker (track_conf starts tracks)", min=0.0, max=1.0),
+    Key("conf", None, "lowest detection confidence given to the tracker (track_conf starts tracks; default: low_conf)",
+        type=float, min=0.0, max=1.0),
     Key("iou", 0.45, "NMS IoU threshold", min=0.0, max=1.0),
     Key("classes", None, "class ids or names to keep (default: all)", type=list),
     Key("max_det", 100, "most detections per frame", min=1),
@@ -52,7 +54,9 @@ APP_KEYS = Schema(
     Key("token_file", None, "file holding the live view's token (or set $EDGECNN_TOKEN; never on the command line)"),
     Key("serve_fps", 10.0, "most frames per second the live view encodes and sends", min=0.1, max=120.0),
     Key("serve_quality", 75, "JPEG quality of the live view", min=10, max=100),
-    TRACKER_KEYS,
+    Key("cmc", False, "camera-motion compensation: move the tracks with the camera before matching "
+        "(moving or shaking cameras; costs a few ms per frame)"),
+    detector_dependent(TRACKER_KEYS),
 )
 
 
@@ -166,6 +170,9 @@ class TrackingPipeline:
         backend = load_backend(cfg["model"], threads=cfg["threads"], providers=providers)
         if cfg["imgsz"] and max(backend.input_size) != cfg["imgsz"]:
             raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
+        # the detector's own thresholds unless the user set them (runtime/tracker/defaults.py)
+        cfg = resolve_thresholds(cfg, backend.meta, Path(cfg["model"]).name)
+        self.thresholds = {k: cfg[k] for k in ("conf", "track_conf", "low_conf", "n_init")}
         self.names = list(backend.meta.get("names") or [])
         self.timed = TimedBackend(backend)
         self.detector = Detector(self.timed, conf=cfg["conf"], iou=cfg["iou"],
@@ -176,6 +183,11 @@ class TrackingPipeline:
 
             self.encoder = ReidEncoder(load_backend(cfg["reid"], threads=cfg["threads"], providers=providers))
         self.tracker = Tracker.from_config(cfg)
+        self.camera = None
+        if cfg["cmc"]:
+            from edgecnn.runtime.tracker.camera_motion import CameraMotion
+
+            self.camera = CameraMotion()
         self.times = StageTimes()
 
     def process(self, frame):
@@ -198,8 +210,13 @@ class TrackingPipeline:
             start = time.monotonic()
             features = self.encoder.encode(frame.image, boxes)
             times.add("reid", time.monotonic() - start)
+        warp = None
+        if self.camera is not None:
+            start = time.monotonic()
+            warp = self.camera.estimate(frame.image, boxes)
+            times.add("cmc", time.monotonic() - start)
         start = time.monotonic()
-        rows = self.tracker.update(boxes, scores, features, classes)
+        rows = self.tracker.update(boxes, scores, features, classes, warp)
         times.add("tracking", time.monotonic() - start)
         return Tracks(rows[:, :4], rows[:, 4].astype(int), rows[:, 5], rows[:, 6].astype(int))
 
@@ -272,6 +289,7 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "dropped": source.dropped,
         "reconnects": source.reconnects,
         "tracks": len(track_ids),
+        "thresholds": pipeline.thresholds,
         "artifacts": {k: str(cfg[k]) for k in ("save", "mot", "jsonl") if cfg[k] and cfg[k] != "-"},
     }
     if counter is not None:

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from edgecnn.config import Key, Schema
+from edgecnn.runtime.tracker.camera_motion import warp_states
 from edgecnn.runtime.tracker.iou_matching import covered_fraction, iou_cost
 from edgecnn.runtime.tracker.kalman_filter import KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
 from edgecnn.runtime.tracker.linear_assignment import INFTY_COST, gate_cost_matrix, matching_cascade, min_cost_matching
@@ -83,10 +84,11 @@ class Tracker:
         return cls(**TRACKER_KEYS.resolve({k: v for k, v in cfg.items() if k in TRACKER_KEYS}, "tracker"))
 
     def update(self, boxes: np.ndarray, scores: np.ndarray | None = None, features: np.ndarray | None = None,
-               classes: np.ndarray | None = None) -> np.ndarray:
+               classes: np.ndarray | None = None, warp: np.ndarray | None = None) -> np.ndarray:
         """Advance one frame with (N, 4) xyxy `boxes`, their scores, optional (N, D) embeddings and
-        class ids. Returns the confirmed tracks matched in this frame as (K, 7) rows of
-        OUTPUT_COLUMNS. The box is the detection each track matched (its width from the track's
+        class ids, and optionally the camera's motion since the last frame (a 2x3 affine from
+        `camera_motion.CameraMotion`), which moves every track before association. Returns the
+        confirmed tracks matched in this frame as (K, 7) rows of OUTPUT_COLUMNS. The box is the detection each track matched (its width from the track's
         averaged aspect ratio, `Track.reported_box`): the Kalman state smooths motion for
         association but lags the person's true extent."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -101,18 +103,21 @@ class Tracker:
             boxes, scores, classes = boxes[valid], scores[valid], classes[valid]
             features = None if features is None else np.asarray(features)[valid]
         self.frame_count += 1
-        mean, cov = self._predict()
+        mean, cov = self._predict(warp)
         # A crop that another box covers shows two objects: its embedding identifies neither.
         clean = None if features is None else covered_fraction(boxes) <= self.max_crop_overlap
         matches = self._associate(mean, cov, boxes, scores, features, clean, classes)
         self._apply(matches, mean, cov, boxes, scores, features, clean, classes)
         return self._output()
 
-    def _predict(self) -> tuple[np.ndarray, np.ndarray]:
-        """Move every track one frame ahead, in one batched Kalman step; returns the stacked states."""
+    def _predict(self, warp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Move every track one frame ahead, in one batched Kalman step, then with the camera
+        (BoT-SORT's order); returns the stacked states."""
         if not self.tracks:
             return np.empty((0, 8)), np.empty((0, 8, 8))
         mean, cov = self.kf.predict(np.stack([t.mean for t in self.tracks]), np.stack([t.cov for t in self.tracks]))
+        if warp is not None:
+            mean, cov = warp_states(mean, cov, warp)
         for track, m, c in zip(self.tracks, mean, cov):
             track.mark_predicted(m, c)
         return mean, cov
