@@ -88,9 +88,10 @@ class Tracker:
         """Advance one frame with (N, 4) xyxy `boxes`, their scores, optional (N, D) embeddings and
         class ids, and optionally the camera's motion since the last frame (a 2x3 affine from
         `camera_motion.CameraMotion`), which moves every track before association. Returns the
-        confirmed tracks matched in this frame as (K, 7) rows of OUTPUT_COLUMNS. The box is the detection each track matched (its width from the track's
-        averaged aspect ratio, `Track.reported_box`): the Kalman state smooths motion for
-        association but lags the person's true extent."""
+        confirmed tracks matched in this frame as (K, 7) rows of OUTPUT_COLUMNS. The box is the
+        detection each track matched (its width from the track's averaged aspect ratio,
+        `Track.reported_box`): the Kalman state smooths motion for association but lags the
+        person's true extent."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         n = len(boxes)
         scores = np.ones(n) if scores is None else np.asarray(scores, dtype=np.float64).reshape(n)
