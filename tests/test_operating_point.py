@@ -11,7 +11,7 @@ import pytest
 
 from edgecnn.metrics.operating_point import N_INIT_MAX, N_INIT_MIN, ScoreCurve, operating_point
 from edgecnn.runtime.tracker import TRACKER_KEYS
-from edgecnn.runtime.tracker.defaults import resolve
+from edgecnn.runtime.tracker.defaults import DETECTOR_FALLBACK, resolve
 from runtime_models import exported_models
 
 
@@ -60,10 +60,13 @@ def test_resolve_prefers_the_user_then_the_model_then_the_built_in_defaults(capl
     assert "det.tflite's operating point" in caplog.text and "val (9 images)" in caplog.text
     cfg = resolve({**unset, "track_conf": 0.6}, meta)
     assert cfg["track_conf"] == 0.6 and cfg["n_init"] == 3
-    cfg = resolve(unset, {})
+    with caplog.at_level(logging.INFO, logger="edgecnn.tracker"):
+        cfg = resolve(unset, {}, "yolov8n.onnx")  # a detector without an operating point
+    assert {k: cfg[k] for k in DETECTOR_FALLBACK} == DETECTOR_FALLBACK and cfg["conf"] == cfg["low_conf"]
+    assert "yolov8n.onnx carries no operating point" in caplog.text
+    cfg = resolve(unset)  # public detections (det.txt): the MOT15 defaults
     assert [cfg[k] for k in ("track_conf", "low_conf", "n_init")] == [TRACKER_KEYS.keys[k].default
                                                                      for k in ("track_conf", "low_conf", "n_init")]
-    assert cfg["conf"] == cfg["low_conf"]
 
 
 @pytest.mark.parametrize("artifact", ["det_onnx", "det_tflite"])
