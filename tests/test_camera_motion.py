@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecnn.data.synth import CameraPath, synth_video
+from edgecnn.data.synth import synth_video
+from edgecnn.data.synth.video import CameraPath
 from edgecnn.runtime.mot import read_mot
 from edgecnn.runtime.tracker import Tracker
 from edgecnn.runtime.tracker.camera_motion import CameraMotion, warp_states

@@ -9,7 +9,8 @@ import pytest
 
 from edgecnn.data import scene
 from edgecnn.data.imagefolder import load_imagefolder, scan_folder
-from edgecnn.data.synth import MIN_VISIBILITY, synth_classify, synth_detect, synth_reid, synth_video
+from edgecnn.data.synth import synth_classify, synth_detect, synth_reid, synth_video
+from edgecnn.data.synth.dataset import MIN_VISIBILITY
 from edgecnn.data.yolo import load_data_yaml, scan_split
 from edgecnn.fileio import sha256_tree
 from edgecnn.runtime.mot import read_mot
@@ -158,7 +159,7 @@ def test_video_is_deterministic(video_set, tmp_path):
 
 
 def test_people_who_become_hidden_sometimes_wait_there():
-    from edgecnn.data.synth import WAIT_FRAMES, VideoScene
+    from edgecnn.data.synth.video import WAIT_FRAMES, VideoScene
 
     still_frames = 0
     for seed in range(6):
