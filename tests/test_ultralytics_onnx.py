@@ -221,6 +221,7 @@ def test_val_scores_ultralytics_predictions_as_ground_truth_perfectly(models, im
         assert result["mAP50_95"] > 0.99 and result["images"] == len(images), (name, result)
 
 
+@pytest.mark.slow
 def test_int8_tflite_from_an_ultralytics_onnx(models, images, tmp_path):
     from edgecnn.commands import export
     from edgecnn.runtime.backends import TFLiteBackend
@@ -239,7 +240,7 @@ def test_int8_tflite_from_an_ultralytics_onnx(models, images, tmp_path):
     assert backend.meta["source"] == "ultralytics" and backend.meta["names"] == NAMES
     assert backend.meta["strides"] == [8, 16, 32] and backend.meta["input_size"] == [64, 64]
     scales = {name: d["quantization"][0] for name, d in backend.outputs.items()}
-    assert scales["scores"] <= 1 / 255 + 1e-6 < scales["boxes"]  # each output its own int8 scale
+    assert scales["scores"] <= 1 / 255 + 1e-6 and abs(scales["boxes"] - scales["scores"]) > 1e-5  # one scale each
     small = np.stack([cv2.resize(i, (64, 64)) for i in images])
     out, ref = backend.predict(small), load_backend(result["artifacts"]["onnx"]).predict(small)
     assert out["boxes"].shape == ref["boxes"].shape == (len(small), 84, 4)
@@ -280,3 +281,19 @@ def test_refuses_other_tasks_layouts_and_files(tmp_path):
 
     with pytest.raises(ValueError, match=r"text\.onnx: not a readable ONNX model"):
         is_ultralytics_onnx(tmp_path / "text.onnx")
+
+
+@pytest.mark.parametrize("name", ["v8_nms", "v8_dynamic"])
+def test_track_runs_an_ultralytics_onnx(models, conf, tmp_path, name):
+    import json
+
+    from runtime_models import synthetic_video
+
+    from edgecnn.runtime.app import run
+
+    video = synthetic_video(tmp_path / "clip.mp4", frames=12)
+    report = run({"model": str(models[name][1]), "source": str(video), "jsonl": str(tmp_path / "tracks.jsonl"),
+                  "conf": conf, "track_conf": conf, "low_conf": conf / 2, "n_init": 1, "max_det": 50})
+    lines = [json.loads(line) for line in (tmp_path / "tracks.jsonl").read_text().splitlines()]
+    assert report["frames"] == len(lines) == 12 and report["tracks"] > 0
+    assert {t["name"] for line in lines for t in line["tracks"]} <= set(NAMES)

@@ -20,7 +20,7 @@ import numpy as np
 from edgecnn.export.onnx import artifact_meta, set_onnx_metadata
 from edgecnn.fileio import atomic_path
 from edgecnn.runtime.backends import OnnxBackend
-from edgecnn.runtime.ultralytics import is_ultralytics, level_strides
+from edgecnn.runtime.ultralytics_layout import is_ultralytics, level_strides
 
 LOG = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def is_ultralytics_onnx(path: str | os.PathLike) -> bool:
 
 def import_ultralytics_onnx(path: str | os.PathLike, dest: str | os.PathLike, threads: int | None = None):
     """(reference backend, cut ONNX path): the export's own raw output `[1, 4+nc, N]` run through
-    `runtime.ultralytics` (NMS removed: the cut graph has none to compare with), and the cut
+    `runtime.ultralytics_layout` (NMS removed: the cut graph has none to compare with), and the cut
     graph with our metadata at `dest`."""
     import onnx
     import onnx_graphsurgeon as gs
@@ -49,7 +49,7 @@ def import_ultralytics_onnx(path: str | os.PathLike, dest: str | os.PathLike, th
     size = original.input_size
     model = static_graph(onnx.load(str(path)), size)
     graph = gs.import_onnx(model)
-    raw, dfl, scores = head_tensors(graph, len(original.meta["names"]), path)
+    raw, _, _ = head_tensors(graph, len(original.meta["names"]), path)
     meta = dict(original.meta, strides=level_strides(original.meta["strides"][-1], size, raw.shape[2]))
     meta.pop("ultralytics_layout", None)
 
@@ -59,8 +59,8 @@ def import_ultralytics_onnx(path: str | os.PathLike, dest: str | os.PathLike, th
         onnx.save(exported(graph, model, props=True), str(reference_path))
         reference = OnnxBackend(reference_path, threads=threads)  # ORT holds the graph; the file may go
 
-    graph = gs.import_onnx(model)
-    raw, dfl, scores = head_tensors(graph, len(meta["names"]), path)
+    graph = gs.import_onnx(model)  # afresh: cleaning up the reference's graph removed the DFL
+    _, dfl, scores = head_tensors(graph, len(meta["names"]), path)
     graph.outputs = [transposed(graph, dfl, "boxes"), transposed(graph, scores, "scores")]
     cut = exported(graph, model)
     onnx.checker.check_model(cut, full_check=True)
@@ -147,14 +147,10 @@ def transposed(graph, tensor, name: str):
 def exported(graph, source, props: bool = False):
     """`graph` as a model with `source`'s IR version (graphsurgeon writes the newest, which ONNX
     Runtime may not read yet) and, with `props`, its metadata_props."""
-    model = gs_export(graph.cleanup().toposort())
+    import onnx_graphsurgeon as gs
+
+    model = gs.export_onnx(graph.cleanup().toposort())
     model.ir_version = source.ir_version
     if props:
         model.metadata_props.extend(source.metadata_props)
     return model
-
-
-def gs_export(graph):
-    import onnx_graphsurgeon as gs
-
-    return gs.export_onnx(graph)
