@@ -284,7 +284,7 @@ def test_refuses_other_tasks_layouts_and_files(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["v8_nms", "v8_dynamic"])
-def test_track_runs_an_ultralytics_onnx(models, conf, tmp_path, name):
+def test_track_runs_an_ultralytics_onnx(models, tmp_path, name):
     import json
 
     from runtime_models import synthetic_video
@@ -293,7 +293,7 @@ def test_track_runs_an_ultralytics_onnx(models, conf, tmp_path, name):
 
     video = synthetic_video(tmp_path / "clip.mp4", frames=12)
     report = run({"model": str(models[name][1]), "source": str(video), "jsonl": str(tmp_path / "tracks.jsonl"),
-                  "conf": conf, "track_conf": conf, "low_conf": conf / 2, "n_init": 1, "max_det": 50})
+                  "conf": 0.3, "track_conf": 0.3, "low_conf": 0.25, "n_init": 1, "max_det": 50})
     lines = [json.loads(line) for line in (tmp_path / "tracks.jsonl").read_text().splitlines()]
     assert report["frames"] == len(lines) == 12 and report["tracks"] > 0
     assert {t["name"] for line in lines for t in line["tracks"]} <= set(NAMES)
