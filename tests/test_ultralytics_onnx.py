@@ -274,6 +274,15 @@ def test_refuses_other_tasks_layouts_and_files(tmp_path):
     with pytest.raises(ValueError, match=r"three_names\.onnx: an Ultralytics detect ONNX whose output is \[1, 6, 525\]; "
                                          r"edgecnn reads one output \[B, 4\+nc, N\] = \[B, 7, N\]"):
         load_backend(tmp_path / "three_names.onnx")
+    model = onnx.load(str(detect))  # as a half=True export: float16 images in
+    image = model.graph.input[0]
+    for node in model.graph.node:
+        node.input[:] = ["images_fp32" if name == image.name else name for name in node.input]
+    model.graph.node.insert(0, onnx.helper.make_node("Cast", [image.name], ["images_fp32"], to=onnx.TensorProto.FLOAT))
+    image.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+    onnx.save(model, str(tmp_path / "half.onnx"))
+    with pytest.raises(ValueError, match=r"half\.onnx: an Ultralytics ONNX with tensor\(float16\) input"):
+        load_backend(tmp_path / "half.onnx")
     (tmp_path / "text.onnx").write_text("not a model")
     with pytest.raises(ValueError, match=r"text\.onnx: not a readable ONNX model"):
         load_backend(tmp_path / "text.onnx")

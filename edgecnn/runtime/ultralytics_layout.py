@@ -72,9 +72,11 @@ def level_strides(max_stride: int, size: list[int] | tuple[int, int], anchors: i
 class UltralyticsLayout:
     """One Ultralytics output `[B, 4 + nc, N]` or `[B, max_det, 6]` → `{"boxes", "scores"}`."""
 
-    def __init__(self, props: dict[str, str], outputs: dict[str, list], path: Path):
+    def __init__(self, props: dict[str, str], outputs: dict[str, list], path: Path, input_type: str = "tensor(float)"):
         self.path = path
         self.meta = read_metadata(props, path)
+        if input_type != "tensor(float)":
+            raise ValueError(f"{path}: an Ultralytics ONNX with {input_type} input; edgecnn runs float32 exports (half=False)")
         nc = len(self.meta["names"])
         if len(outputs) != 1:
             found = ", ".join(f"{name} {list(shape)}" for name, shape in outputs.items())
