@@ -31,8 +31,8 @@ def ultralytics_onnx(weights: Path, imgsz: int, nms: bool, dest: Path) -> Path:
     os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="ultralytics-settings-"))
     from ultralytics import YOLO
 
-    work = Path(tempfile.mkdtemp(prefix="ultralytics-export-"))
-    with contextlib.chdir(work):
+    weights, work = weights.resolve(), Path(tempfile.mkdtemp(prefix="ultralytics-export-"))
+    with contextlib.chdir(work):  # Ultralytics writes next to the weights or into the working directory
         produced = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, nms=nms, verbose=False)).resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(produced, dest)
