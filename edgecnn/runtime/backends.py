@@ -99,10 +99,7 @@ class OnnxBackend(Backend):
         except Exception as err:  # ORT raises its own exception types for unreadable files
             raise ValueError(f"{path}: not a readable ONNX model ({err})") from err
         props = self.session.get_modelmeta().custom_metadata_map
-        self.layout = None  # an Ultralytics export's own output layout, read through runtime.ultralytics_layout
-        if ultralytics_layout.is_ultralytics(props):
-            outputs = {o.name: o.shape for o in self.session.get_outputs()}
-            self.layout = ultralytics_layout.UltralyticsLayout(props, outputs, Path(path), self.session.get_inputs()[0].type)
+        self.layout = ultralytics_layout.from_session(self.session, Path(path))  # None: not an Ultralytics export
         meta = self.layout.meta if self.layout else {k: json_or_text(v) for k, v in props.items()}
         image_input = self.session.get_inputs()[0]
         self.input_name = image_input.name

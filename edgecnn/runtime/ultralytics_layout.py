@@ -27,6 +27,15 @@ def is_ultralytics(props: dict[str, str]) -> bool:
     return props.get("author", "").startswith("Ultralytics") and "input_size" not in props
 
 
+def from_session(session, path: Path) -> UltralyticsLayout | None:
+    """The layout of an ONNX Runtime session's model when Ultralytics exported it, else None."""
+    props = session.get_modelmeta().custom_metadata_map
+    if not is_ultralytics(props):
+        return None
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    return UltralyticsLayout(props, outputs, path, session.get_inputs()[0].type)
+
+
 def literal(props: dict[str, str], key: str, path: Path) -> Any:
     if key not in props:
         raise ValueError(f"{path}: Ultralytics metadata without '{key}'; re-export it with `YOLO(...).export(format='onnx')`")
@@ -91,7 +100,10 @@ class UltralyticsLayout:
             args = literal(props, "args", path) if "args" in props else {}
             self.xyxy = isinstance(args, dict) and bool(args.get("nms"))
             if dims[2] is not None:
-                self.meta["strides"] = level_strides(self.meta["strides"][-1], self.meta["input_size"], dims[2])
+                try:
+                    self.meta["strides"] = level_strides(self.meta["strides"][-1], self.meta["input_size"], dims[2])
+                except ValueError as err:
+                    raise ValueError(f"{path}: output {list(output_shape)}: {err}") from None
         elif len(dims) == 3 and dims[2] == NMS_COLUMNS:
             self.nms = True
         else:
