@@ -26,12 +26,13 @@ LOG = logging.getLogger(__name__)
 
 
 def is_ultralytics_onnx(path: str | os.PathLike) -> bool:
+    """Whether Ultralytics exported this ONNX file (False for files ONNX cannot read: the backend names those)."""
     import onnx
 
     try:
         model = onnx.load(str(path), load_external_data=False)
-    except Exception as err:  # protobuf raises its own DecodeError for files that are not ONNX
-        raise ValueError(f"{path}: not a readable ONNX model ({type(err).__name__}: {err})") from err
+    except Exception:  # protobuf raises its own DecodeError for files that are not ONNX
+        return False
     return is_ultralytics({p.key: p.value for p in model.metadata_props})
 
 
