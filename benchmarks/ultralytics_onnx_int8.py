@@ -9,6 +9,10 @@ a benchmark dependency); `--onnx` takes an export as it is. int8 calibrates on `
 the data.yaml's train images), never on the val images it is scored on. Both models are scored by
 `edgecnn.commands.val.validate` (the device's letterbox, decoding and NMS; conf 0.001, IoU 0.6).
 Writes runs/benchmarks/ultralytics_onnx_int8.json.
+
+The README's figure: `edgecnn data synth kind=detect n=600 out=D`, then Ultralytics'
+`YOLO("yolov8n.yaml").train(data=<D/data.yaml with an absolute path:>, epochs=15, imgsz=320,
+batch=16, device="cpu")` (its defaults otherwise) and this script on its best.pt.
 """
 
 from __future__ import annotations
