@@ -24,8 +24,8 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="ultralytics-settings-"))
 ultralytics = pytest.importorskip("ultralytics", reason="ultralytics (test dependency) is not installed")
 
-from edgecnn.runtime.backends import load_backend  # noqa: E402
-from edgecnn.runtime.detector import Detector  # noqa: E402
+from edgecnn.runtime.backends import load_backend
+from edgecnn.runtime.detector import Detector
 
 IMGSZ = 160
 NAMES = ["person", "car"]

@@ -86,7 +86,10 @@ def _onnx_from(model_path: Path, cfg: dict, out: Path):
     from edgecnn.runtime.backends import load_backend
 
     if model_path.suffix.lower() == ".onnx":
-        from edgecnn.export.ultralytics_onnx import import_ultralytics_onnx, is_ultralytics_onnx
+        from edgecnn.export.ultralytics_onnx import (
+            import_ultralytics_onnx,
+            is_ultralytics_onnx,
+        )
 
         if is_ultralytics_onnx(model_path):  # cut to our outputs; format=onnx writes just that
             return import_ultralytics_onnx(model_path, out / model_path.name, threads=cfg["threads"])

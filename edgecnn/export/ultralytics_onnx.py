@@ -28,10 +28,11 @@ LOG = logging.getLogger(__name__)
 def is_ultralytics_onnx(path: str | os.PathLike) -> bool:
     """Whether Ultralytics exported this ONNX file (False for files ONNX cannot read: the backend names those)."""
     import onnx
+    from google.protobuf.message import DecodeError
 
     try:
         model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # protobuf raises its own DecodeError for files that are not ONNX
+    except (DecodeError, OSError, ValueError):
         return False
     return is_ultralytics({p.key: p.value for p in model.metadata_props})
 
