@@ -18,7 +18,8 @@ POSITIONAL = ("model",)
 LOG = logging.getLogger(__name__)
 
 KEYS = Schema(
-    Key("model", None, "a .pt checkpoint, or an .onnx from `export` or `qat` (Q/DQ) for format=tflite", required=True),
+    Key("model", None, "a .pt checkpoint, an .onnx from `export` or `qat` (Q/DQ), or an Ultralytics detection .onnx",
+        required=True),
     Key("format", "onnx", "artifact format", choices=("onnx", "tflite")),
     Key("precision", "fp32", "TFLite precision", choices=("fp32", "fp16", "int8")),
     Key("io", "float", "int8 model input/output type", choices=("float", "int8", "uint8")),
@@ -87,6 +88,13 @@ def _onnx_from(model_path: Path, cfg: dict, out: Path):
     from edgecnn.runtime.backends import load_backend
 
     if model_path.suffix.lower() == ".onnx":
+        from edgecnn.export.ultralytics_onnx import (
+            import_ultralytics_onnx,
+            is_ultralytics_onnx,
+        )
+
+        if is_ultralytics_onnx(model_path):  # cut to our outputs; format=onnx writes just that
+            return import_ultralytics_onnx(model_path, out / model_path.name, threads=cfg["threads"])
         if cfg["format"] == "onnx":
             raise ConfigError("edgecnn export: model= is already an ONNX file; use format=tflite")
         return load_backend(model_path, threads=cfg["threads"]), model_path

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.runtime import ultralytics_layout
+
 OUTPUTS = {"detect": ("boxes", "scores"), "classify": ("logits",), "embed": ("embedding",)}
 META_KEY = "edgecnn"  # name of the TFLite metadata entry; prefix-free keys in ONNX metadata_props
 REQUIRED_META = ("task", "names", "input_size", "mean", "std")
@@ -97,17 +99,20 @@ class OnnxBackend(Backend):
         except Exception as err:  # ORT raises its own exception types for unreadable files
             raise ValueError(f"{path}: not a readable ONNX model ({err})") from err
         props = self.session.get_modelmeta().custom_metadata_map
-        meta = {k: json_or_text(v) for k, v in props.items()}
+        self.layout = ultralytics_layout.from_session(self.session, Path(path))  # None: not an Ultralytics export
+        meta = self.layout.meta if self.layout else {k: json_or_text(v) for k, v in props.items()}
         image_input = self.session.get_inputs()[0]
         self.input_name = image_input.name
         batch = image_input.shape[0]
         super().__init__(path, meta, batch if isinstance(batch, int) else None)
         names = {o.name for o in self.session.get_outputs()}
-        if not set(self.output_names) <= names:
+        if self.layout is None and not set(self.output_names) <= names:
             raise ValueError(f"{path}: outputs {sorted(names)} lack {list(self.output_names)} for task {meta['task']}")
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         x = np.ascontiguousarray(self.normalize(images).transpose(0, 3, 1, 2))
+        if self.layout:
+            return self.layout.to_contract(self.session.run(None, {self.input_name: x})[0])
         outputs = self.session.run(list(self.output_names), {self.input_name: x})
         return dict(zip(self.output_names, outputs))
 

@@ -1,0 +1,92 @@
+"""An Ultralytics ONNX export through `edgecnn export`: the float ONNX's mAP50-95 as Ultralytics
+wrote it, and our full-int8 TFLite (int8 I/O) cut from it, on the same held-out images.
+
+    PYTHONPATH=. python benchmarks/ultralytics_onnx_int8.py --weights runs/.../best.pt --data data.yaml
+        [--imgsz 320] [--nms] [--calib DIR] [--calib-images 64] [--val-images N]
+
+`--weights` (an Ultralytics .pt) is exported here with Ultralytics itself (`export(format="onnx")`,
+a benchmark dependency); `--onnx` takes an export as it is. int8 calibrates on `--calib` (default:
+the data.yaml's train images), never on the val images it is scored on. Both models are scored by
+`edgecnn.commands.val.validate` (the device's letterbox, decoding and NMS; conf 0.001, IoU 0.6).
+Writes runs/benchmarks/ultralytics_onnx_int8.json.
+
+The README's figure: `edgecnn data synth kind=detect n=600 out=D`, then Ultralytics'
+`YOLO("yolov8n.yaml").train(data=<D/data.yaml with an absolute path:>, epochs=15, imgsz=320,
+batch=16, device="cpu")` (its defaults otherwise) and this script on its best.pt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+OUT = Path("runs/benchmarks")
+
+
+def ultralytics_onnx(weights: Path, imgsz: int, nms: bool, dest: Path) -> Path:
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="ultralytics-settings-"))
+    from ultralytics import YOLO
+
+    weights, work = weights.resolve(), Path(tempfile.mkdtemp(prefix="ultralytics-export-"))
+    with contextlib.chdir(work):  # Ultralytics writes next to the weights or into the working directory
+        produced = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, nms=nms, verbose=False)).resolve()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(produced, dest)
+    shutil.rmtree(work, ignore_errors=True)
+    return dest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--weights", type=Path, help="an Ultralytics .pt, exported here to ONNX with Ultralytics")
+    source.add_argument("--onnx", type=Path, help="an Ultralytics ONNX export")
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--nms", action="store_true", help="export with NMS inside (nms=True)")
+    parser.add_argument("--calib", type=Path, help="calibration images (default: the data.yaml's train images)")
+    parser.add_argument("--calib-images", type=int, default=64)
+    parser.add_argument("--val-images", type=int)
+    args = parser.parse_args()
+
+    from edgecnn.commands import export
+    from edgecnn.commands.val import validate
+    from edgecnn.data.yolo import load_data_yaml
+    from edgecnn.runtime.backends import load_backend
+
+    work = OUT / "ultralytics_onnx_int8"
+    onnx_path = args.onnx or ultralytics_onnx(args.weights, args.imgsz, args.nms, work / f"{args.weights.stem}.onnx")
+    spec = load_data_yaml(args.data)
+    calib = args.calib or spec.images("train")[0].parent
+    float_scores = validate(load_backend(onnx_path, threads=2), args.data, max_images=args.val_images)
+    tic = time.perf_counter()
+    result = export.run(export.KEYS.resolve({
+        "model": str(onnx_path), "format": "tflite", "precision": "int8", "io": "int8", "data": str(args.data),
+        "calib": str(calib), "calib_images": args.calib_images, "val_images": args.val_images,
+        "max_map_drop": 100.0, "out": str(work / "export")}))
+    report = {
+        "source": str(onnx_path), "nms_inside": args.nms, "imgsz": args.imgsz, "calibration": str(calib),
+        "calib_images": args.calib_images, "val_images": float_scores["images"],
+        "float_onnx_mAP50_95": float_scores["mAP50_95"], "float_onnx_mAP50": float_scores["mAP50"],
+        "cut_onnx_mAP50_95": result["per_artifact"]["onnx"]["mAP50_95"],
+        "int8_tflite_mAP50_95": result["mAP50_95"], "int8_tflite_mAP50": result["mAP50"],
+        # against the cut float graph: an nms=True export as it is keeps only what passes its baked-in conf (0.25)
+        "int8_drop_points": 100 * (result["per_artifact"]["onnx"]["mAP50_95"] - result["mAP50_95"]),
+        "int8_latency_ms_p50": result["latency_ms_p50"], "export_s": time.perf_counter() - tic,
+        "artifacts": result["artifacts"],
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "ultralytics_onnx_int8.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
