@@ -35,6 +35,7 @@ def noisy_detections(gt: np.ndarray, frame: int, drop: float, jitter: float, rng
 def track(seq: Path, gt: np.ndarray, options: dict, cmc: bool, detector, cfg: dict) -> dict:
     from edgecnn.data.crops import iter_frames
     from edgecnn.metrics.mot import score_sequence
+    from edgecnn.runtime.mot import result_rows
     from edgecnn.runtime.tracker import Tracker
     from edgecnn.runtime.tracker.camera_motion import CameraMotion
 
@@ -56,8 +57,8 @@ def track(seq: Path, gt: np.ndarray, options: dict, cmc: bool, detector, cfg: di
         out = tracker.update(boxes, scores, None, classes, warp)
         track_s += time.process_time() - start
         frames += 1
-        rows += [[frame, r[4], r[0], r[1], r[2] - r[0], r[3] - r[1], 1, -1, -1, -1] for r in out]
-    counts = score_sequence(gt[gt[:, 6] > 0], np.asarray(rows, np.float64).reshape(-1, 10))
+        rows.append(result_rows(frame, out))
+    counts = score_sequence(gt[gt[:, 6] > 0], np.concatenate(rows) if rows else np.empty((0, 10)))
     return {"counts": counts, "cmc_ms": 1000 * cmc_s / frames, "tracker_ms": 1000 * track_s / frames}
 
 

@@ -33,6 +33,7 @@ def noisy_detections(gt: np.ndarray, drop: float, jitter: float, seed: int = 0) 
 
 
 def track(seq: Path, det: np.ndarray, encoder, tracker_cfg: dict) -> np.ndarray:
+    from edgecnn.runtime.mot import result_rows
     from edgecnn.runtime.tracker import Tracker
 
     tracker, rows = Tracker.from_config(tracker_cfg), []
@@ -43,8 +44,8 @@ def track(seq: Path, det: np.ndarray, encoder, tracker_cfg: dict) -> np.ndarray:
         if encoder is not None:
             features = encoder.encode(cv2.imread(str(seq / "img1" / f"{frame:06d}.jpg")), boxes)
         out = tracker.update(boxes, np.full(len(d), 0.9), features, d[:, 7] - 1)  # gt class column is class + 1
-        rows += [[frame, r[4], r[0], r[1], r[2] - r[0], r[3] - r[1], 1, -1, -1, -1] for r in out]
-    return np.asarray(rows, np.float64).reshape(-1, 10)
+        rows.append(result_rows(frame, out))
+    return np.concatenate(rows) if rows else np.empty((0, 10))
 
 
 def main() -> None:

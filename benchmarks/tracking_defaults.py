@@ -45,6 +45,7 @@ GRIDS = {
 def track_sequence(frames: list, cfg: dict) -> tuple[np.ndarray, float]:
     """MOT result rows of one sequence's per-frame (boxes xyxy, scores, classes), and the tracker's
     CPU seconds; detections below the floor (`conf`, else low_conf) never reach it, as in the app."""
+    from edgecnn.runtime.mot import result_rows
     from edgecnn.runtime.tracker import TRACKER_KEYS, Tracker
 
     tracker = Tracker(**{k: v for k, v in cfg.items() if k in TRACKER_KEYS})
@@ -55,8 +56,8 @@ def track_sequence(frames: list, cfg: dict) -> tuple[np.ndarray, float]:
         start = time.process_time()  # CPU time: on a shared machine the steadier figure
         out = tracker.update(boxes[keep], scores[keep], None, None if classes is None else classes[keep])
         seconds += time.process_time() - start
-        rows += [[frame, r[4], r[0], r[1], r[2] - r[0], r[3] - r[1], r[5], -1, -1, -1] for r in out]
-    return np.asarray(rows, np.float64).reshape(-1, 10), seconds
+        rows.append(result_rows(frame, out))
+    return (np.concatenate(rows) if rows else np.empty((0, 10))), seconds
 
 
 def score(seq: dict, cfg: dict):

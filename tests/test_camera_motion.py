@@ -68,6 +68,6 @@ def test_compensation_keeps_identities_when_the_camera_jumps():
         tracker = Tracker(n_init=1)
         first = tracker.update(boxes, np.full(2, 0.9))
         second = tracker.update(boxes + [45, 0, 45, 0], np.full(2, 0.9), warp=warp)
-        ids[name] = (sorted(first[:, 4]), sorted(second[:, 4]))
+        ids[name] = (sorted(first.ids), sorted(second.ids))
     assert ids["compensated"][0] == ids["compensated"][1]
     assert ids["plain"][0] != ids["plain"][1]

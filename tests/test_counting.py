@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edgecnn.runtime.counting import Counter, load_regions, polygon_distance
+from edgecnn.runtime.tracker import Tracks
 
 W, H, FPS = 320, 240, 30
 
@@ -30,7 +31,7 @@ def feet_box(x: float, y: float) -> np.ndarray:
 
 def run_track(counter: Counter, xs, ys, tid: int = 1, cls: int = 0) -> None:
     for i, (x, y) in enumerate(zip(xs, ys)):
-        counter.update(feet_box(x, y), np.array([tid]), np.array([cls]), i / FPS, (W, H))
+        counter.update(Tracks(feet_box(x, y), np.array([tid]), np.ones(1), np.array([cls])), i / FPS, (W, H))
 
 
 # --------------------------------------------------------------------------- ground truth of a synthetic video
@@ -61,7 +62,8 @@ def feed_ground_truth(counter: Counter, gt: np.ndarray) -> list[dict]:
     for frame in range(1, int(gt[:, 0].max()) + 1):
         rows = gt[gt[:, 0] == frame]
         boxes = np.column_stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]])
-        counter.update(boxes, rows[:, 1].astype(int), rows[:, 7].astype(int) - 1, (frame - 1) / FPS, (W, H))
+        tracks = Tracks(boxes, rows[:, 1].astype(int), np.ones(len(rows)), rows[:, 7].astype(int) - 1)
+        counter.update(tracks, (frame - 1) / FPS, (W, H))
         reports.append(counter.report())
     return reports
 
@@ -143,7 +145,7 @@ def test_tracks_the_tracker_deleted_leave_their_zone_when_last_seen(tmp_path):
     run_track(counter, np.full(30, 160.0), np.full(30, 120.0))  # 30 frames, 29/30 s inside
     assert counter.report()["zones"]["z"]["occupancy"] == 1
     for i in range(30, 37):  # other tracks go on; track 1 is not seen again
-        counter.update(np.zeros((0, 4)), np.zeros(0, int), np.zeros(0, int), i / FPS, (W, H))
+        counter.update(Tracks.empty(), i / FPS, (W, H))
     zone = counter.summary()["zones"]["z"]
     assert zone["occupancy"] == 0 and zone["dwell_s"] == {"1": pytest.approx(29 / FPS, abs=0.01)}
 

@@ -97,7 +97,8 @@ def test_defaults_are_the_online_trackers_output_byte_for_byte(tmp_path):
     for frame in range(1, int(det[:, 0].max()) + 1):
         d = det[det[:, 0] == frame]
         out = tracker.update(np.concatenate([d[:, 2:4], d[:, 2:4] + d[:, 4:6]], axis=1), d[:, 6])
-        online += [[frame, r[4], r[0], r[1], r[2] - r[0], r[3] - r[1], r[5], -1, -1, -1] for r in out]
+        online += [[frame, i, b[0], b[1], b[2] - b[0], b[3] - b[1], s, -1, -1, -1]
+                   for b, i, s in zip(out.boxes, out.ids, out.scores)]
     write_mot(tmp_path / "online.txt", np.array(online))
     track_detections(tmp_path / "det.txt", tmp_path / "default.txt", output_conf=0.7)
     track_detections(tmp_path / "det.txt", tmp_path / "off.txt", output_conf=0.7, backfill=False, interpolate=0)

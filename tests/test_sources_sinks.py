@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from edgecnn.runtime.mot import read_mot
-from edgecnn.runtime.sinks import Annotator, JsonlSink, MotSink, Tracks, VideoSink
+from edgecnn.runtime.sinks import Annotator, JsonlSink, MotSink, VideoSink
+from edgecnn.runtime.tracker import Tracks
 from edgecnn.runtime.sources import Frame, SourceError, describe, open_source
 from mjpeg_server import MjpegServer
 

@@ -191,9 +191,7 @@ class TrackingPipeline:
         self.times = StageTimes()
 
     def process(self, frame):
-        """The confirmed tracks (`sinks.Tracks`) of `frame`, the next frame of the video."""
-        from edgecnn.runtime.sinks import Tracks
-
+        """The confirmed tracks (`tracker.Tracks`) of `frame`, the next frame of the video."""
         times, timed = self.times, self.timed
         picked = time.monotonic()
         times.add("capture", picked - frame.timestamp)
@@ -216,9 +214,9 @@ class TrackingPipeline:
             warp = self.camera.estimate(frame.image, boxes)
             times.add("cmc", time.monotonic() - start)
         start = time.monotonic()
-        rows = self.tracker.update(boxes, scores, features, classes, warp)
+        tracks = self.tracker.update(boxes, scores, features, classes, warp)
         times.add("tracking", time.monotonic() - start)
-        return Tracks(rows[:, :4], rows[:, 4].astype(int), rows[:, 5], rows[:, 6].astype(int))
+        return tracks
 
 
 def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,7 +251,7 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
                 track_ids.update(tracks.ids.tolist())
                 if counter is not None:
                     now = frame.index / source.fps if video_time else frame.timestamp
-                    counter.update(tracks.boxes, tracks.ids, tracks.classes, now, frame.image.shape[1::-1])
+                    counter.update(tracks, now, frame.image.shape[1::-1])
                 wanted = annotate or (view is not None and view.wants_frame())
                 annotated = annotator.draw(frame.image, tracks, fps, latency) if wanted else None
                 for sink in sinks:

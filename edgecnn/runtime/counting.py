@@ -26,12 +26,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import cv2
 import numpy as np
 
 from edgecnn.config import ConfigError
+
+if TYPE_CHECKING:
+    from edgecnn.runtime.tracker import Tracks
 
 DEFAULT_BAND = 6.0  # pixels: above a detector's frame-to-frame jitter of a standing person's feet
 ENTRY_KEYS = {"name", "points", "classes", "band"}
@@ -180,17 +183,17 @@ class Counter:
         self.events: list[dict] = []  # this frame's crossings and zone entries/exits
         self._size: tuple[int, int] | None = None
 
-    def update(self, boxes: np.ndarray, ids: np.ndarray, classes: np.ndarray, now: float,
-               size: tuple[int, int]) -> list[dict]:
-        """Count this frame's tracks (xyxy `boxes` in a `size` = (width, height) frame) at time `now`
-        (seconds); returns the frame's events."""
+    def update(self, tracks: Tracks, now: float, size: tuple[int, int]) -> list[dict]:
+        """Count this frame's `tracks` (in a `size` = (width, height) frame) at time `now` (seconds);
+        returns the frame's events."""
         if size != self._size:
             for region in self.regions:
                 region.fit(*size)
             self._size = size
         self.frames, self.now = self.frames + 1, now
+        boxes = tracks.boxes
         feet = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]]).astype(np.float64)
-        ids, classes = np.asarray(ids, int), np.asarray(classes, int)
+        ids, classes = np.asarray(tracks.ids, int), np.asarray(tracks.classes, int)
         self.events = []
         for line in self.lines:
             keep = line.region.wants(classes)

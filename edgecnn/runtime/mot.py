@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgecnn.fileio import atomic_write_text
+from edgecnn.runtime.boxes import xyxy_to_tlwh
+
+if TYPE_CHECKING:
+    from edgecnn.runtime.tracker import Tracks
 
 COLUMNS = ("frame", "id", "left", "top", "width", "height", "conf", "x", "y", "z")
 
@@ -42,6 +47,13 @@ def read_mot(path: str | os.PathLike, min_confidence: float | None = None) -> np
     if min_confidence is not None:
         data = data[data[:, 6] >= min_confidence]
     return data
+
+
+def result_rows(frame: int, tracks: "Tracks") -> np.ndarray:
+    """(N, 10) result rows of one frame's tracks: frame, id, tlwh, detection confidence, -1, -1, -1."""
+    n = len(tracks)
+    return np.column_stack([np.full(n, frame), tracks.ids, xyxy_to_tlwh(tracks.boxes.astype(np.float64)),
+                            tracks.scores, -np.ones((n, 3))]).reshape(n, 10)
 
 
 def format_mot(rows: np.ndarray) -> str:

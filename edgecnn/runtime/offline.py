@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from edgecnn.config import ConfigError, Key, Schema
-from edgecnn.runtime.boxes import tlwh_to_xyxy, xyxy_to_tlwh
-from edgecnn.runtime.mot import read_mot, write_mot
-from edgecnn.runtime.tracker import TRACKER_KEYS, Tracker
+from edgecnn.runtime.boxes import tlwh_to_xyxy
+from edgecnn.runtime.mot import read_mot, result_rows, write_mot
+from edgecnn.runtime.tracker import TRACKER_KEYS, Tracker, Tracks
 
 REFINE_KEYS = Schema(
     Key("backfill", False, "offline (detections= only): also output the frames in which a track that was later "
@@ -82,10 +82,10 @@ def track_detections(detections: str | os.PathLike, out: str | os.PathLike, imag
             features = encoder.encode(_read_frame(frame_paths, frame), boxes)
             reid_s += time.perf_counter() - start
         start, start_cpu = time.perf_counter(), time.process_time()
-        tracked = tracker.update(boxes, rows[:, 6], features)
+        tracks = tracker.update(boxes, rows[:, 6], features)
         track_s += time.perf_counter() - start
         track_cpu_s += time.process_time() - start_cpu
-        results.append(_mot_rows(frame, tracked[:, 0:4], tracked[:, 4], tracked[:, 5]))
+        results.append(result_rows(frame, tracks))
         if cfg["backfill"]:
             tentative.append(_tentative_rows(tracker, frame))
             confirmed_ids.update(t.track_id for t in tracker.tracks if t.is_confirmed)
@@ -106,22 +106,12 @@ def track_detections(detections: str | os.PathLike, out: str | os.PathLike, imag
     return {**metrics, "artifacts": {"results": str(out)}}
 
 
-def _mot_rows(frame: int, xyxy: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """(N, 10) MOT result rows of one frame."""
-    n = len(xyxy)
-    return np.column_stack([np.full(n, frame), ids, xyxy_to_tlwh(xyxy), scores,
-                            -np.ones((n, 3))]).reshape(n, 10)
-
-
 def _tentative_rows(tracker: Tracker, frame: int) -> np.ndarray:
     """MOT rows of the tentative tracks matched in this frame, as the tracker would output them
     once confirmed (the reported box, if its detection is at least `output_conf`)."""
-    shown = [t for t in tracker.tracks
-             if t.is_tentative and t.time_since_update == 0 and t.score >= tracker.output_conf]
-    if not shown:
-        return np.empty((0, 10))
-    return _mot_rows(frame, np.stack([t.reported_box for t in shown]), np.array([t.track_id for t in shown]),
-                     np.array([t.score for t in shown]))
+    return result_rows(frame, Tracks.of([t for t in tracker.tracks
+                                         if t.is_tentative and t.time_since_update == 0
+                                         and t.score >= tracker.output_conf]))
 
 
 def _confirmed_later(tentative: list[np.ndarray], confirmed_ids: set[int]) -> np.ndarray:

@@ -22,28 +22,12 @@ import numpy as np
 
 from edgecnn.fileio import atomic_path
 from edgecnn.runtime.counting import Counter
-from edgecnn.runtime.mot import write_mot
+from edgecnn.runtime.mot import result_rows, write_mot
 from edgecnn.runtime.sources import Frame
+from edgecnn.runtime.tracker import Tracks
 
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 TRAIL_LENGTH = 30
-
-
-@dataclass(frozen=True)
-class Tracks:
-    """The confirmed tracks of one frame, in frame pixels."""
-
-    boxes: np.ndarray  # (N, 4) float xyxy
-    ids: np.ndarray  # (N,) int
-    scores: np.ndarray  # (N,) float detection confidence
-    classes: np.ndarray  # (N,) int
-
-    @classmethod
-    def empty(cls) -> "Tracks":
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64))
-
-    def __len__(self) -> int:
-        return len(self.ids)
 
 
 def track_color(track_id: int) -> tuple[int, int, int]:
@@ -208,12 +192,7 @@ class MotSink(Sink):
     def write(self, frame: Frame, tracks: Tracks, annotated: np.ndarray | None) -> None:
         self._frame += 1  # processed frames, so results line up with the frames a reader sees
         if len(tracks):
-            b = tracks.boxes.astype(np.float64)
-            rows = np.column_stack([
-                np.full(len(tracks), self._frame), tracks.ids, b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1],
-                tracks.scores, -np.ones((len(tracks), 3)),
-            ])
-            self._rows.append(rows)
+            self._rows.append(result_rows(self._frame, tracks))
 
     def close(self, error: BaseException | None = None) -> None:
         write_mot(self.path, np.concatenate(self._rows) if self._rows else np.zeros((0, 10)))

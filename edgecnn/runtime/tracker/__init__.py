@@ -1,9 +1,12 @@
-"""DeepSORT multi-target tracking on numpy and scipy: `Tracker(...).update(boxes, scores, features)`.
+"""DeepSORT multi-target tracking on numpy and scipy: `Tracker(...).update(boxes, scores, features) -> Tracks`.
 
-One idea per module, as in deep_sort: `kalman_filter` (motion), `iou_matching` and `nn_matching`
-(costs), `linear_assignment` (gated matching and the cascade), `track` (life cycle), `tracker`.
+One idea per module, as in deep_sort: `detection` (a frame's detections), `kalman_filter` (motion),
+`iou_matching` and `nn_matching` (costs), `linear_assignment` (gated matching and the cascade),
+`track` (life cycle, and the `Tracks` record a frame returns), `tracker`.
 """
 
-from edgecnn.runtime.tracker.tracker import OUTPUT_COLUMNS, TRACKER_KEYS, Tracker
+from edgecnn.runtime.tracker.detection import Detections
+from edgecnn.runtime.tracker.track import Tracks
+from edgecnn.runtime.tracker.tracker import TRACKER_KEYS, Tracker
 
-__all__ = ["OUTPUT_COLUMNS", "TRACKER_KEYS", "Tracker"]
+__all__ = ["TRACKER_KEYS", "Detections", "Tracker", "Tracks"]

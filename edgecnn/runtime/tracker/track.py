@@ -1,8 +1,11 @@
-"""One target's life cycle: tentative, confirmed after `n_init` hits, deleted after `max_age` misses."""
+"""One target's life cycle (tentative, confirmed after `n_init` hits, deleted after `max_age` misses),
+and `Tracks`, the record of a frame's tracks that the tracker returns."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
+from typing import Sequence
 
 import numpy as np
 
@@ -82,3 +85,28 @@ class Track:
 
 def _aspect(box: np.ndarray) -> float:
     return float((box[2] - box[0]) / (box[3] - box[1]))
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """The tracks of one frame, in frame pixels: what `Tracker.update` returns and the sinks write."""
+
+    boxes: np.ndarray  # (N, 4) float xyxy
+    ids: np.ndarray  # (N,) int
+    scores: np.ndarray  # (N,) float: the confidence of the detection each track matched
+    classes: np.ndarray  # (N,) int, -1 without classes
+
+    @classmethod
+    def empty(cls) -> "Tracks":
+        return cls(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
+
+    @classmethod
+    def of(cls, tracks: Sequence[Track]) -> "Tracks":
+        """The record of `tracks` as they are reported (`Track.reported_box`)."""
+        if not tracks:
+            return cls.empty()
+        return cls(np.stack([t.reported_box for t in tracks]), np.array([t.track_id for t in tracks], np.int64),
+                   np.array([t.score for t in tracks], np.float64), np.array([t.cls for t in tracks], np.int64))
+
+    def __len__(self) -> int:
+        return len(self.ids)

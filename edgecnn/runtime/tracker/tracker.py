@@ -26,11 +26,12 @@ import numpy as np
 
 from edgecnn.config import Key, Schema
 from edgecnn.runtime.tracker.camera_motion import warp_states
-from edgecnn.runtime.tracker.iou_matching import covered_fraction, iou_cost
+from edgecnn.runtime.tracker.detection import Detections
+from edgecnn.runtime.tracker.iou_matching import iou_cost
 from edgecnn.runtime.tracker.kalman_filter import KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
 from edgecnn.runtime.tracker.linear_assignment import INFTY_COST, gate_cost_matrix, matching_cascade, min_cost_matching
 from edgecnn.runtime.tracker.nn_matching import NearestNeighborDistanceMetric
-from edgecnn.runtime.tracker.track import Track
+from edgecnn.runtime.tracker.track import Track, Tracks
 
 # Defaults chosen on MOT15 public detections (benchmarks/mot15.py), for all sequences at once.
 TRACKER_KEYS = Schema(
@@ -56,7 +57,6 @@ TRACKER_KEYS = Schema(
         "candidate within max_cosine_distance + this; look-alikes are left to motion", min=0.0, max=2.0),
 )
 
-OUTPUT_COLUMNS = ("x1", "y1", "x2", "y2", "track_id", "score", "class")
 _NO_PAIRS = np.empty((0, 2), dtype=int)
 
 
@@ -84,32 +84,21 @@ class Tracker:
         return cls(**TRACKER_KEYS.resolve({k: v for k, v in cfg.items() if k in TRACKER_KEYS}, "tracker"))
 
     def update(self, boxes: np.ndarray, scores: np.ndarray | None = None, features: np.ndarray | None = None,
-               classes: np.ndarray | None = None, warp: np.ndarray | None = None) -> np.ndarray:
+               classes: np.ndarray | None = None, warp: np.ndarray | None = None) -> Tracks:
         """Advance one frame with (N, 4) xyxy `boxes`, their scores, optional (N, D) embeddings and
         class ids, and optionally the camera's motion since the last frame (a 2x3 affine from
         `camera_motion.CameraMotion`), which moves every track before association. Returns the
-        confirmed tracks matched in this frame as (K, 7) rows of OUTPUT_COLUMNS. The box is the
+        confirmed tracks matched in this frame (`Tracks`: boxes, ids, scores, classes). The box is the
         detection each track matched (its width from the track's averaged aspect ratio,
         `Track.reported_box`): the Kalman state smooths motion for association but lags the
         person's true extent."""
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        n = len(boxes)
-        scores = np.ones(n) if scores is None else np.asarray(scores, dtype=np.float64).reshape(n)
-        classes = np.full(n, -1) if classes is None else np.asarray(classes).astype(int).reshape(n)
-        if features is not None and len(features) != n:
-            raise ValueError(f"tracker: {len(features)} features for {n} boxes")
-        # A box without area has no aspect ratio for the Kalman state; it cannot be tracked.
-        valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        if not valid.all():
-            boxes, scores, classes = boxes[valid], scores[valid], classes[valid]
-            features = None if features is None else np.asarray(features)[valid]
+        dets = Detections.from_arrays(boxes, scores, features, classes, self.max_crop_overlap)
         self.frame_count += 1
         mean, cov = self._predict(warp)
-        # A crop that another box covers shows two objects: its embedding identifies neither.
-        clean = None if features is None else covered_fraction(boxes) <= self.max_crop_overlap
-        matches = self._associate(mean, cov, boxes, scores, features, clean, classes)
-        self._apply(matches, mean, cov, boxes, scores, features, clean, classes)
-        return self._output()
+        matches = self._associate(mean, cov, dets)
+        self._apply(matches, mean, cov, dets)
+        return Tracks.of([t for t in self.tracks
+                          if t.time_since_update == 0 and t.is_confirmed and t.score >= self.output_conf])
 
     def _predict(self, warp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Move every track one frame ahead, in one batched Kalman step, then with the camera
@@ -123,23 +112,24 @@ class Tracker:
             track.mark_predicted(m, c)
         return mean, cov
 
-    def _associate(self, mean, cov, boxes, scores, features, clean, classes) -> np.ndarray:
-        """(K, 2) pairs of track index and detection index, from the stages in the module docstring."""
+    def _associate(self, mean: np.ndarray, cov: np.ndarray, dets: Detections) -> np.ndarray:
+        """(K, 2) pairs of track index and detection index, from the stages in the module docstring;
+        `mean` and `cov` are the tracks' predicted states."""
         tracks = self.tracks
-        if not tracks or not len(boxes):
+        if not tracks or not len(dets):
             return _NO_PAIRS
         is_confirmed = np.array([t.is_confirmed for t in tracks])
         confirmed, tentative = np.flatnonzero(is_confirmed), np.flatnonzero(~is_confirmed)
-        strong = np.flatnonzero(scores >= self.track_conf)
-        weak = np.flatnonzero((scores < self.track_conf) & (scores >= self.low_conf))
-        other_class = np.array([t.cls for t in tracks])[:, None] != classes[None, :]
+        strong = np.flatnonzero(dets.scores >= self.track_conf)
+        weak = np.flatnonzero((dets.scores < self.track_conf) & (dets.scores >= self.low_conf))
+        other_class = np.array([t.cls for t in tracks])[:, None] != dets.classes[None, :]
         # One IoU matrix per frame; every stage takes its rows and columns from it.
-        cost = np.where(other_class, INFTY_COST, iou_cost(xyah_to_xyxy(mean[:, :4]), boxes))
+        cost = np.where(other_class, INFTY_COST, iou_cost(xyah_to_xyxy(mean[:, :4]), dets.boxes))
         pairs = []
-        if features is not None and len(confirmed) and clean[strong].any():
-            m, confirmed, left = self._appearance_match(confirmed, strong[clean[strong]], mean, cov, boxes, features,
-                                                        other_class)
-            strong = np.concatenate([strong[~clean[strong]], left])
+        clean = dets.clean[strong]  # all False without embeddings
+        if len(confirmed) and clean.any():
+            m, confirmed, left = self._appearance_match(confirmed, strong[clean], mean, cov, dets, other_class)
+            strong = np.concatenate([strong[~clean], left])
             pairs.append(m)
         m, confirmed, strong = _match(cost, confirmed, strong, self.max_iou_distance)
         pairs.append(m)
@@ -149,28 +139,29 @@ class Tracker:
         pairs.append(m)
         return np.concatenate(pairs)
 
-    def _appearance_match(self, rows, dets, mean, cov, boxes, features, other_class):
+    def _appearance_match(self, rows: np.ndarray, cols: np.ndarray, mean: np.ndarray, cov: np.ndarray,
+                          dets: Detections, other_class: np.ndarray):
         """deep_sort's stage: nearest-gallery cosine distance, Mahalanobis-gated, by the cascade,
-        over the pairs that appearance tells apart from every other candidate."""
+        over the pairs of tracks `rows` and detections `cols` that appearance tells apart from
+        every other candidate."""
         ids = [self.tracks[i].track_id for i in rows]
-        cost = self.metric.distance(features[dets], ids)
-        cost = gate_cost_matrix(cost, self.kf.gating_distance(mean[rows], cov[rows], xyxy_to_xyah(boxes[dets])))
-        cost[other_class[np.ix_(rows, dets)]] = INFTY_COST
+        cost = self.metric.distance(dets.features[cols], ids)
+        cost = gate_cost_matrix(cost, self.kf.gating_distance(mean[rows], cov[rows], xyxy_to_xyah(dets.boxes[cols])))
+        cost[other_class[np.ix_(rows, cols)]] = INFTY_COST
         unknown = np.array([i not in self.metric.samples for i in ids])
         cost[_ambiguous(cost, unknown, self.metric.matching_threshold + self.appearance_margin)] = INFTY_COST
         age = np.array([self.tracks[i].time_since_update for i in rows])
-        m, left_rows, left_dets = matching_cascade(cost, self.metric.matching_threshold, age)
-        return np.stack([rows[m[:, 0]], dets[m[:, 1]]], axis=1), rows[left_rows], dets[left_dets]
+        m, left_rows, left_cols = matching_cascade(cost, self.metric.matching_threshold, age)
+        return np.stack([rows[m[:, 0]], cols[m[:, 1]]], axis=1), rows[left_rows], cols[left_cols]
 
-    def _apply(self, matches, mean, cov, boxes, scores, features, clean, classes) -> None:
+    def _apply(self, matches: np.ndarray, mean: np.ndarray, cov: np.ndarray, dets: Detections) -> None:
         """Correct matched tracks, age the others, start tracks from confident leftovers."""
-        tracks = self.tracks
+        tracks, boxes, scores = self.tracks, dets.boxes, dets.scores
         if len(matches):
-            rows, dets = matches[:, 0], matches[:, 1]
-            new_mean, new_cov = self.kf.update(mean[rows], cov[rows], xyxy_to_xyah(boxes[dets]))
-            for k, (row, det) in enumerate(zip(rows, dets)):
-                tracks[row].mark_hit(new_mean[k], new_cov[k], boxes[det], float(scores[det]),
-                                     features[det] if features is not None and clean[det] else None)
+            rows, cols = matches[:, 0], matches[:, 1]
+            new_mean, new_cov = self.kf.update(mean[rows], cov[rows], xyxy_to_xyah(boxes[cols]))
+            for k, (row, det) in enumerate(zip(rows, cols)):
+                tracks[row].mark_hit(new_mean[k], new_cov[k], boxes[det], float(scores[det]), dets.feature(det))
         hit = np.zeros(len(tracks), bool)
         hit[matches[:, 0]] = True
         for i in np.flatnonzero(~hit):
@@ -184,12 +175,10 @@ class Tracker:
             mean, cov = self.kf.initiate(xyxy_to_xyah(boxes[new]))
             for k, det in enumerate(new):
                 tracks.append(Track(self._next_id, mean[k], cov[k], n_init, self.max_age, boxes[det],
-                                    float(scores[det]), int(classes[det]),
-                                    features[det] if features is not None and clean[det] else None,
-                                    self.aspect_weight))
+                                    float(scores[det]), int(dets.classes[det]), dets.feature(det), self.aspect_weight))
                 self._next_id += 1
         self.tracks = [t for t in tracks if not t.is_deleted]
-        if features is not None:
+        if dets.features is not None:
             self._fit_gallery()
 
     def _fit_gallery(self) -> None:
@@ -201,14 +190,6 @@ class Tracker:
             t.features = []
         features = np.stack(feats) if feats else np.empty((0, 0), np.float32)
         self.metric.partial_fit(features, np.asarray(targets, dtype=int), [t.track_id for t in confirmed])
-
-    def _output(self) -> np.ndarray:
-        live = [t for t in self.tracks
-                if t.time_since_update == 0 and t.is_confirmed and t.score >= self.output_conf]
-        if not live:
-            return np.empty((0, len(OUTPUT_COLUMNS)))
-        meta = np.array([[t.track_id, t.score, t.cls] for t in live], dtype=np.float64)
-        return np.concatenate([np.stack([t.reported_box for t in live]), meta], axis=1)
 
 
 def _ambiguous(cost: np.ndarray, unknown: np.ndarray, limit: float) -> np.ndarray:
