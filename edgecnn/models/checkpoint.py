@@ -84,8 +84,16 @@ def _torch_load(path: str | os.PathLike, map_location: Any, expected: str) -> An
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """The checkpoint dict, checked for the edgecnn format (e.g. to resume from `train_state`)."""
-    ckpt = _torch_load(path, map_location, "edgecnn checkpoint")
+    """The checkpoint dict, checked for the edgecnn format (e.g. to resume from `train_state`).
+
+    An Ultralytics detection .pt is read without running it and given as the matching model's
+    checkpoint (`ultralytics_checkpoint.read_ultralytics`)."""
+    try:
+        ckpt = _torch_load(path, map_location, "edgecnn checkpoint")
+    except ValueError as err:  # not loadable with weights_only: maybe an Ultralytics pickle of modules
+        from edgecnn.models.ultralytics_checkpoint import read_ultralytics
+
+        return read_ultralytics(path, reason=err)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ValueError(f"{path} is not an edgecnn checkpoint: expected format '{FORMAT}', found {found!r}")
