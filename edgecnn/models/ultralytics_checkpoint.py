@@ -173,8 +173,8 @@ def _ultralytics_model(ckpt: Any) -> Stub | None:
         return None
     for key in ("ema", "model"):
         net = ckpt.get(key)
-        if isinstance(net, Stub) and net.qualname.startswith("ultralytics."):
-            return net
+        if isinstance(net, Stub) and net.qualname.startswith("ultralytics.") and isinstance(net.get("_modules"), dict):
+            return net  # a recorded nn.Module of theirs (it has child modules)
     return None
 
 
