@@ -174,3 +174,25 @@ def test_clear_errors_for_other_tasks_architectures_and_files(tmp_path):
     torch.save({"weights": Path("x"), "step": 3}, other)
     with pytest.raises(ValueError, match=r"neither an edgecnn nor an Ultralytics checkpoint \(found \['step', 'weights'\]\)"):
         load_checkpoint(other)
+
+
+def test_fine_tuning_starts_from_their_weights(tmp_path):
+    from edgecnn.config import ConfigError
+    from edgecnn.data.synth import synth_detect
+    from edgecnn.train.setup import prepare_model
+    from edgecnn.train.trainer import frozen_parameters
+
+    synth_detect(tmp_path / "data", n=4, val=2, imgsz=64)
+    weights = tmp_path / "yolov8n.pt"
+    their_model("yolov8n").save(weights)
+    model, meta, loaded = prepare_model("yolov8n", str(tmp_path / "data" / "data.yaml"), str(weights))
+    assert (meta["mean"], meta["std"]) == ([0.0] * 3, [1.0] * 3)  # their input scaling goes with their weights
+    fresh = {n for n, _ in model.named_parameters()} - loaded
+    assert fresh == {f"model.22.cv3.{i}.2.{p}" for i in range(3) for p in ("weight", "bias")}  # 5 classes, not 80
+    theirs = YOLO(weights).model.float().state_dict()
+    ours = model.state_dict()
+    assert all(torch.equal(ours[k], theirs[k].float()) for k in ours if k in loaded)
+    frozen = frozen_parameters(model, "backbone")
+    assert frozen and all(int(n.split(".")[1]) < 10 for n in frozen)  # yolov8's backbone: layers 0-9
+    with pytest.raises(ConfigError, match="holds an Ultralytics yolov8n; train it with model=yolov8n"):
+        prepare_model("yolo11n", str(tmp_path / "data" / "data.yaml"), str(weights))

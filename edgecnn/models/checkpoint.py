@@ -124,7 +124,10 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> dict[str, list[st
     the torchvision network sits (detectors with torchvision backbones). Returns and logs what
     was loaded, skipped (shape differs or no such layer) and left missing.
     """
-    state = _torch_load(path, "cpu", "weights file")
+    try:
+        state = _torch_load(path, "cpu", "weights file")
+    except ValueError:  # maybe an Ultralytics .pt (a pickle of modules): read without running it
+        state = read_checkpoint(path)
     if isinstance(state, dict) and state.get("format") == FORMAT:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

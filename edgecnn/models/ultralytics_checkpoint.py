@@ -162,7 +162,7 @@ def read_ultralytics(path: str | Path, reason: Exception | None = None) -> dict[
             "strides": strides, "source": {"format": "ultralytics", "file": str(path), "class": net.qualname,
                                            "version": str(ckpt.get("version", "?")),
                                            "half": any(v.dtype == torch.float16 for v in stored.values())}}
-    kwargs = {"num_classes": len(names), "cls_width": arch["cls_width"], "reg_max": arch["reg_max"]}
+    kwargs = {"num_classes": len(names), "in_channels": 3, "cls_width": arch["cls_width"], "reg_max": arch["reg_max"]}
     return {"format": "edgecnn-checkpoint/1", "model": {"name": arch["name"], "kwargs": kwargs},
             "state_dict": state_dict, "meta": meta}
 

@@ -12,11 +12,13 @@ The blocks keep the activation these weights were trained with (SiLU) and BatchN
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 from torch import nn
 
+from edgecnn.config import ConfigError
 from edgecnn.models.layers import make_divisible
 from edgecnn.models.registry import register_model
 from edgecnn.models.yolo import STRIDES, Detector, flatten_head
@@ -70,11 +72,31 @@ class C2f(nn.Module):
         self.cv2 = Conv((2 + n) * self.c, c2, 1)
         self.m = nn.ModuleList(Bottleneck(self.c, self.c, shortcut, (3, 3), e=1.0) for _ in range(n))
 
+    residual_concat = False  # see concat_residuals
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = list(self.cv1(x).split((self.c, self.c), 1))
+        y = list(self.cv1(x).chunk(2, 1))
+        z = y[-1]
         for block in self.m:
-            y.append(block(y[-1]))
+            if self.residual_concat:
+                y.append(block.cv2(block.cv1(z)))
+                z = z + y[-1]
+            else:
+                y.append(block(y[-1]))
         return self.cv2(torch.cat(y, 1))
+
+    def concat_residuals(self) -> None:
+        """The same function with each residual block's residual r_k in the concatenation instead
+        of its output s_k = s_(k-1) + r_k: cv2 is linear in its inputs, so its weights for b and r_j
+        become the sums of the old weights for s_k, k >= j. onnx2tf 1.29 computes an Add that feeds
+        a Concat in NCHW and wraps it in Transposes (13 in yolov8n); this form has none there."""
+        if self.residual_concat or not all(isinstance(b, Bottleneck) and b.add for b in self.m):
+            return
+        weight = self.cv2.conv.weight.data
+        parts = weight.split(self.c, dim=1)  # a, b = s_0, s_1 … s_n
+        suffix_sums = torch.stack(parts[1:]).flip(0).cumsum(0).flip(0)
+        weight.copy_(torch.cat([parts[0], *suffix_sums], 1))
+        self.residual_concat = True
 
 
 class C3k(nn.Module):
@@ -257,6 +279,11 @@ class YoloV8Net(Detector):
     """A YOLOv8 / YOLO11 network as an indexed layer list (`model.<i>`, Ultralytics' names),
     with our output contract (Detector.forward)."""
 
+    # torch-pruning 1.6 mis-indexes the channels of a conv split in halves (C2f's cv1) and fails
+    # inside its importance computation; edgecnn's own yolo-n/yolo-s use two convs there instead.
+    not_prunable = ("torch-pruning cannot follow the split of C2f/C3k2's first conv in Ultralytics' layout; "
+                    "fine-tune, quantize (qat) and export it, or prune edgecnn's yolo-n/yolo-s")
+
     def __init__(self, family: str, scale: str, num_classes: int, in_channels: int, reg_max: int, cls_width: int | None):
         nn.Module.__init__(self)
         depth, width, max_channels = SCALES[family][scale]
@@ -300,6 +327,26 @@ class YoloV8Net(Detector):
             if i in self._keep:
                 saved[i] = x
         raise AssertionError("the layer table ends with the detect layer")
+
+    def for_export(self) -> YoloV8Net:
+        """A copy computing the same function in the form that converts to TFLite without Transposes
+        (C2f.concat_residuals); the checkpoint keeps Ultralytics' form."""
+        model = copy.deepcopy(self)
+        for module in model.modules():
+            if isinstance(module, C2f):
+                module.concat_residuals()
+        return model
+
+    def freeze_prefixes(self, freeze: str | int) -> list[str]:
+        """Parameter name prefixes `freeze` selects: 'backbone' (the layers before the first
+        upsampling) or N (the first N layers, as Ultralytics' freeze=N)."""
+        if freeze == "backbone":
+            count = next(i for i, m in enumerate(self.model) if isinstance(m, nn.Upsample))
+        elif isinstance(freeze, int) or str(freeze).isdigit():
+            count = int(freeze)
+        else:
+            raise ConfigError(f"freeze={freeze!r}: use 'backbone' or a number of layers (0-{len(self.model) - 1})")
+        return [f"model.{i}." for i in range(min(count, len(self.model)))]
 
     def output_layers(self) -> list[nn.Module]:
         """The head's last convs and the DFL (fixed by the output contract), and the attention
