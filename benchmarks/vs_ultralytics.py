@@ -173,11 +173,11 @@ def calibration_set(data: Path, count: int, imgsz: int) -> dict:
     return {"folder": folder, "images": len(paths), "yaml": yaml.resolve(), "cwd": cwd.resolve()}
 
 
-def export_ours(checkpoint: Path, calib: dict, precision: str, args) -> tuple[Path, float]:
+def export_ours(checkpoint: Path, calib: dict, precision: str, args, io: str = "float") -> tuple[Path, float]:
     """`edgecnn export format=tflite` of our checkpoint; (the .tflite, seconds it took)."""
     from edgecnn.commands import export as command
 
-    keys = {"model": str(checkpoint), "format": "tflite", "precision": precision, "calib": str(calib["folder"]),
+    keys = {"model": str(checkpoint), "format": "tflite", "precision": precision, "io": io, "calib": str(calib["folder"]),
             "calib_images": calib["images"], "out": str(WORK / "edgecnn-export"), "threads": 2, "runs": 3}
     start = time.perf_counter()
     result = command.run(command.KEYS.resolve(keys, "benchmark"))
@@ -253,12 +253,12 @@ def run_ultralytics(python: Path, data: Path, calib: dict, args) -> dict:
             "scores": {name: score(preds, data) for name, preds in out["preds"].items()}, "curve": curve}
 
 
-def tflite_rows(ours: dict, theirs: dict, data: Path, args) -> dict:
+def tflite_rows(ours: dict, theirs: dict, data: Path, args, tools=("edgecnn yolo-n", "ultralytics yolov8n")) -> dict:
     """Every TFLite artifact: mAP50-95, mAP50, the drop against its tool's fp32 TFLite, latency, I/O."""
     rows = {}
-    for tool, paths in (("edgecnn yolo-n", ours), ("ultralytics yolov8n", theirs["tflite"])):
+    for tool, paths in zip(tools, (ours, theirs["tflite"])):
         for name, path in paths.items():
-            m = score_ours(Path(path), data) if tool.startswith("edgecnn") else theirs["scores"][name]
+            m = score_ours(Path(path), data) if tool == tools[0] else theirs["scores"][name]
             rows[f"{tool} {name}"] = {"tool": tool, "artifact": name, "path": str(path),
                                       "mAP50_95": float(m["mAP50_95"]), "mAP50": float(m["mAP50"]),
                                       **invoke_latency(Path(path), args.runs)}

@@ -100,7 +100,9 @@ def _onnx_from(model_path: Path, cfg: dict, out: Path):
         return load_backend(model_path, threads=cfg["threads"]), model_path
     source = TorchBackend.from_checkpoint(model_path, imgsz=cfg["imgsz"], threads=cfg["threads"])
     onnx_path = out / f"{model_path.stem}.onnx"
-    export_onnx(source.model, source.meta, onnx_path, imgsz=list(source.input_size),
+    # a model may have an equivalent form that converts better (YOLOv8/11: `YoloV8Net.for_export`)
+    graph_model = source.model.for_export() if hasattr(source.model, "for_export") else source.model
+    export_onnx(graph_model, source.meta, onnx_path, imgsz=list(source.input_size),
                 dynamic=cfg["dynamic"], opset=cfg["opset"])
     return source, onnx_path
 

@@ -84,8 +84,16 @@ def _torch_load(path: str | os.PathLike, map_location: Any, expected: str) -> An
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """The checkpoint dict, checked for the edgecnn format (e.g. to resume from `train_state`)."""
-    ckpt = _torch_load(path, map_location, "edgecnn checkpoint")
+    """The checkpoint dict, checked for the edgecnn format (e.g. to resume from `train_state`).
+
+    An Ultralytics detection .pt is read without running it and given as the matching model's
+    checkpoint (`ultralytics_checkpoint.read_ultralytics`)."""
+    try:
+        ckpt = _torch_load(path, map_location, "edgecnn checkpoint")
+    except ValueError as err:  # not loadable with weights_only: maybe an Ultralytics pickle of modules
+        from edgecnn.models.ultralytics_checkpoint import read_ultralytics
+
+        return read_ultralytics(path, reason=err)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ValueError(f"{path} is not an edgecnn checkpoint: expected format '{FORMAT}', found {found!r}")
@@ -116,7 +124,10 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> dict[str, list[st
     the torchvision network sits (detectors with torchvision backbones). Returns and logs what
     was loaded, skipped (shape differs or no such layer) and left missing.
     """
-    state = _torch_load(path, "cpu", "weights file")
+    try:
+        state = _torch_load(path, "cpu", "weights file")
+    except ValueError:  # maybe an Ultralytics .pt (a pickle of modules): read without running it
+        state = read_checkpoint(path)
     if isinstance(state, dict) and state.get("format") == FORMAT:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

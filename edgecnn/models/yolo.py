@@ -145,11 +145,19 @@ class DecoupledHead(nn.Module):
             nn.init.constant_(cls[-1].bias, -math.log((1 - prior) / prior))
 
     def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b = feats[0].shape[0]
-        # Flattened channels-last (permute + reshape): NHWC runtimes see a plain reshape.
-        bins = torch.cat([m(f).permute(0, 2, 3, 1).reshape(b, -1, 4, self.reg_max) for m, f in zip(self.box, feats)], 1)
-        cls = torch.cat([m(f).permute(0, 2, 3, 1).reshape(b, -1, self.num_classes) for m, f in zip(self.cls, feats)], 1)
-        return self.dfl(bins.softmax(-1)).squeeze(-1), cls, bins  # (B, A, 4), (B, A, C), (B, A, 4, R)
+        return flatten_head(self.box, self.cls, self.dfl, feats, self.reg_max, self.num_classes)
+
+
+def flatten_head(box: nn.ModuleList, cls: nn.ModuleList, dfl: nn.Module, feats: list[torch.Tensor], reg_max: int,
+                 num_classes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run each level's box and class branch; (boxes (B, A, 4), class logits (B, A, C), bins (B, A, 4, R)).
+
+    Flattened channels-last (permute + reshape): NHWC runtimes see a plain reshape. `dfl` maps the
+    bins' softmax (..., R) to its expectation (..., 1)."""
+    b = feats[0].shape[0]
+    bins = torch.cat([m(f).permute(0, 2, 3, 1).reshape(b, -1, 4, reg_max) for m, f in zip(box, feats)], 1)
+    logits = torch.cat([m(f).permute(0, 2, 3, 1).reshape(b, -1, num_classes) for m, f in zip(cls, feats)], 1)
+    return dfl(bins.softmax(-1)).squeeze(-1), logits, bins
 
 
 class Detector(nn.Module):
@@ -173,10 +181,14 @@ class Detector(nn.Module):
         h, w = x.shape[-2:]
         if not torch.jit.is_tracing() and (h % STRIDES[-1] or w % STRIDES[-1]):  # export: static shapes
             raise ValueError(f"detector input {h}x{w} must be a multiple of {STRIDES[-1]} on both sides")
-        boxes, logits, box_bins = self.head(self.neck(self.backbone(x)))
+        boxes, logits, box_bins = self.head(self.features(x))
         if self.training:
             return boxes, logits, box_bins
         return boxes, logits.sigmoid()
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The maps at strides 8, 16, 32 that the head reads."""
+        return self.neck(self.backbone(x))
 
     def output_layers(self) -> list[nn.Module]:
         """Layers whose widths are fixed by the output contract (pruning must leave them)."""

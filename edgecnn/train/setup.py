@@ -24,7 +24,8 @@ def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 
                   imgsz=None) -> tuple[nn.Module, dict, set[str]]:
     """The model `name` sized for `data`'s classes, and the names of the parameters taken from `weights`.
 
-    `weights` is an edgecnn checkpoint or a torchvision state_dict file. A checkpoint of the same
+    `weights` is an edgecnn checkpoint, an Ultralytics detection .pt (model= must be its
+    architecture, e.g. yolov8n) or a torchvision state_dict file. A checkpoint of the same
     model for the same classes is rebuilt at its saved widths (so pruned ones load); otherwise
     tensors load where names and shapes match, which re-initializes only a head whose number of
     classes changed. `imgsz` sizes the models whose layout depends on it (LeNet, VGG). The
@@ -32,7 +33,7 @@ def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 
     """
     import torch
 
-    from edgecnn.models import FORMAT, build_model, get_entry, load_checkpoint, load_weights
+    from edgecnn.models import FORMAT, build_model, get_entry, load_checkpoint, load_weights, read_checkpoint
 
     torch.manual_seed(seed)
     entry = get_entry(name)
@@ -51,16 +52,22 @@ def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 
     if not path.is_file():
         raise FileNotFoundError(f"weights=: file not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # not a torch file: load_weights below names the problem
+        ckpt = read_checkpoint(path)  # an edgecnn checkpoint, or an Ultralytics .pt read without running it
+    except ValueError:  # not a checkpoint (e.g. a torchvision state_dict): load_weights below reads it
         ckpt = None
     if isinstance(ckpt, dict) and ckpt.get("format") == FORMAT:
-        same_arch = ckpt["model"]["name"] == name and all(ckpt["model"]["kwargs"].get(k) == v for k, v in kwargs.items())
-        if same_arch:
-            model, saved_meta = load_checkpoint(path)
+        saved = ckpt["model"]
+        source = ckpt["meta"].get("source", {}).get("format")
+        if source == "ultralytics" and saved["name"] != name:
+            raise ConfigError(f"weights={path} holds an Ultralytics {saved['name']}; train it with model={saved['name']}")
+        # normalization is part of what the weights learned (Ultralytics feeds RGB / 255 as it is)
+        meta.update({k: ckpt["meta"][k] for k in ("mean", "std") if k in ckpt["meta"]})
+        if saved["name"] == name and all(saved["kwargs"].get(k) == v for k, v in kwargs.items()):
+            model, _ = load_checkpoint(path)
             LOG.info("starting from %s (same model and classes)", path)
-            keep = {k: saved_meta[k] for k in ("mean", "std") if k in saved_meta}
-            return model.train(), {**meta, **keep}, {n for n, _ in model.named_parameters()}
+            return model.train(), meta, {n for n, _ in model.named_parameters()}
+        if "cls_width" in saved["kwargs"] and entry.accepts("cls_width"):
+            kwargs["cls_width"] = saved["kwargs"]["cls_width"]  # keeps the hidden class layers loadable
     model = build_model(name, imgsz=imgsz, **kwargs)
     report = load_weights(model, path)
     loaded = set(report["loaded"])

@@ -40,6 +40,9 @@ def frozen_parameters(model: nn.Module, freeze) -> list[str]:
     if freeze is None:
         return []
     names = [n for n, _ in model.named_parameters()]
+    if hasattr(model, "freeze_prefixes"):  # models of one indexed layer list (YOLOv8/11) say what they mean
+        prefixes = tuple(model.freeze_prefixes(freeze))
+        return [n for n in names if n.startswith(prefixes)]
     if freeze == "backbone":
         if hasattr(model, "backbone"):
             return [f"backbone.{n}" for n, _ in model.backbone.named_parameters()]

@@ -1,0 +1,156 @@
+"""Bring your own Ultralytics detector: an Ultralytics yolov8n / yolo11n trained a few epochs, then
+taken through edgecnn from its .pt.
+
+    PYTHONPATH=.:benchmarks python benchmarks/byo_ultralytics.py [--stage train|all] [--epochs 12]
+
+Stage `train`: Ultralytics trains yolov8n and yolo11n from their YAMLs (no pretrained weights, nothing
+downloads) on the synthetic shapes and on coco128 (`../shared/data/coco128`, skipped when absent);
+`--datasets` picks which.
+Stage `compare` (per trained model, `--models`): (1) the float .pt scored by Ultralytics' own
+`model.val()` (rect=False, conf 0.001, IoU 0.6) and by `edgecnn val` on the same file; (2) the same
+weights to TFLite by both tools, calibrated on the same training images: ours with `edgecnn export`
+straight from their .pt (fp32; full int8 with int8 I/O), theirs with vs_ultralytics.py's runner
+(onnx2tf, `_integer_quant` / `_full_integer_quant`), each scored on the val split, drop against the
+tool's own fp32 TFLite, raw `invoke()` latency with 2 threads.
+Writes runs/benchmarks/byo_ultralytics.json. The machine is shared: timings are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_detector import OUT, synthetic_detect_data  # noqa: E402
+
+import vs_ultralytics  # noqa: E402
+
+from edgecnn.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+
+WORK = OUT / "byo_ultralytics"
+COCO128 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "coco128" / "data.yaml"
+ARCHS = ("yolov8n", "yolo11n")
+
+
+def ultralytics_env(config_dir: Path) -> None:
+    """Ultralytics offline: no downloads, no pip installs, settings in our own folder."""
+    os.environ.update(YOLO_OFFLINE="true", YOLO_AUTOINSTALL="false", YOLO_CONFIG_DIR=str(config_dir.resolve()))
+
+
+def absolute_data_yaml(data: Path, out: Path) -> Path:
+    """The data.yaml with an absolute root, as Ultralytics resolves relative ones against its own folder."""
+    from edgecnn.data.yolo import load_data_yaml
+
+    spec = load_data_yaml(data)
+    splits = {split: str(spec.sources(split)[0].resolve()) for split in ("train", "val")}
+    return atomic_write_text(out, json.dumps({"path": str(spec.root.resolve()), **splits,
+                                              "names": dict(enumerate(spec.names))}))
+
+
+def train_ultralytics(arch: str, data: Path, name: str, epochs: int, imgsz: int, batch: int) -> dict:
+    """Ultralytics' own training of `arch` from its YAML; returns best.pt and its own val figures."""
+    ultralytics_env(WORK / "ultralytics-config")
+    from ultralytics import YOLO
+
+    project = (WORK / "ultralytics").resolve()
+    start = time.perf_counter()
+    YOLO(f"{arch}.yaml").train(data=str(absolute_data_yaml(data, WORK / f"{name}.yaml").resolve()), imgsz=imgsz,
+                               epochs=epochs, batch=batch, device="cpu", workers=1, pretrained=False, amp=False,
+                               plots=False, project=str(project), name=name, exist_ok=True, seed=0,
+                               close_mosaic=max(1, epochs // 5), verbose=False)
+    return {"weights": str(project / name / "weights" / "best.pt"), "train_wall_s": round(time.perf_counter() - start, 1)}
+
+
+def their_val(weights: str, data: Path, imgsz: int) -> dict:
+    """Ultralytics' own validation of its .pt, square letterbox as ours (rect=False)."""
+    ultralytics_env(WORK / "ultralytics-config")
+    from ultralytics import YOLO
+
+    data_yaml = absolute_data_yaml(data, WORK / "val-data.yaml").resolve()
+    m = YOLO(weights).val(data=str(data_yaml), imgsz=imgsz, batch=8, conf=0.001, iou=0.6, rect=False, plots=False,
+                          workers=0, device="cpu", verbose=False, project=str((WORK / "ultralytics-val").resolve()))
+    return {"mAP50_95": float(m.box.map), "mAP50": float(m.box.map50)}
+
+
+def compare(name: str, record: dict, args) -> dict:
+    """Float parity of the two validators, then both tools' TFLite exports of the same weights."""
+    from edgecnn.commands import val
+
+    data, weights = Path(record["data"]), Path(record["weights"])
+    work = WORK / name
+    vs_ultralytics.WORK = work  # its calibration, export and runner pieces write under this model's folder
+    their_weights = work / "ultralytics" / "run" / "weights" / "best.pt"  # where its runner looks
+    their_weights.parent.mkdir(parents=True, exist_ok=True)
+    their_weights.write_bytes(weights.read_bytes())
+    ours_float = val.run(val.KEYS.resolve({"model": str(their_weights), "data": str(data), "imgsz": args.imgsz,
+                                           "iou": 0.6, "threads": 2}, "benchmark"))
+    theirs_float = their_val(str(their_weights), data, args.imgsz)
+    calib = vs_ultralytics.calibration_set(data, args.calib_images, args.imgsz)
+    ours = {"fp32": vs_ultralytics.export_ours(their_weights, calib, "fp32", args)[0],
+            "int8 io=int8": vs_ultralytics.export_ours(their_weights, calib, "int8", args, io="int8")[0]}
+    python = vs_ultralytics.ultralytics_python()
+    theirs = vs_ultralytics.run_ultralytics(python, data, calib, args) if python else {"tflite": {}, "scores": {}}
+    rows = vs_ultralytics.tflite_rows(ours, theirs, data, args, tools=(f"edgecnn {name}", f"ultralytics {name}"))
+    return {"float": {"edgecnn val": {k: ours_float[k] for k in ("mAP50_95", "mAP50")}, "ultralytics val": theirs_float,
+                      "their predict + our metric": theirs["scores"].get("best.pt", {}).get("mAP50_95")},
+            "tflite": rows, "calibration_images": calib["images"]}
+
+
+def print_compare(name: str, result: dict) -> None:
+    f = result["float"]
+    print(f"\n{name}: float .pt, mAP50-95 points: edgecnn val {100 * f['edgecnn val']['mAP50_95']:.2f}, "
+          f"Ultralytics val {100 * f['ultralytics val']['mAP50_95']:.2f}")
+    print(f"{'artifact':<44}{'mAP50-95':>9}{'drop':>7}{'p50 ms':>8}  inputs -> outputs")
+    for row_name, r in result["tflite"].items():
+        drop = "" if r["drop_points"] is None else f"{r['drop_points']:+.2f}"
+        print(f"{row_name:<44}{100 * r['mAP50_95']:>9.2f}{drop:>7}{r['latency_ms_p50']:>8.2f}  "
+              f"{', '.join(r['inputs'])} -> {', '.join(r['outputs'])}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", default="all", choices=("train", "compare", "all"))
+    parser.add_argument("--datasets", default="synth,coco128", help="comma-separated: synth, coco128")
+    parser.add_argument("--models", default=None, help="comma-separated trained names to compare (default: all)")
+    parser.add_argument("--calib-images", type=int, default=64)
+    parser.add_argument("--runs", type=int, default=30, help="timed invoke() runs per .tflite")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--n", type=int, default=800, help="synthetic training images")
+    parser.add_argument("--val", type=int, default=200, help="synthetic validation images")
+    args = parser.parse_args()
+    args.reuse_training = True  # what vs_ultralytics' runner reads: the weights exist, do not train
+    wanted = args.datasets.split(",")
+    datasets = {"synth": synthetic_detect_data(args.n, args.val, args.imgsz)} if "synth" in wanted else {}
+    if COCO128.is_file() and "coco128" in wanted:
+        datasets["coco128"] = COCO128
+    trained_json = WORK / "trained.json"
+    trained = json.loads(trained_json.read_text()) if trained_json.is_file() else {}
+    if args.stage in ("train", "all"):
+        for dataset, data in datasets.items():
+            for arch in ARCHS:
+                name = f"{arch}-{dataset}"
+                if name not in trained:
+                    trained[name] = {"data": str(data), "epochs": args.epochs, "imgsz": args.imgsz,
+                                     **train_ultralytics(arch, data, name, args.epochs, args.imgsz, args.batch)}
+                    atomic_write_json(trained_json, trained)
+    if args.stage == "train":
+        return
+    out_json = OUT / "byo_ultralytics.json"
+    results = json.loads(out_json.read_text()) if out_json.is_file() else {}
+    for name in (args.models.split(",") if args.models else trained):
+        results[name] = {"trained": trained[name], **compare(name, trained[name], args)}
+        atomic_write_json(out_json, results)
+        print_compare(name, results[name])
+    print(f"wrote {out_json}")
+
+
+if __name__ == "__main__":
+    main()
