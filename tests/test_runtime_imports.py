@@ -61,7 +61,6 @@ def test_runtime_imports_without_torch_or_tensorflow(tmp_path):
 # The import rules of ARCHITECTURE.md, read from its table and checked on every import statement
 # (module level or inside a function) under edgecnn/.
 UPWARD = {("commands", "pipeline")}  # the `pipeline` command runs the stage runner (inside run)
-RUNTIME_FALLBACKS = {("edgecnn/runtime/backends.py", "tensorflow")}  # the TFLite interpreter of last resort
 
 
 def _architecture_table() -> dict[str, list[str]]:
@@ -143,6 +142,6 @@ def test_runtime_imports_no_host_library():
         rel = path.relative_to(ROOT).as_posix()
         for line, module in _imports(path):
             top = module.split(".")[0]
-            if top not in allowed and (rel, top) not in RUNTIME_FALLBACKS:
+            if top not in allowed:
                 wrong.append(f"{rel}:{line}: imports {module}, which is not device-side")
     assert not wrong, "\n".join(wrong)

@@ -3,8 +3,7 @@
 `load_backend(path)` reads the artifact's own metadata (class names, input size, normalization,
 strides, task), so the device needs nothing else. `Backend.predict` takes letterboxed uint8 RGB
 images (N, H, W, 3) and returns float32 outputs by name; it applies the normalization and the
-int8/uint8 (de)quantization the artifact's tensors ask for. numpy only: no torch, no TensorFlow
-(tensorflow.lite is the interpreter of last resort, imported inside a function).
+int8/uint8 (de)quantization the artifact's tensors ask for. numpy only: no torch, no TensorFlow.
 """
 
 from __future__ import annotations
@@ -184,18 +183,15 @@ class TFLiteBackend(Backend):
 
 
 def tflite_interpreter_class():
-    """LiteRT (ai-edge-litert), else tflite-runtime, else TensorFlow's own interpreter."""
+    """LiteRT (ai-edge-litert), else tflite-runtime: the device's interpreters (the host's `device`
+    extra installs LiteRT too, so TensorFlow's own is never needed)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:
             from tflite_runtime.interpreter import Interpreter
         except ImportError:
-            try:
-                import tensorflow as tf  # last resort: heavy, host only
-            except ImportError:
-                raise ImportError("no TFLite interpreter found: pip install ai-edge-litert (or tflite-runtime)") from None
-            Interpreter = tf.lite.Interpreter
+            raise ImportError("no TFLite interpreter found: pip install ai-edge-litert (or tflite-runtime)") from None
     return Interpreter
 
 
