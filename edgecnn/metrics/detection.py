@@ -126,7 +126,7 @@ class DetectionMetrics:
                 if t == 0:
                     pr_curves[c] = q
             if n_gt and len(scores):
-                p_at_conf[c], r_at_conf[c] = _precision_recall_at(scores, tp[:, 0], n_gt, conf_grid)
+                p_at_conf[c], r_at_conf[c] = precision_recall_at(scores, tp[:, 0], n_gt, conf_grid)
         has_gt = self._n_gt > 0
         f1 = 2 * p_at_conf * r_at_conf / np.maximum(p_at_conf + r_at_conf, 1e-16)
         best = int(np.argmax(f1[has_gt].mean(axis=0))) if has_gt.any() else 0
@@ -157,16 +157,14 @@ class DetectionMetrics:
         }
 
 
-def _precision_recall_at(scores: np.ndarray, tp: np.ndarray, n_gt: int, conf: np.ndarray):
-    """Precision and recall of the detections with score >= each confidence in `conf`."""
-    tps = np.cumsum(tp, dtype=np.float64)
-    fps = np.cumsum(~tp, dtype=np.float64)
+def precision_recall_at(scores: np.ndarray, tp: np.ndarray, n_gt: int, conf: np.ndarray):
+    """Precision (1 where nothing is kept) and recall of score-sorted detections with score >= each
+    confidence in `conf`."""
+    tps = np.concatenate([[0.0], np.cumsum(tp, dtype=np.float64)])
     # scores are descending: the count of detections kept at confidence c
-    kept = np.searchsorted(-scores, -conf, side="right")
-    last = np.maximum(kept - 1, 0)
-    precision = np.where(kept > 0, tps[last] / np.maximum(tps[last] + fps[last], 1), 1.0)
-    recall = np.where(kept > 0, tps[last] / n_gt, 0.0)
-    return precision, recall
+    kept = np.searchsorted(-scores, -np.asarray(conf), side="right")
+    precision = np.where(kept > 0, tps[kept] / np.maximum(kept, 1), 1.0)
+    return precision, tps[kept] / n_gt
 
 
 def _float(x) -> float:

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from edgecnn.metrics.detection import match_detections
+from edgecnn.metrics.detection import match_detections, precision_recall_at
 from edgecnn.runtime.boxes import iou_matrix
 
 RECALL_SHARE = 0.95
@@ -76,15 +76,7 @@ class ScoreCurve:
 
 def operating_point(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> dict:
     """The tracker's thresholds (module docstring) from score-sorted detections and their TP flags."""
-    cum_tp = np.concatenate([[0], np.cumsum(tp)])
-
-    def at_least(conf):  # detections with score >= conf, and how many of them are true
-        kept = np.searchsorted(-scores, -np.asarray(conf), side="right")
-        return kept, cum_tp[kept]
-
-    kept, tps = at_least(CONF_GRID)
-    precision = np.where(kept > 0, tps / np.maximum(kept, 1), 1.0)
-    recall = tps / max(n_gt, 1)
+    precision, recall = precision_recall_at(scores, tp, max(n_gt, 1), CONF_GRID)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     best = int(np.argmax(f1))
     track_conf = CONF_GRID[best]
