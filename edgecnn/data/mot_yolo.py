@@ -25,6 +25,7 @@ import numpy as np
 
 from edgecnn.data.crops import find_sequences, iter_frames, read_seqinfo
 from edgecnn.fileio import atomic_write_json, atomic_write_text
+from edgecnn.runtime.boxes import clip_boxes, tlwh_to_xyxy
 
 MIN_BOX_PX = 2
 SPLITS = ("train", "val", "test")
@@ -65,13 +66,13 @@ def label_rows(gt: np.ndarray, frame: int, names: list[str], width: int, height:
     rows = gt[gt[:, 0] == frame]
     mot_class = np.where(rows[:, 7] <= 0, 1, rows[:, 7]).astype(int)
     visibility = np.where(rows[:, 8] < 0, 1.0, rows[:, 8])
-    rows = rows[(rows[:, 6] != 0) & (visibility >= min_visibility) & (mot_class <= len(names))]
-    cls = np.where(rows[:, 7] <= 0, 1, rows[:, 7]).astype(int) - 1
-    x0, y0 = np.clip(rows[:, 2], 0, width), np.clip(rows[:, 3], 0, height)
-    x1, y1 = np.clip(rows[:, 2] + rows[:, 4], 0, width), np.clip(rows[:, 3] + rows[:, 5], 0, height)
-    big = (x1 - x0 >= MIN_BOX_PX) & (y1 - y0 >= MIN_BOX_PX)
-    return np.stack([cls, (x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height],
-                    axis=1)[big]
+    usable = (rows[:, 6] != 0) & (visibility >= min_visibility) & (mot_class <= len(names))
+    xyxy = clip_boxes(tlwh_to_xyxy(rows[usable, 2:6]), (height, width))
+    size = xyxy[:, 2:] - xyxy[:, :2]
+    big = (size >= MIN_BOX_PX).all(axis=1)
+    centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+    scale = np.array([width, height])
+    return np.concatenate([mot_class[usable, None] - 1, centre / scale, size / scale], axis=1)[big]
 
 
 def mot_to_yolo(source: str | os.PathLike, out: str | os.PathLike, names: list[str],
