@@ -93,15 +93,15 @@ def leave_one_out_grid(seqs: list[dict], grid: dict, base: dict) -> dict:
 
 def rule_from(seqs: list[dict]) -> dict:
     """The operating point of the detections of `seqs` against their ground truth."""
+    from edgecnn.metrics.mot import rows_by_frame, rows_xyxy
     from edgecnn.metrics.operating_point import ScoreCurve
 
     curve = ScoreCurve()
     for seq in seqs:
-        gt = seq["gt"]
+        gt, no_rows = rows_by_frame(seq["gt"]), seq["gt"][:0]
         for frame, (boxes, scores, classes) in enumerate(seq["frames"], 1):
-            g = gt[gt[:, 0] == frame]
-            gt_boxes = np.concatenate([g[:, 2:4], g[:, 2:4] + g[:, 4:6]], axis=1)
-            curve.update(boxes, scores, np.zeros(len(boxes)) if classes is None else classes, gt_boxes,
+            g = gt.get(frame, no_rows)
+            curve.update(boxes, scores, np.zeros(len(boxes)) if classes is None else classes, rows_xyxy(g),
                          np.zeros(len(g)) if classes is None else g[:, 7] - 1)
     return curve.operating_point()
 
@@ -117,7 +117,7 @@ def detector_recall(seq: dict, conf: float):
 
 
 def mot15_sequences(data: Path) -> list[dict]:
-    from edgecnn.metrics.mot import read_sequence_file
+    from edgecnn.metrics.mot import read_sequence_file, rows_by_frame, rows_xyxy
     from edgecnn.runtime.mot import read_mot
 
     seqs = []
@@ -125,10 +125,8 @@ def mot15_sequences(data: Path) -> list[dict]:
         det = read_mot(seq / "det" / "det.txt")
         gt = read_sequence_file(seq / "gt" / "gt.txt", True)
         last = int(max(det[:, 0].max(), gt[:, 0].max()))
-        frames = []
-        for f in range(1, last + 1):
-            d = det[det[:, 0] == f]
-            frames.append((np.concatenate([d[:, 2:4], d[:, 2:4] + d[:, 4:6]], axis=1), d[:, 6], None))
+        by_frame = rows_by_frame(det)
+        frames = [(rows_xyxy(d), d[:, 6], None) for d in (by_frame.get(f, det[:0]) for f in range(1, last + 1))]
         seqs.append({"name": seq.name, "gt": gt, "frames": frames})
     return seqs
 
@@ -234,7 +232,9 @@ def run_camera(args) -> dict:
 
 
 def _keys(point: dict) -> dict:
-    return {k: point[k] for k in ("track_conf", "low_conf", "n_init")}
+    from edgecnn.runtime.tracker.defaults import FROM_DETECTOR
+
+    return {k: point[k] for k in FROM_DETECTOR}
 
 
 def main() -> None:
