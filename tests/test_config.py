@@ -20,6 +20,11 @@ def test_defaults_and_overrides_are_typed():
     assert isinstance(cfg["lr"], float)
 
 
+def test_a_list_of_names_from_the_shell_loses_its_brackets():
+    for text in ("person,car", "[person,car]", "[person, 'car']"):
+        assert SCHEMA.resolve(parse_overrides([f"classes={text}"]))["classes"] == ["person", "car"]
+
+
 def test_unknown_key_names_it_and_the_closest_valid_one():
     with pytest.raises(ConfigError, match=r"unknown key 'epoch'.*did you mean 'epochs'"):
         SCHEMA.resolve({"epoch": 3})

@@ -187,8 +187,7 @@ def run_mot(cfg: dict) -> dict:
         ranges = {s: parse_range(cfg[f"{s}_frames"], f"{s}_frames") for s in ("train", "val", "test")}
     except ValueError as err:
         raise ConfigError(f"edgecnn data mot: {err}") from None
-    names = [str(n).strip("[]'\" ") for n in cfg["names"]]  # names=[a,b] from a shell arrives as one string
-    info = mot_to_yolo(need(cfg, "source"), out, [n for n in names if n], **ranges,
+    info = mot_to_yolo(need(cfg, "source"), out, [str(n) for n in cfg["names"]], **ranges,
                        min_visibility=_or(cfg["min_visibility"], 0.0), step=_or(cfg["step"], 1))
     artifacts = {"root": str(out), "data_yaml": str(out / "data.yaml")}
     tests = sorted(p.parent.parent for p in (out / "test").glob("*/gt/gt.txt"))
