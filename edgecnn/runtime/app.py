@@ -21,7 +21,7 @@ import numpy as np
 
 from edgecnn.config import ConfigError, Key, Schema, parse_overrides, run_reporting_errors
 from edgecnn.runtime.tracker import TRACKER_KEYS
-from edgecnn.runtime.tracker.defaults import detector_dependent, resolve as resolve_thresholds
+from edgecnn.runtime.tracker.defaults import FROM_DETECTOR, detector_dependent, resolve as resolve_thresholds
 
 LOG = logging.getLogger("edgecnn.app")
 STAGES = ("capture", "pre", "inference", "post", "reid", "cmc", "tracking")
@@ -172,7 +172,7 @@ class TrackingPipeline:
             raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
         # the detector's own thresholds unless the user set them (runtime/tracker/defaults.py)
         cfg = resolve_thresholds(cfg, backend.meta, Path(cfg["model"]).name)
-        self.thresholds = {k: cfg[k] for k in ("conf", "track_conf", "low_conf", "n_init")}
+        self.thresholds = {k: cfg[k] for k in ("conf", *FROM_DETECTOR)}
         self.names = list(backend.meta.get("names") or [])
         self.timed = TimedBackend(backend)
         self.detector = Detector(self.timed, conf=cfg["conf"], iou=cfg["iou"],
