@@ -25,11 +25,12 @@ OPTIONS = {"seed": 3, "sequences": 4, "frames": 240, "motion": 0.1, "drop": 0.1,
 
 
 def noisy_detections(gt: np.ndarray, frame: int, drop: float, jitter: float, rng) -> tuple:
+    from edgecnn.runtime.boxes import tlwh_to_xyxy
+
     rows = gt[(gt[:, 0] == frame) & (gt[:, 6] > 0)]
     rows = rows[rng.random(len(rows)) >= drop].copy()
     rows[:, 2:6] += rng.normal(0, jitter, (len(rows), 4)) * rows[:, [4, 5, 4, 5]]
-    boxes = np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1)
-    return boxes, np.full(len(rows), 0.9), (rows[:, 7] - 1).astype(int)
+    return tlwh_to_xyxy(rows[:, 2:6]), np.full(len(rows), 0.9), (rows[:, 7] - 1).astype(int)
 
 
 def track(seq: Path, gt: np.ndarray, options: dict, cmc: bool, detector, cfg: dict) -> dict:
@@ -69,19 +70,18 @@ def main() -> None:
     from edgecnn.metrics.mot import MOTCounts
     from edgecnn.runtime.mot import read_mot
     from edgecnn.runtime.tracker import TRACKER_KEYS
-    from edgecnn.runtime.tracker.defaults import resolve
+    from edgecnn.runtime.tracker.defaults import detector_dependent, resolve
 
     args = parse_overrides(sys.argv[1:])
     options = {k: args.pop(k, v) for k, v in OPTIONS.items()}
-    detector, meta = None, {}
+    detector, meta = None, None  # no detector: ground-truth boxes, thresholds of public detections
     if options["model"]:
         from edgecnn.runtime.backends import load_backend
         from edgecnn.runtime.detector import Detector
 
         backend = load_backend(options["model"], threads=2)
         meta = backend.meta
-    cfg = resolve({**TRACKER_KEYS.defaults(), "track_conf": None, "low_conf": None, "n_init": None, "conf": None,
-                   **args}, meta)
+    cfg = resolve({**detector_dependent().defaults(), "conf": None, **args}, meta)
     if options["model"]:
         detector = Detector(backend, conf=cfg["conf"], iou=0.45, max_det=100)
     study = {"options": options, "tracker": {k: cfg[k] for k in TRACKER_KEYS.keys}, "cameras": {}}
