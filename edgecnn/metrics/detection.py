@@ -56,6 +56,26 @@ def interpolated_precision(tp: np.ndarray, n_gt: int) -> tuple[np.ndarray, float
     return q, float(recall[-1])
 
 
+def as_arrays(pred_xyxy, pred_scores, pred_classes, gt_xyxy, gt_classes) -> tuple[np.ndarray, ...]:
+    """One image's predictions and ground truth as float64 boxes and scores and int64 classes."""
+    return (np.asarray(pred_xyxy, dtype=np.float64).reshape(-1, 4),
+            np.asarray(pred_scores, dtype=np.float64).reshape(-1),
+            np.asarray(pred_classes).reshape(-1).astype(np.int64),
+            np.asarray(gt_xyxy, dtype=np.float64).reshape(-1, 4),
+            np.asarray(gt_classes).reshape(-1).astype(np.int64))
+
+
+def matched_by_class(pred_xyxy, pred_scores, pred_classes, gt_xyxy, gt_classes,
+                     thresholds: np.ndarray = IOU_THRESHOLDS, max_det: int | None = None):
+    """Per class of one image (`as_arrays`): (class, its `max_det` best scores in descending order,
+    their (D, T) true positives from `match_detections`, its number of ground truths)."""
+    for c in np.union1d(pred_classes, gt_classes):
+        det = np.flatnonzero(pred_classes == c)
+        det = det[np.argsort(-pred_scores[det], kind="mergesort")][:max_det]
+        gt = gt_xyxy[gt_classes == c]
+        yield int(c), pred_scores[det], match_detections(iou_matrix(pred_xyxy[det], gt), thresholds), len(gt)
+
+
 class DetectionMetrics:
     """Accumulate per-image predictions and ground truth; `compute()` gives the COCO metrics.
 
@@ -77,11 +97,8 @@ class DetectionMetrics:
         self.images = 0
 
     def update(self, pred_xyxy, pred_scores, pred_classes, gt_xyxy, gt_classes) -> None:
-        pred_xyxy = np.asarray(pred_xyxy, dtype=np.float64).reshape(-1, 4)
-        pred_scores = np.asarray(pred_scores, dtype=np.float64).reshape(-1)
-        pred_classes = np.asarray(pred_classes).reshape(-1).astype(np.int64)
-        gt_xyxy = np.asarray(gt_xyxy, dtype=np.float64).reshape(-1, 4)
-        gt_classes = np.asarray(gt_classes).reshape(-1).astype(np.int64)
+        pred_xyxy, pred_scores, pred_classes, gt_xyxy, gt_classes = as_arrays(
+            pred_xyxy, pred_scores, pred_classes, gt_xyxy, gt_classes)
         if not (len(pred_xyxy) == len(pred_scores) == len(pred_classes)):
             raise ValueError(
                 f"predictions disagree in length: {len(pred_xyxy)} boxes, {len(pred_scores)} scores, "
@@ -93,13 +110,11 @@ class DetectionMetrics:
             if len(cls) and (cls.min() < 0 or cls.max() >= self.num_classes):
                 raise ValueError(f"{name} class {int(cls.max())} out of range for {self.num_classes} classes")
         self.images += 1
-        for c in np.union1d(pred_classes, gt_classes):
-            det = np.flatnonzero(pred_classes == c)
-            det = det[np.argsort(-pred_scores[det], kind="mergesort")][: self.max_det]
-            gt = gt_xyxy[gt_classes == c]
-            self._n_gt[c] += len(gt)
-            self._scores[c].append(pred_scores[det])
-            self._tp[c].append(match_detections(iou_matrix(pred_xyxy[det], gt)))
+        for c, scores, tp, n_gt in matched_by_class(pred_xyxy, pred_scores, pred_classes, gt_xyxy, gt_classes,
+                                                    max_det=self.max_det):
+            self._n_gt[c] += n_gt
+            self._scores[c].append(scores)
+            self._tp[c].append(tp)
 
     def _class_arrays(self, c: int) -> tuple[np.ndarray, np.ndarray]:
         if not self._scores[c]:

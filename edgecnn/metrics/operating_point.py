@@ -29,8 +29,7 @@ import math
 
 import numpy as np
 
-from edgecnn.metrics.detection import match_detections, precision_recall_at
-from edgecnn.runtime.boxes import iou_matrix
+from edgecnn.metrics.detection import as_arrays, matched_by_class, precision_recall_at
 
 RECALL_SHARE = 0.95
 CONFIRM_CHANCE = 0.5
@@ -48,19 +47,13 @@ class ScoreCurve:
         self.images = 0
 
     def update(self, pred_xyxy, pred_scores, pred_classes, gt_xyxy, gt_classes) -> None:
-        pred_xyxy = np.asarray(pred_xyxy, np.float64).reshape(-1, 4)
-        pred_scores = np.asarray(pred_scores, np.float64).reshape(-1)
-        pred_classes = np.asarray(pred_classes).reshape(-1).astype(np.int64)
-        gt_xyxy = np.asarray(gt_xyxy, np.float64).reshape(-1, 4)
-        gt_classes = np.asarray(gt_classes).reshape(-1).astype(np.int64)
+        # every detection: unlike DetectionMetrics' max_det per class, the tail is what sets low_conf
         self.images += 1
-        self.n_gt += len(gt_xyxy)
-        for c in np.unique(pred_classes):
-            det = np.flatnonzero(pred_classes == c)
-            det = det[np.argsort(-pred_scores[det], kind="mergesort")]
-            tp = match_detections(iou_matrix(pred_xyxy[det], gt_xyxy[gt_classes == c]), np.array([0.5]))[:, 0]
-            self._scores.append(pred_scores[det])
-            self._tp.append(tp)
+        for _, scores, tp, n_gt in matched_by_class(*as_arrays(pred_xyxy, pred_scores, pred_classes, gt_xyxy,
+                                                               gt_classes), thresholds=np.array([0.5])):
+            self.n_gt += n_gt
+            self._scores.append(scores)
+            self._tp.append(tp[:, 0])
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(scores, true positive flags), by descending score."""
