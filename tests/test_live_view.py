@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import shutil
 import socket
@@ -158,12 +159,24 @@ def test_token_required_when_given_401_and_nothing_else():
             status, body = get(live, path)
             assert (status, body) == (401, b"401 unauthorized\n"), path
         assert get(live, "/", method="POST") == (401, b"401 unauthorized\n")
+        assert get(live, "/", method="FOO") == (401, b"401 unauthorized\n")  # before http.server's 501
         assert get(live, "/figures.json", {"Authorization": "Bearer wrong"})[0] == 401
         assert get(live, "/figures.json", {"Authorization": "Bearer s3cret-token"})[0] == 200
         assert get(live, "/?token=s3cret-token")[0] == 200
         assert len(read_parts(live, 2, "/stream.mjpg?token=s3cret-token")) == 2
     finally:
         live.close()
+
+
+def test_token_never_logged(caplog):
+    live = LiveView("127.0.0.1", 0, token="s3cret-token")
+    try:
+        with caplog.at_level(logging.DEBUG, logger="edgecnn.web"):
+            assert get(live, "/figures.json?token=s3cret-token")[0] == 200
+            assert get(live, "/figures.json?token=wrong-s3cret")[0] == 401
+    finally:
+        live.close()
+    assert "token=***" in caplog.text and "s3cret" not in caplog.text
 
 
 def test_binding_beyond_loopback_needs_a_token(tmp_path, monkeypatch):
