@@ -257,7 +257,7 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
                 for sink in sinks:
                     sink.write(frame, tracks, annotated)
                 if view is not None:
-                    view.publish(annotated, time.time() - (time.monotonic() - frame.timestamp),
+                    view.publish(annotated, frame.captured_at,
                                  functools.partial(live_figures, times, frames, fps, latency, tracks, track_ids, source, cfg, counter))
                 done_at = time.monotonic()
                 times.add("capture_to_output", done_at - frame.timestamp)

@@ -46,6 +46,11 @@ class Frame:
     index: int  # frames captured from the source so far (live sources skip the dropped ones)
     timestamp: float  # time.monotonic() when the frame was captured
 
+    @property
+    def captured_at(self) -> float:
+        """Unix time of the capture (`timestamp` is monotonic: for durations, not for records)."""
+        return time.time() - (time.monotonic() - self.timestamp)
+
 
 class Capture(Protocol):
     """What a source reads from: `cv2.VideoCapture` or a wrapper with the same two methods."""
