@@ -22,6 +22,7 @@ import pytest
 from edgecnn.config import ConfigError
 from edgecnn.runtime.web import LiveView, check_bind, parse_bind, read_token, without_credentials
 from browser import DevTools, find_chromium
+from mjpeg_server import parts as mjpeg_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,17 +81,11 @@ def read_parts(view: LiveView, n: int, path: str = "/stream.mjpg") -> list[tuple
     reply = conn.getresponse()
     assert reply.status == 200 and reply.getheader("Content-Type").startswith("multipart/x-mixed-replace")
     parts = []
-    while len(parts) < n:
-        headers = {}
-        line = reply.fp.readline()
-        while line.strip() == b"":
-            line = reply.fp.readline()
-        assert line.startswith(b"--")
-        while (line := reply.fp.readline().strip()):
-            key, _, value = line.decode().partition(":")
-            headers[key.lower()] = value.strip()
-        jpeg = reply.fp.read(int(headers["content-length"]))
+    for headers, jpeg in mjpeg_parts(reply.fp):
         parts.append((cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), float(headers["x-captured"])))
+        if len(parts) == n:
+            break
+    assert len(parts) == n, "the stream ended early"
     conn.close()
     return parts
 
