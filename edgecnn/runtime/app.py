@@ -123,21 +123,6 @@ def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app"
     return cfg
 
 
-def class_ids(classes: list | None, names: list[str]) -> tuple[int, ...] | None:
-    """Class names or ids → ids; an unknown name is an error listing the model's classes."""
-    if not classes:
-        return None
-    ids = []
-    for c in classes:
-        if isinstance(c, int) or str(c).isdigit():
-            ids.append(int(c))
-        elif c in names:
-            ids.append(names.index(c))
-        else:
-            raise ConfigError(f"classes: '{c}' is not a class of this model ({', '.join(names)})")
-    return tuple(ids)
-
-
 def open_sinks(cfg: Mapping[str, Any], names: list[str], fps: float, counter=None) -> list:
     """The sinks `cfg` asks for; if one cannot open, those already open are closed again."""
     from edgecnn.runtime.sinks import JsonlSink, MotSink, VideoSink, WindowSink
@@ -162,7 +147,7 @@ class TrackingPipeline:
 
     def __init__(self, cfg: Mapping[str, Any]):
         from edgecnn.runtime.backends import load_backend
-        from edgecnn.runtime.detector import Detector
+        from edgecnn.runtime.detector import Detector, class_ids
         from edgecnn.runtime.tracker import Tracker
 
         # ONNX Runtime takes a provider with options as a (name, dict) tuple; JSON gives a list

@@ -298,7 +298,7 @@ def parse_entry(entry: Any, kind: str, where: str, names: Sequence[str]) -> Regi
         raise ValueError(f"{where}: band must be a number of pixels >= 0, got {band!r}")
     classes = entry.get("classes")
     if classes is not None:
-        from edgecnn.runtime.app import class_ids
+        from edgecnn.runtime.detector import class_ids
 
         try:
             classes = class_ids(classes if isinstance(classes, list) else [classes], list(names))
