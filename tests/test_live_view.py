@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from edgecnn.config import ConfigError
-from edgecnn.runtime.web import LiveView, check_bind, parse_bind, read_token, without_credentials
+from edgecnn.runtime.sources import without_credentials
+from edgecnn.runtime.web import LiveView, check_bind, parse_bind, read_token
 from browser import DevTools, find_chromium
 from mjpeg_server import parts as mjpeg_parts
 

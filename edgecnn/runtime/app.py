@@ -284,12 +284,10 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
 def live_figures(times: StageTimes, frames: int, fps: float | None, latency: float | None, tracks, track_ids: set,
                  source, cfg: Mapping[str, Any], counter) -> dict[str, Any]:
     """What the live view shows: the run's figures so far, stage latencies over the last 100 frames."""
-    from edgecnn.runtime.web import without_credentials
-
     recent = {s: round(1000 * float(np.median(times.samples[s][-100:])), 2) for s in STAGES if times.samples[s]}
     return {"frames": frames, "fps": round(fps, 2) if fps else None, "latency_ms": latency and round(latency, 1),
             "stages_ms": recent, "tracks_now": len(tracks), "tracks": len(track_ids), "dropped": source.dropped,
-            "source": without_credentials(source.name), "model": Path(cfg["model"]).name,
+            "source": source.name, "model": Path(cfg["model"]).name,
             "counts": counter.report() if counter is not None else None}
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -334,6 +335,12 @@ def describe(spec: str | int) -> str:
     return "file"
 
 
+def without_credentials(text: str) -> str:
+    """`rtsp://user:pass@cam/…` → `rtsp://***@cam/…`: a source's name goes to logs, errors,
+    reports and the live view's page."""
+    return re.sub(r"//[^/@\s]+@", "//***@", text)
+
+
 def open_source(spec: str | int, *, live: bool | None = None, reconnect_timeout: float = 60.0) -> Source:
     """Open `spec` (see the module docstring); a source that cannot open raises SourceError naming it.
 
@@ -342,7 +349,7 @@ def open_source(spec: str | int, *, live: bool | None = None, reconnect_timeout:
     """
     kind = describe(spec)
     text = str(spec).strip()
-    name = f"{kind} source {text!r}"
+    name = f"{kind} source {without_credentials(text)!r}"
     if kind == "file":
         path = Path(text[len("file://"):] if text.startswith("file://") else text)
         if not path.is_file():

@@ -80,11 +80,6 @@ def read_token(token_file: str | None) -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
-def without_credentials(text: str) -> str:
-    """`rtsp://user:pass@cam/…` → `rtsp://***@cam/…`: the page shows the source's name."""
-    return re.sub(r"//[^/@\s]+@", "//***@", text)
-
-
 def check_bind(host: str, token: str | None) -> None:
     """Loopback is open to this machine's users; any other address needs a token."""
     if not is_loopback(host) and not token:
