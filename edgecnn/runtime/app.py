@@ -8,6 +8,7 @@ latency; progress is logged every `log_every` seconds and the report at the end.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -212,15 +213,19 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
     from edgecnn.runtime.counting import open_counter
     from edgecnn.runtime.sinks import Annotator
     from edgecnn.runtime.sources import FileSource, open_source
-    from edgecnn.runtime.web import open_live_view
 
     cfg = load_config(cfg, "app")
     pipeline = TrackingPipeline(cfg)
+    live_view = contextlib.nullcontext()
+    if cfg["serve"]:  # http.server and the page are loaded only for a live view
+        from edgecnn.runtime.web import open_live_view
+
+        live_view = open_live_view(cfg)
     counter = open_counter(cfg, pipeline.names)
     annotator, times = Annotator(pipeline.names, counter=counter), pipeline.times
     frames, track_ids, fps, latency = 0, set(), None, None
     error: BaseException | None = None
-    with open_live_view(cfg) as view, \
+    with live_view as view, \
             open_source(cfg["source"], live=cfg["live"], reconnect_timeout=cfg["reconnect_timeout"]) as source:
         # dwell times in video time for files (as fast as they decode), in real time for cameras
         video_time = isinstance(source, FileSource) and source.fps

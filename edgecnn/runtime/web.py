@@ -88,11 +88,8 @@ def check_bind(host: str, token: str | None) -> None:
 
 
 @contextmanager
-def open_live_view(cfg: Mapping[str, Any]) -> Iterator[LiveView | None]:
-    """The live view the app's keys (serve, token_file, serve_fps, serve_quality) ask for, or None."""
-    if not cfg["serve"]:
-        yield None
-        return
+def open_live_view(cfg: Mapping[str, Any]) -> Iterator[LiveView]:
+    """The live view the app's keys (serve, token_file, serve_fps, serve_quality) ask for."""
     host, port = parse_bind(cfg["serve"])
     view = LiveView(host, port, read_token(cfg["token_file"]), fps=cfg["serve_fps"], quality=cfg["serve_quality"])
     try:
