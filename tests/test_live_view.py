@@ -257,6 +257,7 @@ def test_page_in_headless_chromium_shows_the_stream_and_live_figures(tmp_path):
         shown = chrome.evaluate("framesShown")
         latency = chrome.evaluate("browserLatency")
         lines = chrome.evaluate("document.querySelector('#lines').innerText")
+        escaped = chrome.evaluate("escaped('<img src=x onerror=alert(1)>')")  # a name from the counts file
     finally:
         if chrome is not None:
             chrome.close()
@@ -268,6 +269,7 @@ def test_page_in_headless_chromium_shows_the_stream_and_live_figures(tmp_path):
     assert np.abs(a - b).mean() > 1, "two screenshots a second apart show the same frame"
     assert first_text != second_text and "FPS" in first_text  # the figures update
     assert shown >= 5 and 0 < latency < 2000 and "middle" in lines
+    assert "<" not in escaped and ">" not in escaped
     shutil.copy(tmp_path / "live_view_2.png", tmp_path / "live_view.png")  # the artifact to look at
 
 
