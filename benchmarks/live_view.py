@@ -55,6 +55,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from edgecnn.fileio import atomic_write_json  # noqa: E402
 from edgecnn.runtime import app, web  # noqa: E402
 from edgecnn.runtime.sinks import Annotator  # noqa: E402
+from mjpeg_server import parts  # noqa: E402
 from stream_fps import SIZE, stream_frames  # noqa: E402
 
 TOLERANCE = 0.10
@@ -117,14 +118,7 @@ def read_stream(port: int, latencies: list[float]) -> None:
             reply = conn.getresponse()
         except OSError:
             time.sleep(0.05)
-    while line := reply.fp.readline():
-        if not line.startswith(b"--"):
-            continue
-        headers = {}
-        while (line := reply.fp.readline().strip()):
-            key, _, value = line.decode().partition(":")
-            headers[key.lower()] = value.strip()
-        reply.fp.read(int(headers["content-length"]))
+    for headers, _ in parts(reply.fp):
         latencies.append(1000 * (time.time() - float(headers["x-captured"])))
 
 

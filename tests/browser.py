@@ -1,4 +1,5 @@
-"""Headless Chromium for the live view's test and benchmark, driven over the DevTools protocol."""
+"""Headless Chromium for the tests and the live view's benchmark: a screenshot of a page, or a
+browser driven over the DevTools protocol."""
 
 from __future__ import annotations
 
@@ -13,8 +14,19 @@ import cv2
 import numpy as np
 
 
+HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
 def find_chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def screenshot(browser: str, url: str, shot: Path, profile: Path, size: tuple[int, int]) -> np.ndarray | None:
+    """`url` rendered at `size` (width, height) into the PNG `shot`, read back (None if unreadable)."""
+    subprocess.run([browser, *HEADLESS, f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}",
+                    f"--screenshot={shot}", url], check=True, capture_output=True, timeout=120)
+    return cv2.imread(str(shot))
 
 
 class DevTools:
@@ -24,8 +36,7 @@ class DevTools:
         import websocket  # websocket-client (dev extra)
 
         self.proc = subprocess.Popen(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--remote-debugging-port=0", "--remote-allow-origins=*",
+            [browser, *HEADLESS, "--remote-debugging-port=0", "--remote-allow-origins=*",
              f"--user-data-dir={profile}", "--window-size=1280,800", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:  # whatever stops the start (a timeout, Ctrl-C), the browser does not outlive it

@@ -3,7 +3,8 @@
 `frame(connection, i)` gives the BGR image to send (or its JPEG bytes, to spare the encoding
 when measuring the receiving side); the first connection drops (the server
 closes it) after `drop_after` frames, later ones stream until `stop()`. Used by the source tests
-and benchmarks/stream_fps.py.
+and benchmarks/stream_fps.py. `parts(reply)` reads such a stream (the live view's, in its test and
+benchmark/live_view.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import http.server
 import threading
 import time
-from typing import Callable
+from typing import BinaryIO, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -60,3 +61,18 @@ class MjpegServer:
         self.stopped.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def parts(stream: BinaryIO) -> Iterator[tuple[dict[str, str], bytes]]:
+    """The parts of a multipart/x-mixed-replace body (an HTTP reply's `fp`): headers (lower-case
+    names) and payload, until the stream ends."""
+    while line := stream.readline():
+        if not line.strip():
+            continue
+        if not line.startswith(b"--"):
+            raise ValueError(f"expected a multipart boundary, got {line[:40]!r}")
+        headers = {}
+        while (line := stream.readline().strip()):
+            key, _, value = line.decode().partition(":")
+            headers[key.lower()] = value.strip()
+        yield headers, stream.read(int(headers["content-length"]))

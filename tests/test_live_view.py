@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import shutil
 import socket
@@ -19,8 +20,10 @@ import numpy as np
 import pytest
 
 from edgecnn.config import ConfigError
-from edgecnn.runtime.web import LiveView, check_bind, parse_bind, read_token, without_credentials
+from edgecnn.runtime.sources import without_credentials
+from edgecnn.runtime.web import LiveView, check_bind, parse_bind, read_token
 from browser import DevTools, find_chromium
+from mjpeg_server import parts as mjpeg_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,17 +82,11 @@ def read_parts(view: LiveView, n: int, path: str = "/stream.mjpg") -> list[tuple
     reply = conn.getresponse()
     assert reply.status == 200 and reply.getheader("Content-Type").startswith("multipart/x-mixed-replace")
     parts = []
-    while len(parts) < n:
-        headers = {}
-        line = reply.fp.readline()
-        while line.strip() == b"":
-            line = reply.fp.readline()
-        assert line.startswith(b"--")
-        while (line := reply.fp.readline().strip()):
-            key, _, value = line.decode().partition(":")
-            headers[key.lower()] = value.strip()
-        jpeg = reply.fp.read(int(headers["content-length"]))
+    for headers, jpeg in mjpeg_parts(reply.fp):
         parts.append((cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), float(headers["x-captured"])))
+        if len(parts) == n:
+            break
+    assert len(parts) == n, "the stream ended early"
     conn.close()
     return parts
 
@@ -158,12 +155,24 @@ def test_token_required_when_given_401_and_nothing_else():
             status, body = get(live, path)
             assert (status, body) == (401, b"401 unauthorized\n"), path
         assert get(live, "/", method="POST") == (401, b"401 unauthorized\n")
+        assert get(live, "/", method="FOO") == (401, b"401 unauthorized\n")  # before http.server's 501
         assert get(live, "/figures.json", {"Authorization": "Bearer wrong"})[0] == 401
         assert get(live, "/figures.json", {"Authorization": "Bearer s3cret-token"})[0] == 200
         assert get(live, "/?token=s3cret-token")[0] == 200
         assert len(read_parts(live, 2, "/stream.mjpg?token=s3cret-token")) == 2
     finally:
         live.close()
+
+
+def test_token_never_logged(caplog):
+    live = LiveView("127.0.0.1", 0, token="s3cret-token")
+    try:
+        with caplog.at_level(logging.DEBUG, logger="edgecnn.web"):
+            assert get(live, "/figures.json?token=s3cret-token")[0] == 200
+            assert get(live, "/figures.json?token=wrong-s3cret")[0] == 401
+    finally:
+        live.close()
+    assert "token=***" in caplog.text and "s3cret" not in caplog.text
 
 
 def test_binding_beyond_loopback_needs_a_token(tmp_path, monkeypatch):
@@ -248,6 +257,7 @@ def test_page_in_headless_chromium_shows_the_stream_and_live_figures(tmp_path):
         shown = chrome.evaluate("framesShown")
         latency = chrome.evaluate("browserLatency")
         lines = chrome.evaluate("document.querySelector('#lines').innerText")
+        escaped = chrome.evaluate("escaped('<img src=x onerror=alert(1)>')")  # a name from the counts file
     finally:
         if chrome is not None:
             chrome.close()
@@ -259,6 +269,7 @@ def test_page_in_headless_chromium_shows_the_stream_and_live_figures(tmp_path):
     assert np.abs(a - b).mean() > 1, "two screenshots a second apart show the same frame"
     assert first_text != second_text and "FPS" in first_text  # the figures update
     assert shown >= 5 and 0 < latency < 2000 and "middle" in lines
+    assert "<" not in escaped and ">" not in escaped
     shutil.copy(tmp_path / "live_view_2.png", tmp_path / "live_view.png")  # the artifact to look at
 
 

@@ -1,13 +1,12 @@
 """The pipeline report renders its tables and images, in a real headless Chromium."""
 
 import json
-import shutil
-import subprocess
 
 import cv2
 import numpy as np
 import pytest
 
+from browser import find_chromium, screenshot
 from edgecnn.report import write_report
 
 
@@ -52,17 +51,12 @@ def test_report_has_tables_plot_and_frame_strip(tmp_path):
 
 
 def test_report_renders_in_headless_chromium(tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    browser = find_chromium()
     if not browser:
         pytest.skip("chromium is not installed (Debian package 'chromium')")
     write_report(tmp_path, "demo", make_run(tmp_path))
-    shot = tmp_path / "shot.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1600",
-                    f"--screenshot={shot}", (tmp_path / "report.html").as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    image = cv2.imread(str(shot))
+    image = screenshot(browser, (tmp_path / "report.html").as_uri(), tmp_path / "shot.png", tmp_path / "profile",
+                       (1280, 1600))
     assert image is not None and image.shape[:2] == (1600, 1280)
     # A page whose images failed would be text on white; the plot and the frame strip add dark areas.
     dark = (image.mean(axis=2) < 60).mean()

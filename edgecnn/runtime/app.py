@@ -8,6 +8,7 @@ latency; progress is logged every `log_every` seconds and the report at the end.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -123,21 +124,6 @@ def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app"
     return cfg
 
 
-def class_ids(classes: list | None, names: list[str]) -> tuple[int, ...] | None:
-    """Class names or ids → ids; an unknown name is an error listing the model's classes."""
-    if not classes:
-        return None
-    ids = []
-    for c in classes:
-        if isinstance(c, int) or str(c).isdigit():
-            ids.append(int(c))
-        elif c in names:
-            ids.append(names.index(c))
-        else:
-            raise ConfigError(f"classes: '{c}' is not a class of this model ({', '.join(names)})")
-    return tuple(ids)
-
-
 def open_sinks(cfg: Mapping[str, Any], names: list[str], fps: float, counter=None) -> list:
     """The sinks `cfg` asks for; if one cannot open, those already open are closed again."""
     from edgecnn.runtime.sinks import JsonlSink, MotSink, VideoSink, WindowSink
@@ -162,7 +148,7 @@ class TrackingPipeline:
 
     def __init__(self, cfg: Mapping[str, Any]):
         from edgecnn.runtime.backends import load_backend
-        from edgecnn.runtime.detector import Detector
+        from edgecnn.runtime.detector import Detector, class_ids
         from edgecnn.runtime.tracker import Tracker
 
         # ONNX Runtime takes a provider with options as a (name, dict) tuple; JSON gives a list
@@ -227,15 +213,19 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
     from edgecnn.runtime.counting import open_counter
     from edgecnn.runtime.sinks import Annotator
     from edgecnn.runtime.sources import FileSource, open_source
-    from edgecnn.runtime.web import open_live_view
 
     cfg = load_config(cfg, "app")
     pipeline = TrackingPipeline(cfg)
+    live_view = contextlib.nullcontext()
+    if cfg["serve"]:  # http.server and the page are loaded only for a live view
+        from edgecnn.runtime.web import open_live_view
+
+        live_view = open_live_view(cfg)
     counter = open_counter(cfg, pipeline.names)
     annotator, times = Annotator(pipeline.names, counter=counter), pipeline.times
     frames, track_ids, fps, latency = 0, set(), None, None
     error: BaseException | None = None
-    with open_live_view(cfg) as view, \
+    with live_view as view, \
             open_source(cfg["source"], live=cfg["live"], reconnect_timeout=cfg["reconnect_timeout"]) as source:
         # dwell times in video time for files (as fast as they decode), in real time for cameras
         video_time = isinstance(source, FileSource) and source.fps
@@ -257,7 +247,7 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
                 for sink in sinks:
                     sink.write(frame, tracks, annotated)
                 if view is not None:
-                    view.publish(annotated, time.time() - (time.monotonic() - frame.timestamp),
+                    view.publish(annotated, frame.captured_at,
                                  functools.partial(live_figures, times, frames, fps, latency, tracks, track_ids, source, cfg, counter))
                 done_at = time.monotonic()
                 times.add("capture_to_output", done_at - frame.timestamp)
@@ -299,12 +289,10 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
 def live_figures(times: StageTimes, frames: int, fps: float | None, latency: float | None, tracks, track_ids: set,
                  source, cfg: Mapping[str, Any], counter) -> dict[str, Any]:
     """What the live view shows: the run's figures so far, stage latencies over the last 100 frames."""
-    from edgecnn.runtime.web import without_credentials
-
     recent = {s: round(1000 * float(np.median(times.samples[s][-100:])), 2) for s in STAGES if times.samples[s]}
     return {"frames": frames, "fps": round(fps, 2) if fps else None, "latency_ms": latency and round(latency, 1),
             "stages_ms": recent, "tracks_now": len(tracks), "tracks": len(track_ids), "dropped": source.dropped,
-            "source": without_credentials(source.name), "model": Path(cfg["model"]).name,
+            "source": source.name, "model": Path(cfg["model"]).name,
             "counts": counter.report() if counter is not None else None}
 
 

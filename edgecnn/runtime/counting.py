@@ -72,18 +72,8 @@ def side_of_line(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.n
 
 def polygon_distance(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     """Signed distance of each point to the polygon's edge: positive inside, negative outside."""
-    a, b = polygon, np.roll(polygon, -1, axis=0)  # edges a[k] → b[k]
-    p = points[:, None, :]
-    edge = b - a
-    t = np.clip(((p - a) * edge).sum(-1) / np.maximum((edge**2).sum(-1), 1e-12), 0, 1)
-    nearest = a + t[..., None] * edge
-    distance = np.sqrt(((p - nearest) ** 2).sum(-1)).min(axis=1)
-    # even-odd rule: count the edges a horizontal ray to the right of the point crosses
-    py, px = p[..., 1], p[..., 0]
-    straddles = (a[:, 1] > py) != (b[:, 1] > py)
-    x_cross = a[:, 0] + (py - a[:, 1]) * edge[:, 0] / np.where(edge[:, 1] == 0, 1e-12, edge[:, 1])
-    inside = (straddles & (px < x_cross)).sum(axis=1) % 2 == 1
-    return np.where(inside, distance, -distance)
+    contour = polygon.astype(np.float32).reshape(-1, 1, 2)
+    return np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), True) for x, y in points], np.float64)
 
 
 @dataclass
@@ -130,7 +120,7 @@ class ZoneCount:
     occupancy_max: int = 0
 
     def update(self, ids: np.ndarray, feet: np.ndarray, now: float) -> list[dict]:
-        distance = polygon_distance(feet, self.region.pixels) if len(ids) else np.zeros(0)
+        distance = polygon_distance(feet, self.region.pixels)
         events = []
         for tid, d in zip(ids.tolist(), distance):
             if d > self.region.band and tid not in self.entered:
@@ -308,7 +298,7 @@ def parse_entry(entry: Any, kind: str, where: str, names: Sequence[str]) -> Regi
         raise ValueError(f"{where}: band must be a number of pixels >= 0, got {band!r}")
     classes = entry.get("classes")
     if classes is not None:
-        from edgecnn.runtime.app import class_ids
+        from edgecnn.runtime.detector import class_ids
 
         try:
             classes = class_ids(classes if isinstance(classes, list) else [classes], list(names))

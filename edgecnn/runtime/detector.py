@@ -11,9 +11,25 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from edgecnn.config import ConfigError
 from edgecnn.runtime.backends import Backend
 from edgecnn.runtime.postprocess import Detections, postprocess
 from edgecnn.runtime.preprocess import letterbox, unletterbox_boxes
+
+
+def class_ids(classes: list | None, names: list[str]) -> tuple[int, ...] | None:
+    """Class names or ids → ids; an unknown name is an error listing the model's classes."""
+    if not classes:
+        return None
+    ids = []
+    for c in classes:
+        if isinstance(c, int) or str(c).isdigit():
+            ids.append(int(c))
+        elif c in names:
+            ids.append(names.index(c))
+        else:
+            raise ConfigError(f"classes: '{c}' is not a class of this model ({', '.join(names)})")
+    return tuple(ids)
 
 
 class Detector:

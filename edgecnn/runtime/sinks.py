@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections import deque
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -221,8 +220,7 @@ class JsonlSink(Sink):
             if 0 <= int(cls) < len(self.names):
                 item["name"] = self.names[int(cls)]
             objects.append(item)
-        captured = time.time() - (time.monotonic() - frame.timestamp)  # wall-clock time of capture
-        record = {"frame": frame.index, "time": round(captured, 3), "tracks": objects}
+        record = {"frame": frame.index, "time": round(frame.captured_at, 3), "tracks": objects}
         if self.counter is not None:
             record.update(counts=self.counter.report(), events=self.counter.events)
         self._file.write(json.dumps(record) + "\n")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -45,6 +46,11 @@ class Frame:
     image: np.ndarray  # H x W x 3 uint8, BGR
     index: int  # frames captured from the source so far (live sources skip the dropped ones)
     timestamp: float  # time.monotonic() when the frame was captured
+
+    @property
+    def captured_at(self) -> float:
+        """Unix time of the capture (`timestamp` is monotonic: for durations, not for records)."""
+        return time.time() - (time.monotonic() - self.timestamp)
 
 
 class Capture(Protocol):
@@ -329,6 +335,12 @@ def describe(spec: str | int) -> str:
     return "file"
 
 
+def without_credentials(text: str) -> str:
+    """`rtsp://user:pass@cam/…` → `rtsp://***@cam/…`: a source's name goes to logs, errors,
+    reports and the live view's page."""
+    return re.sub(r"//[^/@\s]+@", "//***@", text)
+
+
 def open_source(spec: str | int, *, live: bool | None = None, reconnect_timeout: float = 60.0) -> Source:
     """Open `spec` (see the module docstring); a source that cannot open raises SourceError naming it.
 
@@ -337,7 +349,7 @@ def open_source(spec: str | int, *, live: bool | None = None, reconnect_timeout:
     """
     kind = describe(spec)
     text = str(spec).strip()
-    name = f"{kind} source {text!r}"
+    name = f"{kind} source {without_credentials(text)!r}"
     if kind == "file":
         path = Path(text[len("file://"):] if text.startswith("file://") else text)
         if not path.is_file():

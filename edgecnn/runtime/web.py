@@ -45,6 +45,7 @@ TOKEN_ENV = "EDGECNN_TOKEN"
 WRITE_TIMEOUT = 10.0  # seconds a client may block one send before it is dropped
 FIGURES_EVERY = 0.25  # seconds between refreshes of the figures (the page polls twice a second)
 BOUNDARY = "edgecnn-frame"
+TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
 
 
 def parse_bind(spec: str | int) -> tuple[str, int]:
@@ -79,11 +80,6 @@ def read_token(token_file: str | None) -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
-def without_credentials(text: str) -> str:
-    """`rtsp://user:pass@cam/…` → `rtsp://***@cam/…`: the page shows the source's name."""
-    return re.sub(r"//[^/@\s]+@", "//***@", text)
-
-
 def check_bind(host: str, token: str | None) -> None:
     """Loopback is open to this machine's users; any other address needs a token."""
     if not is_loopback(host) and not token:
@@ -92,11 +88,8 @@ def check_bind(host: str, token: str | None) -> None:
 
 
 @contextmanager
-def open_live_view(cfg: Mapping[str, Any]) -> Iterator[LiveView | None]:
-    """The live view the app's keys (serve, token_file, serve_fps, serve_quality) ask for, or None."""
-    if not cfg["serve"]:
-        yield None
-        return
+def open_live_view(cfg: Mapping[str, Any]) -> Iterator[LiveView]:
+    """The live view the app's keys (serve, token_file, serve_fps, serve_quality) ask for."""
     host, port = parse_bind(cfg["serve"])
     view = LiveView(host, port, read_token(cfg["token_file"]), fps=cfg["serve_fps"], quality=cfg["serve_quality"])
     try:
@@ -237,23 +230,28 @@ def _handler(view: LiveView) -> type[BaseHTTPRequestHandler]:
         server_version = "edgecnn"
         sys_version = ""
 
+        def parse_request(self) -> bool:
+            """The token check, before any method or path is looked at: whatever a request
+            without the token asks for (an unknown method too), it gets 401 and nothing else."""
+            if not super().parse_request():
+                return False
+            if view.authorized(self, parse_qs(urlsplit(self.path).query)):
+                return True
+            self._send(HTTPStatus.UNAUTHORIZED, b"401 unauthorized\n", "text/plain; charset=utf-8")
+            return False
+
         def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            if not view.authorized(self, parse_qs(url.query)):
-                return self._send(HTTPStatus.UNAUTHORIZED, b"401 unauthorized\n", "text/plain; charset=utf-8")
-            if url.path in ("/", "/index.html"):
+            path = urlsplit(self.path).path
+            if path in ("/", "/index.html"):
                 self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
-            elif url.path == "/figures.json":
+            elif path == "/figures.json":
                 self._send(HTTPStatus.OK, json.dumps(view.figures()).encode(), "application/json")
-            elif url.path == "/stream.mjpg":
+            elif path == "/stream.mjpg":
                 view.stream(self)
             else:
                 self._send(HTTPStatus.NOT_FOUND, b"404 not found\n", "text/plain; charset=utf-8")
 
         def refuse(self) -> None:
-            """Other methods: 401 without the token, 405 with it."""
-            if not view.authorized(self, parse_qs(urlsplit(self.path).query)):
-                return self._send(HTTPStatus.UNAUTHORIZED, b"401 unauthorized\n", "text/plain; charset=utf-8")
             self._send(HTTPStatus.METHOD_NOT_ALLOWED, b"405 method not allowed\n", "text/plain; charset=utf-8")
 
         do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = refuse
@@ -267,6 +265,7 @@ def _handler(view: LiveView) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def log_message(self, format: str, *args) -> None:
-            LOG.debug("%s %s", self.address_string(), format % args)
+            # the request line carries ?token= when the page was opened with one: never logged
+            LOG.debug("%s %s", self.address_string(), TOKEN_IN_QUERY.sub(r"\1***", format % args))
 
     return Handler

@@ -45,9 +45,11 @@ const withToken = (path) => token ? `${path}?token=${encodeURIComponent(token)}`
 const video = document.getElementById("video"), ctx = video.getContext("2d");
 let offsetMs = 0, bestRtt = Infinity, browserLatency = null, framesShown = 0, fpsHistory = [];
 
+// names come from the counts file: escaped, never markup
+const escaped = (v) => String(v).replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 function rows(id, items) {
   document.querySelector(`#${id} tbody`).innerHTML =
-    items.map((cells) => "<tr>" + cells.map((c, i) => `<td class="${i ? "v" : ""}">${c}</td>`).join("") + "</tr>").join("");
+    items.map((cells) => "<tr>" + cells.map((c, i) => `<td class="${i ? "v" : ""}">${escaped(c)}</td>`).join("") + "</tr>").join("");
 }
 const fmt = (v, digits = 1) => v === null || v === undefined ? "–" : Number(v).toFixed(digits);
 
