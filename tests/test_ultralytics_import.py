@@ -141,6 +141,30 @@ def test_malicious_pickle_runs_nothing(tmp_path):
     assert not marker.exists()
 
 
+class _ScriptedSetstate(torch.nn.Module):
+    """A TorchScript module whose __setstate__ (code in the archive) runs when torch.jit.load reads it."""
+
+    @torch.jit.export
+    def __getstate__(self) -> bool:
+        return self.training
+
+    @torch.jit.export
+    def __setstate__(self, state: bool) -> None:
+        self.training = state
+        raise RuntimeError("the archive's code ran")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_a_torchscript_archive_is_refused_before_its_code_runs(tmp_path):
+    scripted = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(_ScriptedSetstate()), str(scripted))
+    with pytest.raises(ValueError, match="nothing from it was run: .*TorchScript archive") as refused:
+        read_checkpoint(scripted)
+    assert "code ran" not in str(refused.value)
+
+
 def test_a_callable_named_like_ultralytics_is_a_stub_that_runs_nothing(tmp_path, monkeypatch):
     marker = tmp_path / "ran"
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import _compat_pickle
 import io
 import pickle
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,12 @@ class _RestrictedPickle:
 
 def restricted_load(path: str | Path) -> Any:
     """torch.load through the restricted unpickler; nothing from the file is imported or called."""
+    # torch.load hands a TorchScript archive to torch.jit.load, which runs the archive's own
+    # __setstate__ code: refuse it before torch sees it (torch.load's own test: a constants.pkl record)
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            if any(name.split("/", 1)[-1] == "constants.pkl" for name in archive.namelist()):
+                raise RefusedGlobal("a TorchScript archive (its code would run on loading)")
     return torch.load(path, map_location="cpu", pickle_module=_RestrictedPickle, weights_only=False)
 
 
