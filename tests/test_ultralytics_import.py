@@ -5,7 +5,6 @@ builds its models from their YAMLs here: nothing downloads."""
 import os
 import subprocess
 import sys
-import tempfile
 import types
 from pathlib import Path
 
@@ -13,10 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-# Ultralytics reads its settings at import: offline, no auto-install, settings in a temporary folder.
-os.environ.update(YOLO_OFFLINE="true", YOLO_AUTOINSTALL="false", YOLO_VERBOSE="false")
-os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-"))
-ultralytics = pytest.importorskip("ultralytics", reason="ultralytics (the dev extra) is not installed")
+from ultralytics_env import import_ultralytics
+
+ultralytics = import_ultralytics()
 from ultralytics import YOLO  # noqa: E402
 
 from edgecnn.models import build_model, load_checkpoint, read_checkpoint  # noqa: E402
