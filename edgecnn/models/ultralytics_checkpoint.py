@@ -77,8 +77,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
+        # the module's own dict: getattr(torch, name) may import torch submodules lazily
+        if module == "torch" and isinstance(torch.__dict__.get(name), torch.dtype):
+            return torch.__dict__[name]
         qualname = f"{module}.{name}"
         if qualname.startswith(_STUBBED):
             if qualname not in self._stubs:
