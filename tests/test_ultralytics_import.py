@@ -5,7 +5,6 @@ builds its models from their YAMLs here: nothing downloads."""
 import os
 import subprocess
 import sys
-import tempfile
 import types
 from pathlib import Path
 
@@ -13,10 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-# Ultralytics reads its settings at import: offline, no auto-install, settings in a temporary folder.
-os.environ.update(YOLO_OFFLINE="true", YOLO_AUTOINSTALL="false", YOLO_VERBOSE="false")
-os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-"))
-ultralytics = pytest.importorskip("ultralytics", reason="ultralytics (the dev extra) is not installed")
+from ultralytics_env import import_ultralytics
+
+ultralytics = import_ultralytics()
 from ultralytics import YOLO  # noqa: E402
 
 from edgecnn.models import build_model, load_checkpoint, read_checkpoint  # noqa: E402
@@ -139,6 +137,30 @@ def test_malicious_pickle_runs_nothing(tmp_path):
     with pytest.raises(ValueError, match="refused global 'builtins.eval'"):
         read_checkpoint(evaluates)
     assert not marker.exists()
+
+
+class _ScriptedSetstate(torch.nn.Module):
+    """A TorchScript module whose __setstate__ (code in the archive) runs when torch.jit.load reads it."""
+
+    @torch.jit.export
+    def __getstate__(self) -> bool:
+        return self.training
+
+    @torch.jit.export
+    def __setstate__(self, state: bool) -> None:
+        self.training = state
+        raise RuntimeError("the archive's code ran")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_a_torchscript_archive_is_refused_before_its_code_runs(tmp_path):
+    scripted = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(_ScriptedSetstate()), str(scripted))
+    with pytest.raises(ValueError, match="nothing from it was run: .*TorchScript archive") as refused:
+        read_checkpoint(scripted)
+    assert "code ran" not in str(refused.value)
 
 
 def test_a_callable_named_like_ultralytics_is_a_stub_that_runs_nothing(tmp_path, monkeypatch):

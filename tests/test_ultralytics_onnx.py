@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="ultralytics-settings-"))
-ultralytics = pytest.importorskip("ultralytics", reason="ultralytics (test dependency) is not installed")
+from ultralytics_env import import_ultralytics
+
+ultralytics = import_ultralytics()
 
 from edgecnn.runtime.backends import load_backend  # noqa: E402 (after the Ultralytics environment above)
 from edgecnn.runtime.detector import Detector  # noqa: E402

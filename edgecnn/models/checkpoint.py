@@ -126,8 +126,10 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> dict[str, list[st
     """
     try:
         state = _torch_load(path, "cpu", "weights file")
-    except ValueError:  # maybe an Ultralytics .pt (a pickle of modules): read without running it
-        state = read_checkpoint(path)
+    except ValueError as err:  # maybe an Ultralytics .pt (a pickle of modules): read without running it
+        from edgecnn.models.ultralytics_checkpoint import read_ultralytics
+
+        state = read_ultralytics(path, reason=err)
     if isinstance(state, dict) and state.get("format") == FORMAT:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import _compat_pickle
 import io
 import pickle
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
+        # the module's own dict: getattr(torch, name) may import torch submodules lazily
+        if module == "torch" and isinstance(torch.__dict__.get(name), torch.dtype):
+            return torch.__dict__[name]
         qualname = f"{module}.{name}"
         if qualname.startswith(_STUBBED):
             if qualname not in self._stubs:
@@ -104,6 +106,12 @@ class _RestrictedPickle:
 
 def restricted_load(path: str | Path) -> Any:
     """torch.load through the restricted unpickler; nothing from the file is imported or called."""
+    # torch.load hands a TorchScript archive to torch.jit.load, which runs the archive's own
+    # __setstate__ code: refuse it before torch sees it (torch.load's own test: a constants.pkl record)
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            if any(name.split("/", 1)[-1] == "constants.pkl" for name in archive.namelist()):
+                raise RefusedGlobal("a TorchScript archive (its code would run on loading)")
     return torch.load(path, map_location="cpu", pickle_module=_RestrictedPickle, weights_only=False)
 
 

@@ -18,8 +18,9 @@ def xyxy_to_tlwh(xyxy: np.ndarray) -> np.ndarray:
 
 
 def cxcywh_to_xyxy(cxcywh: np.ndarray) -> np.ndarray:
-    half = cxcywh[:, 2:4] / 2
-    return np.concatenate([cxcywh[:, 0:2] - half, cxcywh[:, 0:2] + half], axis=1)
+    """Boxes along the last axis (N, 4) or batched (..., N, 4)."""
+    half = cxcywh[..., 2:4] / 2
+    return np.concatenate([cxcywh[..., 0:2] - half, cxcywh[..., 0:2] + half], axis=-1)
 
 
 def clip_boxes(xyxy: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.runtime.boxes import cxcywh_to_xyxy
 from edgecnn.runtime.postprocess import make_anchors
 
 NMS_COLUMNS = 6  # x1, y1, x2, y2, score, class
@@ -121,7 +122,7 @@ class UltralyticsLayout:
             raise ValueError(f"{self.path}: {output.shape[2]} anchors, but strides {self.meta['strides']} at "
                              f"{self.meta['input_size']} make {len(centres)}")
         boxes = output[:, :4].transpose(0, 2, 1)
-        return {"boxes": ltrb_from_xyxy(boxes if self.xyxy else xyxy_from_xywh(boxes), centres, strides),
+        return {"boxes": ltrb_from_xyxy(boxes if self.xyxy else cxcywh_to_xyxy(boxes), centres, strides),
                 "scores": np.ascontiguousarray(output[:, 4:].transpose(0, 2, 1))}
 
     def _from_detections(self, output: np.ndarray, centres: np.ndarray, strides: np.ndarray) -> dict[str, np.ndarray]:
@@ -137,11 +138,6 @@ class UltralyticsLayout:
         b, r = np.indices((batch, rows))
         scores[b, r, classes] = output[..., 4]
         return {"boxes": boxes, "scores": scores}
-
-
-def xyxy_from_xywh(xywh: np.ndarray) -> np.ndarray:
-    half = xywh[..., 2:] / 2
-    return np.concatenate([xywh[..., :2] - half, xywh[..., :2] + half], axis=-1)
 
 
 def ltrb_from_xyxy(xyxy: np.ndarray, centres: np.ndarray, strides: np.ndarray) -> np.ndarray:
