@@ -12,6 +12,12 @@ weights to TFLite by both tools, calibrated on the same training images: ours wi
 straight from their .pt (fp32; full int8 with int8 I/O), theirs with vs_ultralytics.py's runner
 (onnx2tf, `_integer_quant` / `_full_integer_quant`), each scored on the val split, drop against the
 tool's own fp32 TFLite, raw `invoke()` latency with 2 threads.
+Stage `compress` (per trained model): (c) `edgecnn prune` of the imported .pt (two prune → fine-tune
+rounds), `edgecnn qat` of the pruned model, then its full-int8 TFLite (int8 I/O), each scored on the
+val split against the imported float model.
+Stage `finetune`: (b) `edgecnn train` of yolov8n on coco128 from the weights Ultralytics trained on the
+synthetic shapes (a different domain: no COCO weights can be downloaded here) against from scratch,
+equal epochs and keys, scored on coco128's val2017 (128 images the training never sees).
 Writes runs/benchmarks/byo_ultralytics.json. The machine is shared: timings are noisy.
 """
 
@@ -100,6 +106,43 @@ def compare(name: str, record: dict, args) -> dict:
             "tflite": rows, "calibration_images": calib["images"]}
 
 
+def compress(name: str, record: dict, args) -> dict:
+    """(c) prune → QAT → full-int8 TFLite of the imported .pt; mAP50-95 of each step on the val split."""
+    from edgecnn.commands import prune, qat
+
+    work = WORK / name / "compress"
+    common = {"data": record["data"], "imgsz": args.imgsz, "batch": args.batch, "workers": args.workers,
+              "device": args.device, "max_map_drop": 100.0}  # report the drops, do not gate them
+    pruned = prune.run(prune.KEYS.resolve({"model": record["weights"], "target_macs": args.target_macs, "steps": 2,
+                                           "ft_epochs": args.ft_epochs, "out": str(work / "prune"), **common}, "benchmark"))
+    quantized = qat.run(qat.KEYS.resolve({"model": pruned["artifacts"]["model"], "epochs": args.qat_epochs,
+                                          "out": str(work / "qat"), **common}, "benchmark"))
+    vs_ultralytics.WORK = work
+    calib = vs_ultralytics.calibration_set(Path(record["data"]), args.calib_images, args.imgsz)
+    tflite, _ = vs_ultralytics.export_ours(Path(quantized["artifacts"]["model"]), calib, "int8", args, io="int8")
+    int8 = vs_ultralytics.score_ours(tflite, Path(record["data"]))["mAP50_95"]
+    return {"imported": pruned["mAP50_95_parent"], "pruned": pruned["mAP50_95"], "macs_kept": pruned["macs_kept"],
+            "ptq": quantized["mAP50_95_ptq"], "qat": quantized["mAP50_95"], "int8_tflite": int8,
+            "latency_onnx_ms": pruned.get("latency_onnx_ms"),
+            "int8_invoke_ms_p50": vs_ultralytics.invoke_latency(tflite, args.runs)["latency_ms_p50"]}
+
+
+def finetune(record: dict, args) -> dict:
+    """(b) yolov8n on coco128 from the imported weights vs from scratch, equal epochs and keys."""
+    from train_detector import train
+
+    keys = {"model": "yolov8n", "epochs": args.ft_coco_epochs, "imgsz": args.imgsz, "batch": args.batch,
+            "workers": args.workers, "device": args.device, "seed": 0, "plots": False}
+    runs = {}
+    for start, extra in (("imported", {"weights": record["weights"]}), ("scratch", {})):
+        result, history, wall = train(COCO128, WORK / "finetune" / start, **keys, **extra)
+        runs[start] = {"mAP50_95": result["mAP50_95"], "mAP50": result["mAP50"], "wall_s": round(wall, 1),
+                       "history": [round(h["mAP50_95"], 5) for h in history if "mAP50_95" in h]}
+        print(f"coco128, {start}: mAP50-95 {100 * result['mAP50_95']:.2f} after {args.ft_coco_epochs} epochs "
+              f"({wall / 60:.1f} min)")
+    return {"source": record["weights"], "epochs": args.ft_coco_epochs, **runs}
+
+
 def print_compare(name: str, result: dict) -> None:
     f = result["float"]
     print(f"\n{name}: float .pt, mAP50-95 points: edgecnn val {100 * f['edgecnn val']['mAP50_95']:.2f}, "
@@ -113,8 +156,9 @@ def print_compare(name: str, result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", default="all", choices=("train", "compare", "all"))
+    parser.add_argument("--stage", default="all", choices=("train", "compare", "compress", "finetune", "all"))
     parser.add_argument("--datasets", default="synth,coco128", help="comma-separated: synth, coco128")
+    parser.add_argument("--archs", default=",".join(ARCHS), help="comma-separated Ultralytics models to train")
     parser.add_argument("--models", default=None, help="comma-separated trained names to compare (default: all)")
     parser.add_argument("--calib-images", type=int, default=64)
     parser.add_argument("--runs", type=int, default=30, help="timed invoke() runs per .tflite")
@@ -123,6 +167,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--target-macs", type=float, default=0.6, help="compress: fraction of the MACs to keep")
+    parser.add_argument("--ft-epochs", type=int, default=2, help="compress: fine-tuning epochs per prune round")
+    parser.add_argument("--qat-epochs", type=int, default=1)
+    parser.add_argument("--ft-coco-epochs", type=int, default=8, help="finetune: epochs of both coco128 runs")
     parser.add_argument("--n", type=int, default=800, help="synthetic training images")
     parser.add_argument("--val", type=int, default=200, help="synthetic validation images")
     args = parser.parse_args()
@@ -135,7 +183,7 @@ def main() -> None:
     trained = json.loads(trained_json.read_text()) if trained_json.is_file() else {}
     if args.stage in ("train", "all"):
         for dataset, data in datasets.items():
-            for arch in ARCHS:
+            for arch in args.archs.split(","):
                 name = f"{arch}-{dataset}"
                 if name not in trained:
                     trained[name] = {"data": str(data), "epochs": args.epochs, "imgsz": args.imgsz,
@@ -146,9 +194,17 @@ def main() -> None:
     out_json = OUT / "byo_ultralytics.json"
     results = json.loads(out_json.read_text()) if out_json.is_file() else {}
     for name in (args.models.split(",") if args.models else trained):
-        results[name] = {"trained": trained[name], **compare(name, trained[name], args)}
+        results.setdefault(name, {})["trained"] = trained[name]
+        if args.stage in ("compare", "all"):
+            results[name].update(compare(name, trained[name], args))
+            print_compare(name, results[name])
+        if args.stage in ("compress", "all"):
+            results[name]["compress"] = compress(name, trained[name], args)
+            print(f"{name}: {json.dumps(results[name]['compress'])}")
         atomic_write_json(out_json, results)
-        print_compare(name, results[name])
+    if args.stage in ("finetune", "all") and COCO128.is_file() and "yolov8n-synth" in trained:
+        results["finetune_coco128"] = finetune(trained["yolov8n-synth"], args)
+        atomic_write_json(out_json, results)
     print(f"wrote {out_json}")
 
 

@@ -1,5 +1,5 @@
-"""edgecnn's YOLOv8 / YOLO11 models: the export form computes the same function; pruning refuses
-clearly."""
+"""edgecnn's YOLOv8 / YOLO11 models: the export form computes the same function; they prune,
+rebuild from a pruned checkpoint and quantize."""
 
 import numpy as np
 import pytest
@@ -39,11 +39,39 @@ def test_training_mode_gives_the_dfl_bins():
     assert torch.allclose(boxes, (bins.softmax(-1) * torch.arange(16.0)).sum(-1), atol=1e-5)
 
 
-def test_pruning_says_why_it_cannot():
-    from edgecnn.compress.prune import ChannelPruner
+@pytest.mark.parametrize("name", ["yolov8n", "yolo11n"])
+def test_pruned_to_half_the_macs_rebuilds_from_its_checkpoint_and_trains(name, tmp_path, one_torch_thread):
+    from edgecnn.compress.prune import ChannelPruner, count_macs_params
+    from edgecnn.models import load_checkpoint, save_checkpoint
+    from edgecnn.models.yolo_v8_11 import SplitInput
+    from edgecnn.train.losses import DetectionLoss
 
-    with pytest.raises(ValueError, match="cannot prune YoloV8Net: torch-pruning cannot follow the split"):
-        ChannelPruner(build_model("yolov8n", num_classes=3), torch.rand(1, 3, 64, 64))
+    model = randomized(name)
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.weight.data.uniform_(0.2, 1.0)  # a fresh model's equal scales give no channel ranking
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+    macs_before, _ = count_macs_params(model, x[:1])
+    pruner = ChannelPruner(model, x[:1])
+    with torch.no_grad():  # the prunable form (first convs split in two) computes the same function
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(before, model.eval()(x)))
+    macs = pruner.prune_to(0.5 * macs_before)
+    assert 0.3 * macs_before < macs <= 0.5 * macs_before
+    blocks = [m for m in model.modules() if isinstance(m, SplitInput)]
+    assert any(a != b for a, b in (m.half_widths() for m in blocks)), "the two halves are pruned independently"
+
+    save_checkpoint(tmp_path / "pruned.pt", model, {"mean": [0.0] * 3, "std": [1.0] * 3})
+    restored, _ = load_checkpoint(tmp_path / "pruned.pt")
+    with torch.no_grad():
+        pruned = model.eval()(x)
+        assert [o.shape for o in pruned] == [o.shape for o in before]
+        assert all(torch.equal(a, b) for a, b in zip(pruned, restored(x)))
+        assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(pruned, restored.for_export()(x)))
+    targets = torch.tensor([[0, 0, 4, 6, 30, 40], [1, 2, 34, 20, 60, 58]], dtype=torch.float32)
+    loss = DetectionLoss(3, restored.strides)(restored.train()(x), targets, (64, 64))[0]
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in restored.parameters() if p.requires_grad)
 
 
 def test_qat_trains_exports_qdq_and_reloads(tmp_path):

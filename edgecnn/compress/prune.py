@@ -122,8 +122,8 @@ class ChannelPruner:
                  compute_gradients: Callable[[nn.Module], None] | None = None):
         if criterion == "taylor" and compute_gradients is None:
             raise ValueError("the taylor criterion needs compute_gradients (a forward/backward pass of the loss)")
-        if getattr(model, "not_prunable", None):  # a model that knows torch-pruning mis-tracks it says why
-            raise ValueError(f"cannot prune {type(model).__name__}: {model.not_prunable}")
+        if hasattr(model, "make_prunable"):  # a model with a form torch-pruning cannot follow changes to one it can
+            model.make_prunable()
         self.model, self.example = model, example
         self.importance = make_importance(criterion)
         self.global_pruning, self.round_to, self.max_layer_ratio = global_pruning, round_to, max_layer_ratio

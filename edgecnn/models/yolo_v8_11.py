@@ -61,7 +61,37 @@ class Bottleneck(nn.Module):
         return x + y if self.add else y
 
 
-class C2f(nn.Module):
+class SplitInput(nn.Module):
+    """A block whose 1x1 conv `cv1` makes two halves (C2f, C3k2, C2PSA), or, once
+    `split_first_conv` has run, two convs `cv0` and `cv1`, one per half: the same function, in the
+    form torch-pruning can follow (its 1.6 mis-indexes the channels of a split tensor), with
+    halves that may be pruned to different widths."""
+
+    def halves(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if hasattr(self, "cv0"):
+            return [self.cv0(x), self.cv1(x)]
+        return list(self.cv1(x).chunk(2, 1))
+
+    def half_widths(self) -> tuple[int, int]:
+        if hasattr(self, "cv0"):
+            return self.cv0.conv.out_channels, self.cv1.conv.out_channels
+        return self.c, self.c
+
+    def split_first_conv(self) -> None:
+        if hasattr(self, "cv0"):
+            return
+        whole = self.cv1
+        halves = [Conv(whole.conv.in_channels, self.c, 1) for _ in range(2)]
+        for i, half in enumerate(halves):
+            rows = slice(i * self.c, (i + 1) * self.c)
+            half.conv.weight.data.copy_(whole.conv.weight.data[rows])
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(half.bn, name).data.copy_(getattr(whole.bn, name).data[rows])
+            half.train(whole.training)
+        self.cv0, self.cv1 = halves
+
+
+class C2f(SplitInput):
     """CSP block of YOLOv8: one 1x1 conv split in two halves, a chain of blocks on the second half,
     a 1x1 conv fusing both halves and every block's output."""
 
@@ -75,7 +105,7 @@ class C2f(nn.Module):
     residual_concat = False  # see concat_residuals
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = list(self.cv1(x).chunk(2, 1))
+        y = self.halves(x)
         z = y[-1]
         for block in self.m:
             if self.residual_concat:
@@ -93,7 +123,8 @@ class C2f(nn.Module):
         if self.residual_concat or not all(isinstance(b, Bottleneck) and b.add for b in self.m):
             return
         weight = self.cv2.conv.weight.data
-        parts = weight.split(self.c, dim=1)  # a, b = s_0, s_1 … s_n
+        a, b = self.half_widths()  # each s_k is as wide as b: the residuals tie them
+        parts = weight.split([a] + [b] * (len(self.m) + 1), dim=1)  # a, b = s_0, s_1 … s_n
         suffix_sums = torch.stack(parts[1:]).flip(0).cumsum(0).flip(0)
         weight.copy_(torch.cat([parts[0], *suffix_sums], 1))
         self.residual_concat = True
@@ -177,7 +208,7 @@ class PSABlock(nn.Module):
         return x + self.ffn(x)
 
 
-class C2PSA(nn.Module):
+class C2PSA(SplitInput):
     """A 1x1 conv split in two halves, attention blocks on the second, a 1x1 conv fusing both."""
 
     def __init__(self, c1: int, c2: int, n: int = 1, e: float = 0.5):
@@ -190,7 +221,7 @@ class C2PSA(nn.Module):
         self.m = nn.Sequential(*(PSABlock(self.c, 0.5, max(self.c // 64, 1)) for _ in range(n)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.cv1(x).split((self.c, self.c), 1)
+        a, b = self.halves(x)
         return self.cv2(torch.cat((a, self.m(b)), 1))
 
 
@@ -279,12 +310,8 @@ class YoloV8Net(Detector):
     """A YOLOv8 / YOLO11 network as an indexed layer list (`model.<i>`, Ultralytics' names),
     with our output contract (Detector.forward)."""
 
-    # torch-pruning 1.6 mis-indexes the channels of a conv split in halves (C2f's cv1) and fails
-    # inside its importance computation; edgecnn's own yolo-n/yolo-s use two convs there instead.
-    not_prunable = ("torch-pruning cannot follow the split of C2f/C3k2's first conv in Ultralytics' layout; "
-                    "fine-tune, quantize (qat) and export it, or prune edgecnn's yolo-n/yolo-s")
-
-    def __init__(self, family: str, scale: str, num_classes: int, in_channels: int, reg_max: int, cls_width: int | None):
+    def __init__(self, family: str, scale: str, num_classes: int, in_channels: int, reg_max: int, cls_width: int | None,
+                 split_convs: bool = False):
         nn.Module.__init__(self)
         depth, width, max_channels = SCALES[family][scale]
         layers, widths, self.inputs = [], [], []
@@ -312,6 +339,20 @@ class YoloV8Net(Detector):
         self.model = nn.ModuleList(layers)
         self.num_classes, self.strides = num_classes, STRIDES
         self._keep = {s for source in self.inputs if not isinstance(source, int) for s in source if s != -1}
+        if split_convs:
+            self._split_first_convs()
+
+    def _split_first_convs(self) -> None:
+        for module in self.modules():
+            if isinstance(module, SplitInput):
+                module.split_first_conv()
+
+    def make_prunable(self) -> None:
+        """Split every C2f/C3k2/C2PSA's first conv in two (SplitInput), in place, and record it in
+        `arch`, so that a pruned checkpoint rebuilds in this form."""
+        self._split_first_convs()
+        if hasattr(self, "arch"):
+            self.arch["kwargs"]["split_convs"] = True
 
     @property
     def head(self) -> Detect:
@@ -360,10 +401,12 @@ class YoloV8Net(Detector):
 
 def _register(family: str, scale: str) -> None:
     @register_model(f"{family}{scale}", task="detect", imgsz=640)
-    def factory(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16, cls_width: int | None = None) -> YoloV8Net:
-        return YoloV8Net(family, scale, num_classes, in_channels, reg_max, cls_width)
+    def factory(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16, cls_width: int | None = None,
+                split_convs: bool = False) -> YoloV8Net:
+        return YoloV8Net(family, scale, num_classes, in_channels, reg_max, cls_width, split_convs)
 
-    factory.__doc__ = f"{family}{scale} with Ultralytics' tensor names; cls_width: the class branch's hidden width"
+    factory.__doc__ = (f"{family}{scale} with Ultralytics' tensor names; cls_width: the class branch's hidden width; "
+                       "split_convs: the prunable form (YoloV8Net.make_prunable)")
 
 
 for _family in FAMILIES:
