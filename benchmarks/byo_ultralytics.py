@@ -15,6 +15,9 @@ tool's own fp32 TFLite, raw `invoke()` latency with 2 threads.
 Stage `compress` (per trained model): (c) `edgecnn prune` of the imported .pt (two prune → fine-tune
 rounds), `edgecnn qat` of the pruned model, then its full-int8 TFLite (int8 I/O), each scored on the
 val split against the imported float model.
+Stage `int8ops` (per trained model): which layers int8 hurts, in NNCF's simulated int8 of the torch
+model (the scheme of our TFLite): the float .pt, every layer int8, and int8 with YOLO11's attention
+(C2PSA's Attention modules) left in float, each scored on the val split.
 Stage `finetune`: (b) `edgecnn train` of yolov8n on coco128 from the weights Ultralytics trained on the
 synthetic shapes (a different domain: no COCO weights can be downloaded here) against from scratch,
 equal epochs and keys, scored on coco128's val2017 (128 images the training never sees).
@@ -127,6 +130,36 @@ def compress(name: str, record: dict, args) -> dict:
             "int8_invoke_ms_p50": vs_ultralytics.invoke_latency(tflite, args.runs)["latency_ms_p50"]}
 
 
+# label: (the block's class, the regex of its NNCF node names: NNCF 3.4 names nodes by module path
+# within the block, e.g. `m/0/attn/matmul/1`, not by layer index)
+FLOAT_CANDIDATES = {"attention (C2PSA)": ("Attention", ".*attn/.*")}
+
+
+def int8_ops(record: dict, args) -> dict:
+    """mAP50-95 of the float model, of NNCF PTQ of every layer, and of PTQ with one family in float."""
+    from edgecnn.commands import qat
+    from edgecnn.compress import qat as q
+    from edgecnn.compress.measure import example_input
+    from edgecnn.compress.workflow import calibration_files, score
+    from edgecnn.models import load_checkpoint
+    from edgecnn.train.keys import finetune_config
+
+    cfg = finetune_config(qat.KEYS.resolve({"model": record["weights"], "data": record["data"], "imgsz": args.imgsz,
+                                            "batch": args.batch, "workers": args.workers}, "benchmark"))
+    model, meta = load_checkpoint(record["weights"])
+    scores = {"float": score(model, cfg, meta)}
+    q.fold_batchnorm(model, example_input(model, args.imgsz))
+    calib = q.calibration_tensors(calibration_files(None, "detect", record["data"], args.calib_images), args.imgsz,
+                                  meta["mean"], meta["std"])
+    present = {type(m).__name__ for m in model.modules()}
+    runs = {"all int8": None, **{f"{label} in float": [pattern] for label, (block, pattern) in FLOAT_CANDIDATES.items()
+                                 if block in present}}
+    for label, patterns in runs.items():
+        scores[label] = score(q.quantize(model, calib, len(calib), patterns), cfg, meta)
+        print(f"{label}: mAP50-95 {100 * scores[label]:.2f} (float {100 * scores['float']:.2f})")
+    return scores
+
+
 def finetune(record: dict, args) -> dict:
     """(b) yolov8n on coco128 from the imported weights vs from scratch, equal epochs and keys."""
     from train_detector import train
@@ -134,13 +167,14 @@ def finetune(record: dict, args) -> dict:
     keys = {"model": "yolov8n", "epochs": args.ft_coco_epochs, "imgsz": args.imgsz, "batch": args.batch,
             "workers": args.workers, "device": args.device, "seed": 0, "plots": False}
     runs = {}
-    for start, extra in (("imported", {"weights": record["weights"]}), ("scratch", {})):
+    imported = {"weights": record["weights"], "freeze": args.ft_freeze, "finetune_lr_scale": args.ft_lr_scale}
+    for start, extra in (("imported", imported), ("scratch", {})):
         result, history, wall = train(COCO128, WORK / "finetune" / start, **keys, **extra)
         runs[start] = {"mAP50_95": result["mAP50_95"], "mAP50": result["mAP50"], "wall_s": round(wall, 1),
-                       "history": [round(h["mAP50_95"], 5) for h in history if "mAP50_95" in h]}
+                       "history": [round(h["val/mAP50_95"], 5) for h in history if "val/mAP50_95" in h]}
         print(f"coco128, {start}: mAP50-95 {100 * result['mAP50_95']:.2f} after {args.ft_coco_epochs} epochs "
               f"({wall / 60:.1f} min)")
-    return {"source": record["weights"], "epochs": args.ft_coco_epochs, **runs}
+    return {"source": record["weights"], "epochs": args.ft_coco_epochs, "imported_keys": imported, **runs}
 
 
 def print_compare(name: str, result: dict) -> None:
@@ -156,7 +190,7 @@ def print_compare(name: str, result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", default="all", choices=("train", "compare", "compress", "finetune", "all"))
+    parser.add_argument("--stage", default="all", choices=("train", "compare", "compress", "int8ops", "finetune", "all"))
     parser.add_argument("--datasets", default="synth,coco128", help="comma-separated: synth, coco128")
     parser.add_argument("--archs", default=",".join(ARCHS), help="comma-separated Ultralytics models to train")
     parser.add_argument("--models", default=None, help="comma-separated trained names to compare (default: all)")
@@ -171,6 +205,8 @@ def main() -> None:
     parser.add_argument("--ft-epochs", type=int, default=2, help="compress: fine-tuning epochs per prune round")
     parser.add_argument("--qat-epochs", type=int, default=1)
     parser.add_argument("--ft-coco-epochs", type=int, default=8, help="finetune: epochs of both coco128 runs")
+    parser.add_argument("--ft-freeze", default=None, help="finetune: freeze= of the run from imported weights")
+    parser.add_argument("--ft-lr-scale", type=float, default=1.0, help="finetune: finetune_lr_scale= of that run")
     parser.add_argument("--n", type=int, default=800, help="synthetic training images")
     parser.add_argument("--val", type=int, default=200, help="synthetic validation images")
     args = parser.parse_args()
@@ -198,6 +234,8 @@ def main() -> None:
         if args.stage in ("compare", "all"):
             results[name].update(compare(name, trained[name], args))
             print_compare(name, results[name])
+        if args.stage in ("int8ops", "all"):
+            results[name]["int8ops"] = int8_ops(trained[name], args)
         if args.stage in ("compress", "all"):
             results[name]["compress"] = compress(name, trained[name], args)
             print(f"{name}: {json.dumps(results[name]['compress'])}")

@@ -133,10 +133,12 @@ def calibration_tensors(files: Iterable[Path], imgsz, mean: Iterable[float], std
     return [to_input(letterboxed_tensor(Path(f), imgsz)[0].unsqueeze(0), "cpu", list(mean), list(std), False) for f in files]
 
 
-def quantize(model: nn.Module, calibration: list[torch.Tensor], subset_size: int = 300) -> nn.Module:
+def quantize(model: nn.Module, calibration: list[torch.Tensor], subset_size: int = 300,
+             float_patterns: list[str] | None = None) -> nn.Module:
     """PTQ with NNCF: a copy of `model` (BN already folded) with int8 fake quantizers placed and
     their ranges calibrated. TFLite int8's scheme: symmetric per-channel weights, per-tensor
-    activations (symmetric ranges are a subset of TFLite's asymmetric int8 activations)."""
+    activations (symmetric ranges are a subset of TFLite's asymmetric int8 activations).
+    `float_patterns`: regexes of NNCF node names left in float (to find which layers int8 hurts)."""
     import nncf
     from nncf.common.quantization.structs import QuantizationScheme
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, QuantizationParameters
@@ -150,6 +152,7 @@ def quantize(model: nn.Module, calibration: list[torch.Tensor], subset_size: int
         hook_safe(model).eval(), nncf.Dataset(calibration), preset=nncf.QuantizationPreset.PERFORMANCE,
         target_device=nncf.TargetDevice.CPU, subset_size=min(subset_size, len(calibration)),
         fast_bias_correction=True, advanced_parameters=params,
+        ignored_scope=nncf.IgnoredScope(patterns=float_patterns, validate=False) if float_patterns else None,
     )
     return integer_parameters_to_buffers(qmodel)
 
