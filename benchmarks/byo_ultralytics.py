@@ -109,15 +109,16 @@ def compare(name: str, record: dict, args) -> dict:
             "tflite": rows, "calibration_images": calib["images"]}
 
 
-def compress(name: str, record: dict, args) -> dict:
+def compress(name: str, record: dict, args, label: str) -> dict:
     """(c) prune → QAT → full-int8 TFLite of the imported .pt; mAP50-95 of each step on the val split."""
     from edgecnn.commands import prune, qat
 
-    work = WORK / name / "compress"
+    work = WORK / name / label.replace(" ", "_")
     common = {"data": record["data"], "imgsz": args.imgsz, "batch": args.batch, "workers": args.workers,
               "device": args.device, "max_map_drop": 100.0}  # report the drops, do not gate them
     pruned = prune.run(prune.KEYS.resolve({"model": record["weights"], "target_macs": args.target_macs, "steps": 2,
-                                           "ft_epochs": args.ft_epochs, "out": str(work / "prune"), **common}, "benchmark"))
+                                           "ft_epochs": args.ft_epochs, "out": str(work / "prune"), **common,
+                                           **prune_overrides(args)}, "benchmark"))
     quantized = qat.run(qat.KEYS.resolve({"model": pruned["artifacts"]["model"], "epochs": args.qat_epochs,
                                           "out": str(work / "qat"), **common}, "benchmark"))
     vs_ultralytics.WORK = work
@@ -128,6 +129,11 @@ def compress(name: str, record: dict, args) -> dict:
             "ptq": quantized["mAP50_95_ptq"], "qat": quantized["mAP50_95"], "int8_tflite": int8,
             "latency_onnx_ms": pruned.get("latency_onnx_ms"),
             "int8_invoke_ms_p50": vs_ultralytics.invoke_latency(tflite, args.runs)["latency_ms_p50"]}
+
+
+def prune_overrides(args) -> dict:
+    """The fine-tuning keys `--prune-lr0` / `--prune-warmup` set for `edgecnn prune` (none: its defaults)."""
+    return {k: v for k, v in (("lr0", args.prune_lr0), ("warmup_epochs", args.prune_warmup)) if v is not None}
 
 
 # label: (the block's class, the regex of its NNCF node names: NNCF 3.4 names nodes by module path
@@ -203,6 +209,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--target-macs", type=float, default=0.6, help="compress: fraction of the MACs to keep")
     parser.add_argument("--ft-epochs", type=int, default=2, help="compress: fine-tuning epochs per prune round")
+    parser.add_argument("--prune-lr0", type=float, default=None, help="compress: lr0= of the prune fine-tuning")
+    parser.add_argument("--prune-warmup", type=float, default=None, help="compress: warmup_epochs= of it")
     parser.add_argument("--qat-epochs", type=int, default=1)
     parser.add_argument("--ft-coco-epochs", type=int, default=8, help="finetune: epochs of both coco128 runs")
     parser.add_argument("--ft-freeze", default=None, help="finetune: freeze= of the run from imported weights")
@@ -237,8 +245,9 @@ def main() -> None:
         if args.stage in ("int8ops", "all"):
             results[name]["int8ops"] = int8_ops(trained[name], args)
         if args.stage in ("compress", "all"):
-            results[name]["compress"] = compress(name, trained[name], args)
-            print(f"{name}: {json.dumps(results[name]['compress'])}")
+            label = " ".join(["compress", *(f"{k}={v}" for k, v in prune_overrides(args).items())])
+            results[name][label] = compress(name, trained[name], args, label)
+            print(f"{name}, {label}: {json.dumps(results[name][label])}")
         atomic_write_json(out_json, results)
     if args.stage in ("finetune", "all") and COCO128.is_file() and "yolov8n-synth" in trained:
         results["finetune_coco128"] = finetune(trained["yolov8n-synth"], args)

@@ -139,3 +139,16 @@ def test_qat_command_on_a_trained_classifier(tmp_path):
     with torch.no_grad():
         float_top1 = (plain(x).argmax(1).numpy() == labels).mean()
     assert float_top1 >= 0.9  # the deployed weights also run as a plain float model
+
+
+def test_layers_left_in_float_get_no_quantizers(tmp_path):
+    model = detector()
+    qat.fold_batchnorm(model, torch.rand(1, 3, IMGSZ, IMGSZ))
+    calibration = qat.calibration_tensors(calibration_dir(tmp_path), IMGSZ, META["mean"], META["std"])
+
+    def quantizers(qmodel):
+        return sum(k.endswith("_scale_param_storage") for k, _ in qmodel.named_parameters())
+
+    every_layer = quantizers(qat.quantize(model, calibration, subset_size=4))
+    head_in_float = quantizers(qat.quantize(model, calibration, subset_size=4, float_patterns=[".*head.*"]))
+    assert 0 < head_in_float < every_layer
