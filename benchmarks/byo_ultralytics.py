@@ -194,6 +194,13 @@ def print_compare(name: str, result: dict) -> None:
               f"{', '.join(r['inputs'])} -> {', '.join(r['outputs'])}")
 
 
+def merge_results(path: Path, name: str, results: dict) -> None:
+    """Add `results` under `name` to the JSON as it is now: stages of other models may run meanwhile."""
+    everything = json.loads(path.read_text()) if path.is_file() else {}
+    everything.setdefault(name, {}).update(results)
+    atomic_write_json(path, everything)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", default="all", choices=("train", "compare", "compress", "int8ops", "finetune", "all"))
@@ -236,22 +243,20 @@ def main() -> None:
     if args.stage == "train":
         return
     out_json = OUT / "byo_ultralytics.json"
-    results = json.loads(out_json.read_text()) if out_json.is_file() else {}
     for name in (args.models.split(",") if args.models else trained):
-        results.setdefault(name, {})["trained"] = trained[name]
+        results = {"trained": trained[name]}
         if args.stage in ("compare", "all"):
-            results[name].update(compare(name, trained[name], args))
-            print_compare(name, results[name])
+            results.update(compare(name, trained[name], args))
+            print_compare(name, results)
         if args.stage in ("int8ops", "all"):
-            results[name]["int8ops"] = int8_ops(trained[name], args)
+            results["int8ops"] = int8_ops(trained[name], args)
         if args.stage in ("compress", "all"):
             label = " ".join(["compress", *(f"{k}={v}" for k, v in prune_overrides(args).items())])
-            results[name][label] = compress(name, trained[name], args, label)
-            print(f"{name}, {label}: {json.dumps(results[name][label])}")
-        atomic_write_json(out_json, results)
+            results[label] = compress(name, trained[name], args, label)
+            print(f"{name}, {label}: {json.dumps(results[label])}")
+        merge_results(out_json, name, results)
     if args.stage in ("finetune", "all") and COCO128.is_file() and "yolov8n-synth" in trained:
-        results["finetune_coco128"] = finetune(trained["yolov8n-synth"], args)
-        atomic_write_json(out_json, results)
+        merge_results(out_json, "finetune_coco128", finetune(trained["yolov8n-synth"], args))
     print(f"wrote {out_json}")
 
 
