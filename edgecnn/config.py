@@ -17,7 +17,7 @@ class ConfigError(ValueError):
     """A key, value or file that the user must fix; the message names it."""
 
 
-_TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
+_TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict", type(None): "none"}
 
 
 @dataclass(frozen=True)

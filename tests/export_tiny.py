@@ -42,9 +42,33 @@ class TinyDetector(nn.Module):
         return boxes, scores if self.training else scores.sigmoid()
 
 
-def tiny_detector(seed: int = 0) -> TinyDetector:
+class SpatialAttention(nn.Module):
+    """Self-attention over the positions of a feature map, as in YOLO11's C2PSA: two products of
+    activations (q·k, attention·v), which TFLite runs as BATCH_MATMUL."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(x).flatten(2).split(self.channels, dim=1)
+        attention = (q.transpose(1, 2) @ k * c**-0.5).softmax(dim=-1)
+        return x + (v @ attention.transpose(1, 2)).view(b, c, h, w)
+
+
+class TinyAttentionDetector(TinyDetector):
+    """TinyDetector with attention after its last level."""
+
+    def __init__(self, num_classes: int = len(NAMES), width: int = 8):
+        super().__init__(num_classes, width)
+        self.levels[-1] = nn.Sequential(self.levels[-1], SpatialAttention(width))
+
+
+def tiny_detector(seed: int = 0, attention: bool = False) -> TinyDetector:
     torch.manual_seed(seed)
-    model = TinyDetector().eval()
+    model = (TinyAttentionDetector if attention else TinyDetector)().eval()
     with torch.no_grad():  # spread BN statistics so outputs vary across images
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):

@@ -65,3 +65,47 @@ def test_input_quantization_table(artifacts):
     pixels = np.array([0, 128, 255])
     normalized = (pixels / 255.0 - np.array(META["mean"])[:, None]) / np.array(META["std"])[:, None]
     np.testing.assert_array_equal(lut[:, pixels], np.clip(np.round(normalized / scale + zero), 0, 255))
+
+
+def op_input_types(path) -> dict[str, set[str]]:
+    """TFLite op name -> the dtypes of its activation inputs, from the interpreter's op list."""
+    from edgecnn.runtime.backends import tflite_interpreter_class
+
+    interpreter = tflite_interpreter_class()(model_path=str(path))
+    tensors = {t["index"]: t["dtype"].__name__ for t in interpreter.get_tensor_details()}
+    types: dict[str, set[str]] = {}
+    for op in interpreter._get_ops_details():
+        types.setdefault(op["op_name"], set()).update(tensors[i] for i in op["inputs"][:1] if i >= 0)
+    return types
+
+
+def test_attention_products_stay_float_in_int8(tmp_path):
+    import onnx
+
+    from edgecnn.export.tflite import auto_float_ops
+
+    model = tiny_detector(attention=True)
+    onnx_path = export_onnx(model, META, tmp_path / "attention.onnx", imgsz=IMGSZ)
+    plain = export_onnx(tiny_detector(), META, tmp_path / "plain.onnx", imgsz=IMGSZ)
+    assert auto_float_ops(onnx.load(str(onnx_path))) == ["BATCH_MATMUL"]
+    assert auto_float_ops(onnx.load(str(plain))) == []  # convs only: all int8
+
+    calib = random_images(8, seed=3)
+    auto = export_tflite(onnx_path, tmp_path / "auto.tflite", calib, precision="int8", io="int8")
+    every = export_tflite(onnx_path, tmp_path / "all.tflite", calib, precision="int8", io="int8", float_ops="none")
+    assert op_input_types(auto)["BATCH_MATMUL"] == {"float32"} and op_input_types(auto)["CONV_2D"] == {"int8"}
+    assert op_input_types(every)["BATCH_MATMUL"] == {"int8"}
+    backend = load_backend(auto, threads=1)
+    assert backend.meta["float_ops"] == ["BATCH_MATMUL"] and backend.input["dtype"] == np.int8
+    images = random_images(4, seed=6)
+    ref = TorchBackend(model, META, imgsz=IMGSZ).predict(images)
+    assert np.abs(backend.predict(images)["scores"] - ref["scores"]).max() < 0.05
+
+
+def test_bad_float_ops_are_clear_errors(tmp_path):
+    onnx_path = export_onnx(tiny_detector(), META, tmp_path / "tiny.onnx", imgsz=IMGSZ)
+    with pytest.raises(ValueError, match="float_ops: 'batch_matmul'"):
+        export_tflite(onnx_path, tmp_path / "x.tflite", random_images(2), precision="int8", float_ops="batch_matmul")
+    with pytest.raises(ValueError, match="io=uint8 cannot be combined with float_ops=BATCH_MATMUL"):
+        export_tflite(onnx_path, tmp_path / "x.tflite", random_images(2), precision="int8", io="uint8",
+                      float_ops="BATCH_MATMUL")

@@ -24,6 +24,9 @@ KEYS = Schema(
     Key("precision", "fp32", "TFLite precision", choices=("fp32", "fp16", "int8")),
     Key("io", "float", "int8 model input/output type", choices=("float", "int8", "uint8")),
     Key("quant_type", "per-channel", "int8 weight quantization", choices=("per-channel", "per-tensor")),
+    Key("float_ops", "auto", "TFLite ops kept in float in an int8 model, comma-separated (BATCH_MATMUL); "
+        "auto: attention's BATCH_MATMUL when the model has attention (YOLO11), none otherwise; none: all int8",
+        type=(str, list, type(None))),
     Key("imgsz", None, "input size (default: the checkpoint's imgsz)", type=int, min=32),
     Key("dynamic", False, "ONNX with free batch, height and width (format=onnx only)"),
     Key("opset", 17, "ONNX opset", min=11, max=21),
@@ -114,7 +117,8 @@ def _tflite_from(onnx_path: Path, cfg: dict, out: Path, size: tuple[int, int]) -
     calib = letterboxed_images(image_paths(cfg["calib"] or cfg["data"], cfg["calib_images"]), size)
     suffix = f"_{cfg['precision']}" + (f"_{cfg['io']}" if cfg["io"] != "float" else "")
     return export_tflite(onnx_path, out / f"{onnx_path.stem}{suffix}.tflite", calib,
-                         precision=cfg["precision"], io=cfg["io"], quant_type=cfg["quant_type"])
+                         precision=cfg["precision"], io=cfg["io"], quant_type=cfg["quant_type"],
+                         float_ops=cfg["float_ops"])
 
 
 def _measure(backend, path: Path, cfg: dict) -> dict:

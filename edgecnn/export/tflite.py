@@ -8,7 +8,9 @@ onnx2tf reads `calibration_image_sample_data_20x128x128x3_float32.npy` from its 
 and downloads it when absent, so every conversion runs in a fresh temporary directory where that
 file is first written from our own calibration images, which are also its test data
 (`custom_input_op_name_np_data_path`). int8 is calibrated on the same images with the model's
-normalization (`quantize_int8`).
+normalization (`quantize_int8`). `float_ops` leaves named TFLite ops in float inside an int8 model
+(TFLite's selective quantization): by default the BATCH_MATMULs of attention (YOLO11's C2PSA),
+whose two int8 activation operands cost a YOLO11n 8 mAP points in full int8.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import re
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -44,12 +47,14 @@ def export_tflite(
     precision: str = "fp32",
     io: str = "float",
     quant_type: str = "per-channel",
+    float_ops: str | Sequence[str] | None = "auto",
 ) -> Path:
     """Convert a static-shape ONNX file written by `export_onnx` into a .tflite at `path`.
 
     `calib_images`: uint8 RGB `(N, H, W, 3)` letterboxed to the model's input size; int8
     calibrates on them, every precision writes onnx2tf's sample file from them. `io` sets the
     int8 model's input/output type (float keeps quantize/dequantize inside the model).
+    `float_ops`: TFLite op names kept in float in an int8 model, "none", or "auto" (`auto_float_ops`).
     """
     import onnx
     import onnx2tf
@@ -69,12 +74,13 @@ def export_tflite(
         raise ValueError(f"{onnx_path}: has dynamic axes; TFLite needs a static ONNX export (dynamic=false)")
     calib = calibration_array(calib_images, tuple(meta["input_size"]), onnx_path)
     has_qdq = any(n.op_type == "QuantizeLinear" for n in graph.graph.node)
+    # onnx2tf mis-converts Q/DQ graphs: a QAT export converts as its float graph
+    float_graph = strip_qdq(graph) if has_qdq else graph
+    float_ops = resolve_float_ops(float_ops, float_graph) if precision == "int8" else []
 
     with _working_dir() as work:
-        # a copy: onnx2tf rewrites its input file in place; a QAT export becomes its float graph
-        # because onnx2tf mis-converts Q/DQ graphs
-        source = work / onnx_path.name
-        onnx.save(strip_qdq(graph) if has_qdq else graph, str(source))
+        source = work / onnx_path.name  # a copy: onnx2tf rewrites its input file in place
+        onnx.save(float_graph, str(source))
         convert = unambiguous_copy(source, work / "unambiguous")
         np.save(ONNX2TF_SAMPLE, sample_for_onnx2tf(calib))
         np.save("calib.npy", calib)
@@ -95,7 +101,7 @@ def export_tflite(
                 raise RuntimeError(f"onnx2tf did not write {', '.join(f.name for f in produced.values())} for {onnx_path}")
             check_layout(source, produced["fp32"].read_bytes(), meta, calib_images, graph)
             if precision == "int8":
-                model_bytes = quantize_int8(work / "saved_model", (calib - mean) / std, io, quant_type)
+                model_bytes = quantize_int8(work / "saved_model", (calib - mean) / std, io, quant_type, float_ops)
             else:
                 model_bytes = produced[precision].read_bytes()
         LOG.info("onnx2tf converted %s (%s, io=%s) in %.0f s", onnx_path.name, precision, io, time.perf_counter() - tic)
@@ -103,7 +109,7 @@ def export_tflite(
     outputs = output_tensor_names(model_bytes, onnx_outputs, graph, onnx_path)
     meta.update(
         format="tflite", precision=precision, io=io, outputs=outputs, calibration_images=len(calib),
-        quant_type=quant_type if precision == "int8" else None,
+        quant_type=quant_type if precision == "int8" else None, float_ops=float_ops,
         int8_ranges=("calibrated within the QAT ranges (Q/DQ pairs converted to Clip)" if has_qdq else "calibrated")
         if precision == "int8" else None,
     )
@@ -152,12 +158,15 @@ def unambiguous_copy(source: Path, folder: Path) -> Path:
     return folder / source.name
 
 
-def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type: str) -> bytes:
+def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type: str,
+                  float_ops: Sequence[str] = ()) -> bytes:
     """Full-integer int8 from onnx2tf's SavedModel, calibrated on our normalized NHWC images.
 
     Done here rather than with onnx2tf's `-oiqt`, which calibrates five variants (dynamic-range,
     int16-activation ...) where we keep one. Builtin int8 ops only (no SELECT_TF_OPS), so the
-    model runs in XNNPACK or fails to convert, never silently falls back to TF kernels.
+    model runs in XNNPACK or fails to convert, never silently falls back to TF kernels. With
+    `float_ops`, those ops keep float kernels (TFLite's QuantizationDebugger is its public route
+    to a selectively quantized model); the rest stays int8.
     """
     import tensorflow as tf
 
@@ -167,11 +176,54 @@ def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.representative_dataset = representative
     converter._experimental_disable_per_channel = quant_type == "per-tensor"
+    if float_ops:
+        if io == "uint8":
+            raise ValueError(f"io=uint8 cannot be combined with float_ops={','.join(float_ops)} (a selectively "
+                             "quantized TFLite has int8 or float I/O): use io=int8, or float_ops=none")
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops),
+                                                                fully_quantize=io == "int8")
+        with warnings.catch_warnings():  # it builds tf.lite.Interpreters, which warn that LiteRT replaces them
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative,
+                                                                debug_options=options)
+        return debugger.get_nondebug_quantized_model()
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = converter.inference_output_type = {"float": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io]
     return converter.convert()
+
+
+def resolve_float_ops(float_ops: str | Sequence[str] | None, graph) -> list[str]:
+    """The TFLite op names `float_ops` asks for: a list or comma-separated names, "none" (None), or "auto"."""
+    if float_ops is None or float_ops == "none":
+        return []
+    if isinstance(float_ops, str):
+        if float_ops == "auto":
+            return auto_float_ops(graph)
+        float_ops = [op.strip() for op in float_ops.strip("[]").split(",") if op.strip()]
+    bad = [op for op in float_ops if not re.fullmatch(r"[A-Z][A-Z0-9_]*", op)]
+    if bad:
+        raise ValueError(f"float_ops: {', '.join(map(repr, bad))} are not TFLite builtin op names "
+                         "(upper case, e.g. BATCH_MATMUL), 'auto' or 'none'")
+    return list(float_ops)
+
+
+def auto_float_ops(graph) -> list[str]:
+    """BATCH_MATMUL when the ONNX graph multiplies two activations (attention), else nothing.
+
+    Both operands of such a product get one per-tensor int8 scale each, and their errors multiply:
+    YOLO11n's C2PSA attention lost 8 of 17.5 mAP50-95 points in full int8 (measured, the other ops
+    are within rounding noise by TFLite's layer statistics); its two BATCH_MATMULs in float gave
+    the points back to within 0.2. A MatMul with a constant operand becomes an int8 FULLY_CONNECTED.
+    """
+    constants = {t.name for t in graph.graph.initializer}
+    products = 0
+    for node in graph.graph.node:  # topologically sorted: a node of constants only makes constants
+        if all(i in constants for i in node.input if i):
+            constants.update(node.output)
+        products += node.op_type == "MatMul" and not constants & set(node.input)
+    return ["BATCH_MATMUL"] if products else []
 
 
 @contextlib.contextmanager
