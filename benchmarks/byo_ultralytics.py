@@ -16,10 +16,12 @@ Stage `compress` (per trained model): (c) `edgecnn prune` of the imported .pt (t
 rounds), `edgecnn qat` of the pruned model, then its full-int8 TFLite (int8 I/O), each scored on the
 val split against the imported float model.
 Stage `int8ops` (per trained model): which layers int8 hurts, in NNCF's simulated int8 of the torch
-model (the scheme of our TFLite): the float .pt, every layer int8, and int8 with YOLO11's attention
-(C2PSA's Attention modules) left in float, each scored on the val split.
+model (per-channel weights, per-tensor activations, as our TFLite): the float .pt, every layer int8,
+and int8 with YOLO11's attention (C2PSA's Attention modules) left in float, each scored on the val
+split. It loses under a point where TFLite's int8 BATCH_MATMUL loses 8 (yolo11n): `export float_ops`.
 Stage `finetune`: (b) `edgecnn train` of yolov8n on coco128 from the weights Ultralytics trained on the
-synthetic shapes (a different domain: no COCO weights can be downloaded here) against from scratch,
+synthetic shapes (a different domain: no COCO weights can be downloaded here), or from `--ft-weights`
+(a yolov8n.pt you have, e.g. Ultralytics' COCO-pretrained one), against from scratch,
 equal epochs and keys, scored on coco128's val2017 (128 images the training never sees).
 Writes runs/benchmarks/byo_ultralytics.json. The machine is shared: timings are noisy.
 """
@@ -220,6 +222,8 @@ def main() -> None:
     parser.add_argument("--prune-warmup", type=float, default=None, help="compress: warmup_epochs= of it")
     parser.add_argument("--qat-epochs", type=int, default=1)
     parser.add_argument("--ft-coco-epochs", type=int, default=8, help="finetune: epochs of both coco128 runs")
+    parser.add_argument("--ft-weights", default=None,
+                        help="finetune: a yolov8n .pt to start from (e.g. COCO-pretrained; default: the synthetic one)")
     parser.add_argument("--ft-freeze", default=None, help="finetune: freeze= of the run from imported weights")
     parser.add_argument("--ft-lr-scale", type=float, default=1.0, help="finetune: finetune_lr_scale= of that run")
     parser.add_argument("--n", type=int, default=800, help="synthetic training images")
@@ -255,8 +259,9 @@ def main() -> None:
             results[label] = compress(name, trained[name], args, label)
             print(f"{name}, {label}: {json.dumps(results[label])}")
         merge_results(out_json, name, results)
-    if args.stage in ("finetune", "all") and COCO128.is_file() and "yolov8n-synth" in trained:
-        merge_results(out_json, "finetune_coco128", finetune(trained["yolov8n-synth"], args))
+    source = {"weights": args.ft_weights} if args.ft_weights else trained.get("yolov8n-synth")
+    if args.stage in ("finetune", "all") and COCO128.is_file() and source:
+        merge_results(out_json, "finetune_coco128", finetune(source, args))
     print(f"wrote {out_json}")
 
 
