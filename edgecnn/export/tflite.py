@@ -77,6 +77,8 @@ def export_tflite(
     # onnx2tf mis-converts Q/DQ graphs: a QAT export converts as its float graph
     float_graph = strip_qdq(graph) if has_qdq else graph
     float_ops = resolve_float_ops(float_ops, float_graph) if precision == "int8" else []
+    if float_ops:
+        LOG.info("int8 with %s kept in float (float_ops=none puts every op in int8)", ", ".join(float_ops))
 
     with _working_dir() as work:
         source = work / onnx_path.name  # a copy: onnx2tf rewrites its input file in place
