@@ -1,7 +1,7 @@
 """Bring your own Ultralytics detector: an Ultralytics yolov8n / yolo11n trained a few epochs, then
 taken through edgecnn from its .pt.
 
-    PYTHONPATH=.:benchmarks python benchmarks/byo_ultralytics.py [--stage train|all] [--epochs 12]
+    PYTHONPATH=.:benchmarks python benchmarks/byo_ultralytics.py [--stage train|all] [--epochs 15]
 
 Stage `train`: Ultralytics trains yolov8n and yolo11n from their YAMLs (no pretrained weights, nothing
 downloads) on the synthetic shapes and on coco128 (`../shared/data/coco128`, skipped when absent);
@@ -213,7 +213,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30, help="timed invoke() runs per .tflite")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--target-macs", type=float, default=0.6, help="compress: fraction of the MACs to keep")
@@ -226,8 +226,8 @@ def main() -> None:
                         help="finetune: a yolov8n .pt to start from (e.g. COCO-pretrained; default: the synthetic one)")
     parser.add_argument("--ft-freeze", default=None, help="finetune: freeze= of the run from imported weights")
     parser.add_argument("--ft-lr-scale", type=float, default=1.0, help="finetune: finetune_lr_scale= of that run")
-    parser.add_argument("--n", type=int, default=800, help="synthetic training images")
-    parser.add_argument("--val", type=int, default=200, help="synthetic validation images")
+    parser.add_argument("--n", type=int, default=600, help="synthetic training images")
+    parser.add_argument("--val", type=int, default=150, help="synthetic validation images")
     args = parser.parse_args()
     args.reuse_training = True  # what vs_ultralytics' runner reads: the weights exist, do not train
     wanted = args.datasets.split(",")
