@@ -29,7 +29,6 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from edgecnn.config import split_list
 from edgecnn.export.layout import cube_shapes, pad_cube_convs
 from edgecnn.export.qdq import strip_qdq
 from edgecnn.fileio import atomic_write_bytes
@@ -204,7 +203,7 @@ def resolve_float_ops(float_ops: str | Sequence[str] | None, graph) -> list[str]
     if isinstance(float_ops, str):
         if float_ops == "auto":
             return auto_float_ops(graph)
-        float_ops = split_list(float_ops)
+        float_ops = [op for op in re.split(r"[\s,\[\]]+", float_ops) if op]  # "A,B" or "[A, B]"
     bad = [op for op in float_ops if not re.fullmatch(r"[A-Z][A-Z0-9_]*", op)]
     if bad:
         raise ValueError(f"float_ops: {', '.join(map(repr, bad))} are not TFLite builtin op names "
