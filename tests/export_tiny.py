@@ -113,3 +113,33 @@ class FixedDetector(nn.Module):
     def forward(self, x):
         zero = x[:, :1, 0, :1] * 0  # (B, 1, 1): ties the outputs to the input's batch
         return self.ltrb + zero, self.probs + zero
+
+
+SEG_HW = (48, 64)
+SEG_NAMES = ["background", "road", "person"]
+SEG_META = {"task": "segment", "names": SEG_NAMES, "imgsz": list(SEG_HW), "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225], "run_hash": "tiny-seg"}
+
+
+class TinySegmenter(nn.Module):
+    """NCHW logits at the input size from logits at stride 8 upsampled bilinearly, as LR-ASPP does."""
+
+    def __init__(self, num_classes: int = len(SEG_NAMES), width: int = 8):
+        super().__init__()
+        self.body = nn.Sequential(conv(3, width, 2), conv(width, width, 2), conv(width, width, 2))
+        self.classifier = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x):
+        logits = self.classifier(self.body(x))
+        return nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def tiny_segmenter(seed: int = 0) -> TinySegmenter:
+    torch.manual_seed(seed)
+    model = TinySegmenter().eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return model
