@@ -143,3 +143,24 @@ def tiny_segmenter(seed: int = 0) -> TinySegmenter:
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 1.5)
     return model
+
+
+COLOUR_NAMES = ["red", "green", "blue"]
+COLOUR_META = {"task": "segment", "names": COLOUR_NAMES, "imgsz": [96, 128], "mean": [0.0, 0.0, 0.0],
+               "std": [1.0, 1.0, 1.0], "run_hash": "colours"}
+
+
+class ColourSegmenter(nn.Module):
+    """Class = the strongest RGB channel, averaged over 8x8 blocks: logits at stride 8 upsampled
+    bilinearly, so the segmentation of a frame of coloured areas is known."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Conv2d(3, 3, 1)
+        with torch.no_grad():
+            self.scale.weight.copy_(torch.eye(3).view(3, 3, 1, 1) * 4)
+            self.scale.bias.zero_()
+
+    def forward(self, x):
+        logits = self.scale(nn.functional.avg_pool2d(x, 8))
+        return nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)

@@ -19,6 +19,7 @@ COMMANDS = {
     "export": "export a checkpoint to ONNX or TFLite (fp32, fp16, int8)",
     "bench": "measure latency, throughput and memory of a model",
     "track": "real-time detection and DeepSORT tracking on a camera, stream or file",
+    "segment": "real-time semantic segmentation on a camera, stream or file",
     "mot-eval": "score MOTChallenge results against ground truth",
     "summary": "per-layer table of shapes, parameters, activation memory and MACs",
     "pipeline": "run a staged pipeline YAML with caching",

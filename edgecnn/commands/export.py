@@ -27,14 +27,19 @@ KEYS = Schema(
     Key("float_ops", "auto", "TFLite ops kept in float in an int8 model, comma-separated (BATCH_MATMUL); "
         "auto: attention's BATCH_MATMUL when the model has attention (YOLO11), none otherwise; none: all int8",
         type=(str, list, type(None))),
-    Key("imgsz", None, "input size (default: the checkpoint's imgsz)", type=int, min=32),
+    Key("imgsz", None, "input size: an int or [h, w] (default: the checkpoint's)", type=(int, list)),
+    Key("seg_head", "stride", "segment: what the graph outputs: full (logits at the input size), stride (logits "
+        "at the model's stride, the device upsamples), argmax (class ids)", choices=("full", "stride", "argmax")),
+    Key("seg_upsample", "linear", "segment, seg_head=stride: how the device upsamples: linear (the logits, then "
+        "argmax) or nearest (argmax, then the class ids)", choices=("linear", "nearest")),
     Key("dynamic", False, "ONNX with free batch, height and width (format=onnx only)"),
     Key("opset", 17, "ONNX opset", min=11, max=21),
     Key("calib", None, "directory of calibration images (default: the data.yaml's val images)"),
     Key("calib_images", 64, "calibration images used for int8", min=1),
     Key("data", None, "data.yaml: parity images and the mAP of each artifact"),
     Key("reference", None, "fp32 artifact or checkpoint the int8 gate compares with (default: model)"),
-    Key("max_map_drop", 1.0, "int8 gate: largest allowed mAP50_95 drop in points", min=0.0),
+    Key("max_map_drop", 1.0, "int8 gate: largest allowed drop in points of mAP50_95 (detect), mIoU (segment) "
+        "or top1 (classify)", min=0.0),
     Key("parity_images", 8, "real images for the parity check", min=1),
     Key("val_images", None, "score mAP on the first N val images only", type=int, min=1),
     Key("threads", 2, "CPU threads for the latency measurement", min=1),
@@ -69,15 +74,16 @@ def run(cfg: dict) -> dict:
         artifacts["tflite"] = _tflite_from(onnx_path, cfg, out, size)
     kind = {"onnx": "onnx", "tflite": cfg["precision"]}
     report = {}
+    parity_key = "parity_argmax_agreement" if source.meta["task"] == "segment" else "parity_max_abs_diff"
     for name, path in artifacts.items():
         backend = load_backend(path, threads=cfg["threads"])
-        report[name] = {"parity_max_abs_diff": check_parity(source, backend, parity_imgs, kind[name]),
+        report[name] = {parity_key: check_parity(source, backend, parity_imgs, kind[name]),
                         **_measure(backend, path, cfg)}
         if name == cfg["format"] and "operating_point" in report[name]:  # on its own (e.g. int8) scores
             store_operating_point(path, report[name], cfg["data"], "val")
     final = report[cfg["format"]]
-    result = {k: v for k, v in final.items() if k != "parity_max_abs_diff"}
-    result.update(parity_max_abs_diff=final["parity_max_abs_diff"], per_artifact=report,
+    result = {k: v for k, v in final.items() if k != parity_key}
+    result.update({parity_key: final[parity_key]}, per_artifact=report,
                   artifacts={k: str(v) for k, v in artifacts.items()})
     if cfg["precision"] == "int8" and cfg["data"]:
         result.update(_gate(final, cfg, source))
@@ -106,7 +112,7 @@ def _onnx_from(model_path: Path, cfg: dict, out: Path):
     # a model may have an equivalent form that converts better (YOLOv8/11: `YoloV8Net.for_export`)
     graph_model = source.model.for_export() if hasattr(source.model, "for_export") else source.model
     export_onnx(graph_model, source.meta, onnx_path, imgsz=list(source.input_size),
-                dynamic=cfg["dynamic"], opset=cfg["opset"])
+                dynamic=cfg["dynamic"], opset=cfg["opset"], seg_head=cfg["seg_head"], seg_upsample=cfg["seg_upsample"])
     return source, onnx_path
 
 
@@ -128,7 +134,7 @@ def _measure(backend, path: Path, cfg: dict) -> dict:
     timing = measure_latency(backend, runs=cfg["runs"])
     row = {"size_mb": path.stat().st_size / 2**20, "latency_ms_p50": timing["latency_ms_p50"],
            "latency_ms_p90": timing["latency_ms_p90"], "threads": cfg["threads"]}
-    if cfg["data"] and backend.meta["task"] in ("detect", "classify"):
+    if cfg["data"] and backend.meta["task"] in ("detect", "classify", "segment"):
         scores = validate(backend, cfg["data"], max_images=cfg["val_images"])
         row.update({k: v for k, v in scores.items() if k != "latency_ms_p50"})
     return row
@@ -139,7 +145,7 @@ def _gate(int8_row: dict, cfg: dict, source) -> dict:
     from edgecnn.export.torch_backend import load_host_backend
     from edgecnn.metrics.gate import check_drop
 
-    metric = "mAP50_95" if "mAP50_95" in int8_row else "top1"
+    metric = next(m for m in ("mAP50_95", "mIoU", "top1") if m in int8_row)
     reference = load_host_backend(cfg["reference"], threads=cfg["threads"]) if cfg["reference"] else source
     ref_value = validate(reference, cfg["data"], max_images=cfg["val_images"])[metric]
     drop = check_drop(metric, ref_value, int8_row[metric], cfg["max_map_drop"], f"{cfg['model']} int8")

@@ -21,11 +21,12 @@ DEFAULT_HEAD = "stride"
 OUTPUT = "segmentation"
 
 
-def set_seg_head(graph, head: str) -> dict:
+def set_seg_head(graph, head: str, upsample: str = "linear") -> dict:
     """Rewrite `graph` (its one output NCHW logits named `segmentation`) in place to end in `head`.
 
     Returns the metadata that says what the output is: `seg_head`, `seg_output` (logits | classes),
-    `seg_stride` (input size / output size) and the layout.
+    `seg_stride` (input size / output size), the layout and `seg_upsample` (how the device brings
+    logits at a stride to the input size: `runtime.segmenter.UPSAMPLING`).
     """
     import onnx
     from onnx import TensorProto, helper
@@ -57,7 +58,7 @@ def set_seg_head(graph, head: str) -> dict:
     input_h = graph.graph.input[0].type.tensor_type.shape.dim[2].dim_value
     stride = input_h // h if isinstance(h, int) and h and input_h else 1
     return {"seg_head": head, "seg_output": "classes" if head == "argmax" else "logits", "seg_stride": stride,
-            "seg_layout": "NHW" if head == "argmax" else "NHWC"}
+            "seg_layout": "NHW" if head == "argmax" else "NHWC", "seg_upsample": upsample}
 
 
 def _shape(graph, name: str) -> list:

@@ -64,8 +64,8 @@ APP_KEYS = Schema(
 class StageTimes:
     """Seconds spent per stage and per frame; percentiles in milliseconds."""
 
-    def __init__(self):
-        self.samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "capture_to_output", "wait")}
+    def __init__(self, stages: tuple[str, ...] = STAGES):
+        self.samples: dict[str, list[float]] = {name: [] for name in (*stages, "capture_to_output", "wait")}
 
     def add(self, stage: str, seconds: float) -> None:
         self.samples[stage].append(seconds)
@@ -94,8 +94,8 @@ class TimedBackend:
             self.ended = time.monotonic()
 
 
-def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app") -> dict[str, Any]:
-    """APP_KEYS resolved from `config=<json>` (if given) updated by `overrides`.
+def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app", keys: Schema = APP_KEYS) -> dict[str, Any]:
+    """`keys` (APP_KEYS, or the segmentation app's) resolved from `config=<json>` (if given) updated by `overrides`.
 
     Model paths in the config file are relative to the file, so a bundle runs from anywhere.
     """
@@ -117,10 +117,10 @@ def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app"
             for name, value in options.items():
                 if name.endswith("_path") and isinstance(value, str) and not Path(value).is_absolute():
                     options[name] = str(path.parent / value)
-        APP_KEYS.resolve(defaults, str(path))
-    cfg = APP_KEYS.resolve({**defaults, **overrides}, where)
+        keys.resolve(defaults, str(path))
+    cfg = keys.resolve({**defaults, **overrides}, where)
     if not cfg["model"]:
-        raise ConfigError(f"{where}: model= is required (a .tflite or .onnx detector from `edgecnn export`)")
+        raise ConfigError(f"{where}: model= is required (a .tflite or .onnx from `edgecnn export`)")
     return cfg
 
 
@@ -128,9 +128,13 @@ def open_sinks(cfg: Mapping[str, Any], names: list[str], fps: float, counter=Non
     """The sinks `cfg` asks for; if one cannot open, those already open are closed again."""
     from edgecnn.runtime.sinks import JsonlSink, MotSink, VideoSink, WindowSink
 
-    makers = [(cfg["show"], WindowSink), (cfg["save"], lambda: VideoSink(cfg["save"], fps)),
-              (cfg["mot"], lambda: MotSink(cfg["mot"])),
-              (cfg["jsonl"], lambda: JsonlSink(cfg["jsonl"], names, counter))]
+    return open_each([(cfg["show"], WindowSink), (cfg["save"], lambda: VideoSink(cfg["save"], fps)),
+                      (cfg["mot"], lambda: MotSink(cfg["mot"])),
+                      (cfg["jsonl"], lambda: JsonlSink(cfg["jsonl"], names, counter))])
+
+
+def open_each(makers: list) -> list:
+    """`make()` for each (wanted, make) pair that is wanted; on an error, those opened are closed again."""
     sinks = []
     try:
         for wanted, make in makers:
@@ -154,6 +158,10 @@ class TrackingPipeline:
         # ONNX Runtime takes a provider with options as a (name, dict) tuple; JSON gives a list
         providers = [tuple(p) if isinstance(p, list) else p for p in cfg["providers"]] if cfg["providers"] else None
         backend = load_backend(cfg["model"], threads=cfg["threads"], providers=providers)
+        task = backend.meta["task"]
+        if task != "detect":
+            hint = " (run it with `edgecnn segment`)" if task == "segment" else ""
+            raise ConfigError(f"model={cfg['model']}: a {task} model; the tracking app needs a detector{hint}")
         if cfg["imgsz"] and max(backend.input_size) != cfg["imgsz"]:
             raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
         # the detector's own thresholds unless the user set them (runtime/tracker/defaults.py)
