@@ -130,3 +130,33 @@ def test_wrong_task_artifacts_are_clear_errors(artifacts, video, tmp_path):
     lines.write_text("lines:\n  - name: door\n    points: [[0.5, 0.0], [0.5, 1.0]]\n")
     with pytest.raises(ConfigError, match="reports zones, not lines"):
         run({"model": str(artifacts["onnx"]), "source": str(video), "zones": str(lines)})
+
+
+def test_bundle_ships_the_segmenter_and_runs_its_app(artifacts, video, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    from edgecnn.deploy.bundle import build_bundle, read_manifest
+    from edgecnn.deploy.profiles import load_profile
+
+    bundle = build_bundle(load_profile("rpi5"), None, None, tmp_path, segmenter=[artifacts["tflite"]])
+    manifest = read_manifest(bundle)
+    assert manifest["app"] == "edgecnn.runtime.seg_app"
+    assert manifest["models"] == {"segmenter": {"file": "models/colours_int8_int8.tflite", "format": "tflite",
+                                                "precision": "int8", "task": "segment", "input_size": [96, 128],
+                                                "names": ["red", "green", "blue"]}}
+    with tarfile.open(bundle, "r:gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    run_sh = tmp_path / bundle.name.removesuffix(".tar.gz") / "run.sh"
+    jsonl = tmp_path / "areas.jsonl"
+    env = {**os.environ, "EDGECNN_PYTHON": sys.executable}
+    done = subprocess.run([str(run_sh), f"source={video}", f"jsonl={jsonl}", "max_frames=5", "--json"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["frames"] == 5
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(lines) == 5 and all(sum(line["areas"].values()) == pytest.approx(1, abs=1e-3) for line in lines)
+    with pytest.raises(ConfigError, match="a bundle runs one app"):
+        build_bundle(load_profile("rpi5"), [artifacts["tflite"]], None, tmp_path, segmenter=[artifacts["tflite"]])

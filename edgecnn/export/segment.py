@@ -6,7 +6,8 @@ The exported graph ends in one of (`seg_head`):
 
 - `full`: NHWC logits at the input size (the Resize stays in the graph);
 - `stride`: NHWC logits at the model's stride (the final Resize is cut; the device upsamples:
-  `runtime.segmenter`, bilinear logits or nearest class ids);
+  `runtime.segmenter`, bilinear logits or nearest class ids); a model without a final Resize
+  (U-Net) has stride 1 and the same graph as `full`;
 - `argmax`: NHW class ids at the input size (Resize and ArgMax in the graph).
 
 The cut works on the ONNX graph, so it fits any model whose logits end in a Resize, without
@@ -37,10 +38,7 @@ def set_seg_head(graph, head: str, upsample: str = "linear") -> dict:
     producer = next(n for n in nodes if OUTPUT in n.output)
     logits = f"{OUTPUT}_nchw"
     producer.output[list(producer.output).index(OUTPUT)] = logits
-    if head == "stride":
-        if producer.op_type != "Resize":
-            raise ValueError(f"seg_head=stride: the logits come from {producer.op_type} {producer.name!r}, not from a "
-                             "final Resize, so the model has no stride to cut back to; use seg_head=full")
+    if head == "stride" and producer.op_type == "Resize":  # else (U-Net) the logits are at stride 1 already
         graph.graph.node.remove(producer)
         logits = producer.input[0]
     if head == "argmax":
