@@ -1,0 +1,210 @@
+"""Where should a segmentation model upsample and take the argmax? Latency and mIoU of each choice.
+
+    PYTHONPATH=. python benchmarks/seg_export.py --checkpoint runs/camvid/best.pt [--val-images 101]
+        [--threads 2] [--runs 30] [--calib-images 32]
+
+The graph's head (`export.segment`): `full` (logits upsampled in the graph), `stride` (logits at
+the model's stride; the device upsamples them bilinearly, `linear`, or repeats the argmax,
+`nearest`), `argmax` (class ids out of the graph). Each as ONNX, TFLite fp32 and full int8 with
+int8 I/O, at the checkpoint's input size (CamVid: 480x360), timed on the device path with
+`--threads` threads: the model alone (`Backend.predict`) and frame to class map
+(`Segmenter.segment`: letterbox, model, upsampling, argmax). mIoU on CamVid val (../shared/data/camvid)
+through `evaluate.validate`, the device's pre/post-processing; argmax agreement with the float
+model on 8 val images. Picks the fastest int8 variant within 0.5 mIoU points of the best int8 one,
+the choice `export.segment.DEFAULT_HEAD` should match. Without a checkpoint, an untrained
+lraspp-mnv3 gives the latencies only. Writes runs/benchmarks/seg_export.{json,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMVID = ROOT.parent / "shared" / "data" / "camvid"
+CAMVID_NAMES = ["sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car", "pedestrian",
+                "bicyclist"]
+OUT = ROOT / "runs" / "benchmarks"
+VARIANTS = {"full": ("full", "linear"), "stride_linear": ("stride", "linear"), "stride_nearest": ("stride", "nearest"),
+            "argmax": ("argmax", "linear")}  # name: (seg_head, seg_upsample)
+PRECISIONS = {"onnx": None, "tflite_fp32": ("fp32", "float"), "tflite_int8": ("int8", "int8")}
+
+
+def camvid_yaml(work: Path) -> Path:
+    """A data.yaml over the shared CamVid (11 classes, 11 = unlabelled, ignored)."""
+    from edgecnn.data.segment import write_segment_yaml
+
+    return write_segment_yaml(work / "camvid.yaml", CAMVID_NAMES, "images/train", "images/val", root=str(CAMVID),
+                              ignore_index=11)
+
+
+def source_backend(checkpoint: str | None, threads: int):
+    from edgecnn.export.torch_backend import TorchBackend
+    from edgecnn.models import build_model
+
+    if checkpoint:
+        return TorchBackend.from_checkpoint(checkpoint, threads=threads)
+    import torch
+
+    torch.manual_seed(0)
+    meta = {"task": "segment", "names": CAMVID_NAMES, "imgsz": [360, 480], "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225]}
+    return TorchBackend(build_model("lraspp-mnv3", num_classes=len(CAMVID_NAMES)), meta, threads=threads)
+
+
+def export_all(source, work: Path, calib: np.ndarray) -> dict[tuple[str, str], Path]:
+    """(variant, precision) → artifact; `stride_nearest` is `stride_linear` with its metadata changed."""
+    from edgecnn.export.onnx import export_onnx
+    from edgecnn.export.tflite import export_tflite
+
+    paths = {}
+    for head in ("full", "stride", "argmax"):
+        name = "stride_linear" if head == "stride" else head
+        onnx_path = export_onnx(source.model, source.meta, work / f"{name}.onnx", imgsz=list(source.input_size),
+                                seg_head=head)
+        paths[(name, "onnx")] = onnx_path
+        for precision, (kind, io) in ((p, v) for p, v in PRECISIONS.items() if v):
+            tic = time.perf_counter()
+            paths[(name, precision)] = export_tflite(onnx_path, work / f"{name}_{precision}.tflite", calib,
+                                                     precision=kind, io=io)
+            print(f"exported {name} {precision} in {time.perf_counter() - tic:.0f} s", file=sys.stderr)
+    for precision in PRECISIONS:
+        paths[("stride_nearest", precision)] = with_upsample(paths[("stride_linear", precision)], "nearest")
+    return paths
+
+
+def with_upsample(path: Path, upsample: str) -> Path:
+    """A copy of an artifact whose metadata asks the device for `upsample`."""
+    from edgecnn.export.onnx import set_onnx_metadata
+    from edgecnn.export.tflite import with_tflite_metadata
+    from edgecnn.runtime.backends import META_KEY, load_backend
+
+    meta = dict(load_backend(path).meta, seg_upsample=upsample)
+    target = path.with_name(path.name.replace("stride_linear", f"stride_{upsample}"))
+    if path.suffix == ".tflite":
+        target.write_bytes(with_tflite_metadata(path.read_bytes(), {META_KEY: json.dumps(meta).encode()}))
+    else:
+        import onnx
+
+        graph = onnx.load(str(path))
+        set_onnx_metadata(graph, meta)
+        onnx.save(graph, str(target))
+    return target
+
+
+def frame_latency(backend, frames: list[np.ndarray], runs: int) -> float:
+    """p50 ms of `Segmenter.segment` (letterbox, model, upsampling, argmax) on real frames."""
+    from edgecnn.runtime.segmenter import Segmenter
+
+    segmenter = Segmenter(backend)
+    for frame in frames[:3]:
+        segmenter.segment(frame)
+    times = []
+    for i in range(runs):
+        tic = time.perf_counter()
+        segmenter.segment(frames[i % len(frames)])
+        times.append(time.perf_counter() - tic)
+    return float(np.median(times) * 1e3)
+
+
+def measure(source, paths, data: Path | None, frames, parity_images, args) -> list[dict]:
+    from edgecnn.evaluate import validate
+    from edgecnn.export.parity import check_seg_parity
+    from edgecnn.runtime.backends import load_backend
+    from edgecnn.runtime.timing import measure_latency
+
+    rows = []
+    for (variant, precision), path in paths.items():
+        backend = load_backend(path, threads=args.threads)
+        row = {"variant": variant, "precision": precision, "size_mb": round(path.stat().st_size / 2**20, 3),
+               "model_ms_p50": measure_latency(backend, runs=args.runs)["latency_ms_p50"],
+               "frame_ms_p50": frame_latency(backend, frames, args.runs),
+               "argmax_agreement": check_seg_parity(source, backend, parity_images, "int8")["argmax_agreement"]}
+        row["post_ms"] = row["frame_ms_p50"] - row["model_ms_p50"]
+        if data is not None:
+            scores = validate(backend, data, max_images=args.val_images)
+            row.update(mIoU=scores["mIoU"], pixel_acc=scores["pixel_acc"])
+        rows.append(row)
+        print(f"{variant:<15} {precision:<12} model {row['model_ms_p50']:7.1f} ms  frame {row['frame_ms_p50']:7.1f} ms"
+              f"  agree {row['argmax_agreement']:.4f}  mIoU {100 * row.get('mIoU', float('nan')):5.2f}", file=sys.stderr)
+    return rows
+
+
+def choose(rows: list[dict]) -> dict:
+    """The fastest int8 variant (frame to class map) within 0.5 mIoU points of the best int8 one."""
+    int8 = [r for r in rows if r["precision"] == "tflite_int8"]
+    best = max((r.get("mIoU", 0.0) for r in int8), default=0.0)
+    eligible = [r for r in int8 if r.get("mIoU", 0.0) >= best - 0.005]
+    pick = min(eligible, key=lambda r: r["frame_ms_p50"])
+    return {"variant": pick["variant"], "seg_head": VARIANTS[pick["variant"]][0],
+            "seg_upsample": VARIANTS[pick["variant"]][1], "rule": "fastest int8 within 0.5 mIoU points of the best"}
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    from edgecnn.plots import figure, save_figure
+
+    fig, ax = figure(1, 1, figsize=(7, 4))
+    for precision, marker in (("tflite_fp32", "o"), ("tflite_int8", "s")):
+        sub = [r for r in rows if r["precision"] == precision and "mIoU" in r]
+        ax.scatter([r["frame_ms_p50"] for r in sub], [100 * r["mIoU"] for r in sub], marker=marker, label=precision)
+        for r in sub:
+            ax.annotate(r["variant"], (r["frame_ms_p50"], 100 * r["mIoU"]), fontsize=7)
+    ax.set_xlabel("frame → class map p50 (ms)")
+    ax.set_ylabel("mIoU (%)")
+    ax.legend()
+    save_figure(fig, path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", help="an edgecnn seg checkpoint (.pt); default: untrained lraspp-mnv3")
+    parser.add_argument("--val-images", type=int, default=101)
+    parser.add_argument("--calib-images", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    import cv2
+
+    from edgecnn.export.parity import image_paths, letterboxed_images
+    from edgecnn.export.segment import DEFAULT_HEAD
+
+    work = OUT / "seg_export"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    source = source_backend(args.checkpoint, args.threads)
+    have_camvid = (CAMVID / "images" / "val").is_dir()
+    data = camvid_yaml(work) if have_camvid and args.checkpoint else None
+    images = image_paths(CAMVID / "images" / "val", 101) if have_camvid else []
+    if not images:
+        raise SystemExit(f"needs CamVid in {CAMVID} (images for calibration and timing)")
+    calib = letterboxed_images(images[:: max(1, len(images) // args.calib_images)][: args.calib_images], source.input_size)
+    frames = [cv2.imread(str(p)) for p in images[:8]]
+    paths = export_all(source, work, calib)
+    rows = measure(source, paths, data, frames, letterboxed_images(images[:8], source.input_size), args)
+    float_miou = None
+    if data is not None:
+        from edgecnn.evaluate import validate
+
+        float_miou = validate(source, data, max_images=args.val_images)["mIoU"]
+        for row in rows:
+            row["mIoU_drop_points"] = round(100 * (float_miou - row["mIoU"]), 3)
+    chosen = choose(rows) if data is not None else None
+    result = {"checkpoint": args.checkpoint, "input_hw": list(source.input_size), "threads": args.threads,
+              "runs": args.runs, "val_images": args.val_images if data else 0, "float_mIoU": float_miou,
+              "rows": rows, "chosen": chosen, "default_head": DEFAULT_HEAD}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "seg_export.json").write_text(json.dumps(result, indent=2))
+    if data is not None:
+        plot(rows, OUT / "seg_export.png")
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
