@@ -18,7 +18,8 @@ import numpy as np
 
 from edgecnn.runtime import ultralytics_layout
 
-OUTPUTS = {"detect": ("boxes", "scores"), "classify": ("logits",), "embed": ("embedding",)}
+OUTPUTS = {"detect": ("boxes", "scores"), "classify": ("logits",), "embed": ("embedding",),
+           "segment": ("segmentation",)}  # segment: NHWC logits or NHW class ids (runtime.segmenter)
 META_KEY = "edgecnn"  # name of the TFLite metadata entry; prefix-free keys in ONNX metadata_props
 REQUIRED_META = ("task", "names", "input_size", "mean", "std")
 TFLITE_IDENTIFIER = b"TFL3"
