@@ -27,7 +27,9 @@ def validate(backend, data, conf: float = 0.001, iou: float = 0.6, max_det: int 
         return validate_detector(backend, data, conf, iou, max_det, split, batch, max_images)
     if task == "classify":
         return validate_classifier(backend, data, split, batch, max_images)
-    raise ValueError(f"{backend.path}: edgecnn val scores detectors and classifiers, not '{task}' models")
+    if task == "segment":
+        return validate_segmenter(backend, data, split, max_images)
+    raise ValueError(f"{backend.path}: edgecnn val scores detectors, classifiers and segmenters, not '{task}' models")
 
 
 def validate_detector(backend, data, conf, iou, max_det, split, batch, max_images) -> dict:
@@ -92,6 +94,40 @@ def validate_classifier(backend, data, split, batch, max_images) -> dict:
     scores = metrics.compute()
     return {"top1": scores["top1"], "top5": scores.get("top5"), "images": len(samples),
             "latency_ms_p50": float(np.median(per_image_ms)) if per_image_ms else None}
+
+
+def validate_segmenter(backend, data, split, max_images) -> dict:
+    """mIoU, per-class IoU and pixel accuracy at each image's own size: letterbox, the model, the
+    class map cut out of the letterbox and resized back (nearest)."""
+    from edgecnn.data import open_task_dataset
+    from edgecnn.data.loaders import read_rgb
+    from edgecnn.data.segment import read_mask, scan_segment_split
+    from edgecnn.metrics.segmentation import score_segmentation
+
+    spec = open_task_dataset(data, "segment")
+    names = list(backend.meta["names"])
+    if len(names) != spec.nc:
+        raise ValueError(f"{backend.path} has {len(names)} classes but {data} has {spec.nc}")
+    pairs = scan_segment_split(spec, split, check=False)[:max_images]
+    samples = ((image, read_mask(source, path, spec, image.shape[:2]))
+               for path, source in pairs for image in [read_rgb(path)])
+    scores = score_segmentation(lambda image: class_map(backend, image), samples, names, spec.ignore_index)
+    return {k: scores[k] for k in ("mIoU", "pixel_acc", "mean_acc", "iou", "images", "latency_ms_p50")}
+
+
+def class_map(backend, image):
+    """(H, W) class ids of an RGB image: the model's output (NHWC logits or NHW ids) un-letterboxed."""
+    import cv2
+    import numpy as np
+
+    from edgecnn.runtime.preprocess import letterbox, letterbox_geometry
+
+    out = backend.predict(letterbox(image, backend.input_size)[0][None])["segmentation"][0]
+    ids = out.argmax(-1) if out.ndim == 3 else out
+    h, w = image.shape[:2]
+    _, (new_h, new_w), (left, top) = letterbox_geometry((h, w), tuple(ids.shape))
+    ids = ids[top : top + new_h, left : left + new_w].astype(np.uint8 if ids.max() < 256 else np.uint16)
+    return cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
 def _read_bgr(path: Path):

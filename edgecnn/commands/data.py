@@ -3,6 +3,7 @@
   edgecnn data synth kind=detect out=datasets/synth n=800 imgsz=320 seed=0
   edgecnn data synth kind=video out=datasets/synth-video n=4 frames=240
   edgecnn data synth kind=reid out=datasets/synth-reid n=300 per_id=16
+  edgecnn data synth kind=segment out=datasets/synth-seg n=400 imgsz=320
   edgecnn data check data=datasets/synth/data.yaml
   edgecnn data calib data=datasets/synth/data.yaml n=200 out=calibration/synth
   edgecnn data crops source=datasets/synth-video/train out=datasets/synth-reid
@@ -22,12 +23,12 @@ POSITIONAL = ("action",)
 KEYS = Schema(
     Key("action", "check", "what to do", choices=("synth", "check", "calib", "crops", "mot")),
     Key("kind", "detect", "synth: which dataset to make (reid: identity crops for a ReID embedder)",
-        choices=("detect", "video", "classify", "reid")),
+        choices=("detect", "video", "classify", "reid", "segment")),
     Key("out", None, "output directory (synth: runs/data/synth-<kind>, check: runs/data/check/<data name>, "
                      "calib: calibration/<data name>, crops: runs/data/crops, mot: runs/data/mot)", type=str),
-    Key("n", None, "synth: train images (detect 800, classify 2000), sequences (video 4) or identities (reid 300); "
+    Key("n", None, "synth: train images (detect 800, classify 2000, segment 400), sequences (video 4) or identities (reid 300); "
                    "calib: images (200)", type=int, min=1),
-    Key("imgsz", None, "synth: longer image side (detect 320, classify 32, video frame width 640)", type=int, min=16),
+    Key("imgsz", None, "synth: longer image side (detect 320, segment 320, classify 32, video frame width 640)", type=int, min=16),
     Key("frames", 240, "synth kind=video: frames per sequence", min=2),
     Key("images", False, "synth kind=video: also write the frames as img1/*.jpg"),
     Key("camera_motion", 0.0, "synth kind=video: film with a panning, shaking camera over this share of the view "
@@ -84,6 +85,10 @@ def run_synth(cfg: dict) -> dict:
         counts = info["splits"]
         return {"images": counts["train"]["images"] + counts["val"]["images"],
                 "boxes": counts["train"]["boxes"] + counts["val"]["boxes"], "seconds": info["seconds"],
+                "artifacts": {"root": str(out), "data_yaml": str(out / "data.yaml")}}
+    if kind == "segment":
+        info = synth.synth_segment(out, n=cfg["n"] or 400, imgsz=cfg["imgsz"] or 320, seed=cfg["seed"], force=cfg["force"])
+        return {"images": sum(s["images"] for s in info["splits"].values()), "seconds": info["seconds"],
                 "artifacts": {"root": str(out), "data_yaml": str(out / "data.yaml")}}
     if kind == "classify":
         info = synth.synth_classify(out, n=cfg["n"] or 2000, imgsz=cfg["imgsz"] or 32, seed=cfg["seed"], force=cfg["force"])

@@ -11,8 +11,8 @@ POSITIONAL = ("model",)
 
 KEYS = Schema(
     Key("model", None, "a .pt checkpoint, .onnx or .tflite", required=True),
-    Key("data", None, "data.yaml (detect) or an ImageFolder directory (classify)", required=True),
-    Key("imgsz", None, "input size for a .pt checkpoint (an export's size is fixed)", type=int, min=32),
+    Key("data", None, "data.yaml (detect, segment) or an ImageFolder directory (classify)", required=True),
+    Key("imgsz", None, "input size for a .pt checkpoint, an int or [h, w] (an export's size is fixed)", type=(int, list)),
     Key("conf", 0.001, "detection confidence threshold", min=0.0, max=1.0),
     Key("iou", 0.6, "NMS IoU threshold", min=0.0, max=1.0),
     Key("max_det", 300, "detections kept per image", min=1),
