@@ -50,6 +50,27 @@ def video(tmp_path_factory):
     return path
 
 
+def colour_mask(index: int = 0) -> np.ndarray:
+    """The classes of `colour_frame(index)`: 0 red, 1 green, 2 blue."""
+    frame = colour_frame(index)
+    return np.argmax(frame[..., ::-1], axis=-1).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def colour_dataset(tmp_path_factory):
+    """A `task: segment` data.yaml of colour frames and their masks."""
+    from edgecnn.data.segment import write_segment_yaml
+
+    root = tmp_path_factory.mktemp("colours")
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "masks" / split).mkdir(parents=True)
+        for i in range(4):
+            cv2.imwrite(str(root / "images" / split / f"{i}.png"), colour_frame(i))
+            cv2.imwrite(str(root / "masks" / split / f"{i}.png"), colour_mask(i))
+    return write_segment_yaml(root / "data.yaml", COLOUR_META["names"], "images/train", "images/val")
+
+
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory, colour_images):
     """The colour model as ONNX (stride head) and as int8 TFLite with int8 I/O, by `edgecnn export`."""
@@ -160,3 +181,12 @@ def test_bundle_ships_the_segmenter_and_runs_its_app(artifacts, video, tmp_path)
     assert len(lines) == 5 and all(sum(line["areas"].values()) == pytest.approx(1, abs=1e-3) for line in lines)
     with pytest.raises(ConfigError, match="a bundle runs one app"):
         build_bundle(load_profile("rpi5"), [artifacts["tflite"]], None, tmp_path, segmenter=[artifacts["tflite"]])
+
+
+def test_val_scores_every_artifact_with_the_device_path(artifacts, colour_dataset):
+    from edgecnn.evaluate import validate
+
+    for path in (artifacts["onnx"], artifacts["tflite"]):
+        scores = validate(load_backend(path), colour_dataset)
+        assert scores["images"] == 4 and scores["mIoU"] > 0.9 and scores["pixel_acc"] > 0.97
+        assert set(scores["iou"]) == {"red", "green", "blue"} and scores["iou"]["red"] > 0.97

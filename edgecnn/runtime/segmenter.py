@@ -30,7 +30,8 @@ def check_segmenter(backend, where: str | None = None) -> None:
 
 
 class Segmenter:
-    """Class maps (H, W) uint8 of BGR frames, with the device's own pre- and post-processing."""
+    """Class maps (H, W) of BGR frames (uint8; uint16 beyond 256 classes), with the device's own
+    pre- and post-processing."""
 
     def __init__(self, backend, upsample: str | None = None):
         check_segmenter(backend)
@@ -40,13 +41,15 @@ class Segmenter:
         self.backend, self.upsample = backend, upsample
         self.names = list(backend.meta["names"])
         self.classes_out = backend.meta.get("seg_output", "logits") == "classes"
+        self.dtype = np.uint8 if len(self.names) <= 256 else np.uint16
 
-    def segment(self, frame: np.ndarray) -> np.ndarray:
-        return self.segment_batch([frame])[0]
+    def segment(self, frame: np.ndarray, bgr: bool = True) -> np.ndarray:
+        return self.segment_batch([frame], bgr)[0]
 
-    def segment_batch(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def segment_batch(self, frames: Sequence[np.ndarray], bgr: bool = True) -> list[np.ndarray]:
+        """Class maps of camera frames (BGR), or of RGB images with `bgr=False` (validation)."""
         size = self.backend.input_size
-        images = np.stack([letterbox(cv2.cvtColor(f, cv2.COLOR_BGR2RGB), size)[0] for f in frames])
+        images = np.stack([letterbox(cv2.cvtColor(f, cv2.COLOR_BGR2RGB) if bgr else f, size)[0] for f in frames])
         outputs = self.backend.predict(images)["segmentation"]
         return [self.to_frame(out, frame.shape[:2]) for out, frame in zip(outputs, frames)]
 
@@ -60,14 +63,14 @@ class Segmenter:
         return classes
 
     def input_classes(self, output: np.ndarray) -> np.ndarray:
-        """Class ids (h, w) uint8 at the model's input size from its raw output."""
+        """Class ids (h, w) at the model's input size from its raw output."""
         h, w = self.backend.input_size
         if self.classes_out:
-            classes = output.astype(np.uint8)
+            classes = output.astype(self.dtype)
             return classes if classes.shape == (h, w) else cv2.resize(classes, (w, h), interpolation=cv2.INTER_NEAREST)
         if output.shape[:2] != (h, w) and self.upsample == "linear":
             output = resize_logits(output, (h, w))
-        classes = output.argmax(axis=-1).astype(np.uint8)
+        classes = output.argmax(axis=-1).astype(self.dtype)
         return classes if classes.shape == (h, w) else cv2.resize(classes, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
