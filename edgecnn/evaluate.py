@@ -125,3 +125,35 @@ def _read_bgr(path: Path):
     if frame is None:
         raise ValueError(f"{path}: cannot read image")
     return frame
+
+
+def segmentation_samples(backend, data, path, split: str = "val", count: int = 4) -> Path:
+    """A PNG of `count` images of `split` (evenly spread), each as image | ground truth | the
+    device path's prediction, in the app's class colours (ignored pixels black)."""
+    import numpy as np
+
+    from edgecnn.data import open_task_dataset
+    from edgecnn.data.loaders import read_rgb
+    from edgecnn.data.segment import read_mask, scan_segment_split
+    from edgecnn.plots import figure, save_figure
+    from edgecnn.runtime.segmenter import Segmenter, palette
+
+    spec = open_task_dataset(data, "segment")
+    pairs = scan_segment_split(spec, split, check=False)
+    picks = [pairs[i] for i in dict.fromkeys(np.linspace(0, len(pairs) - 1, min(count, len(pairs))).astype(int))]
+    segmenter = Segmenter(backend)
+    colors = np.concatenate([palette(spec.nc)[:, ::-1], np.zeros((1, 3), np.uint8)])  # RGB; the last: ignored
+
+    def paint(classes):
+        return colors[np.where(classes < spec.nc, classes, spec.nc)]
+
+    fig, axes = figure(len(picks), 3, figsize=(9, 2.4 * len(picks)), squeeze=False)
+    for row, (image_path, source) in zip(axes, picks):
+        image = read_rgb(image_path)
+        truth = read_mask(source, image_path, spec, image.shape[:2])
+        for ax, shown, title in zip(row, (image, paint(truth), paint(segmenter.segment(image, bgr=False))),
+                                    ("image", "ground truth", f"prediction ({Path(backend.path).name})")):
+            ax.imshow(shown)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    return save_figure(fig, path)

@@ -183,10 +183,14 @@ def test_bundle_ships_the_segmenter_and_runs_its_app(artifacts, video, tmp_path)
         build_bundle(load_profile("rpi5"), [artifacts["tflite"]], None, tmp_path, segmenter=[artifacts["tflite"]])
 
 
-def test_val_scores_every_artifact_with_the_device_path(artifacts, colour_dataset):
+def test_val_scores_every_artifact_with_the_device_path(artifacts, colour_dataset, tmp_path):
+    from edgecnn.commands.val import KEYS, run as val
     from edgecnn.evaluate import validate
 
     for path in (artifacts["onnx"], artifacts["tflite"]):
         scores = validate(load_backend(path), colour_dataset)
         assert scores["images"] == 4 and scores["mIoU"] > 0.9 and scores["pixel_acc"] > 0.97
         assert set(scores["iou"]) == {"red", "green", "blue"} and scores["iou"]["red"] > 0.97
+    result = val(KEYS.resolve({"model": str(artifacts["tflite"]), "data": str(colour_dataset), "out": str(tmp_path)}))
+    strip = cv2.imread(result["artifacts"]["samples"])
+    assert result["mIoU"] > 0.9 and strip is not None and strip.shape[0] > 200
