@@ -1,16 +1,17 @@
 """Where should a segmentation model upsample and take the argmax? Latency and mIoU of each choice.
 
-    PYTHONPATH=. python benchmarks/seg_export.py --checkpoint runs/camvid/best.pt [--val-images 101]
-        [--threads 2] [--runs 30] [--calib-images 32]
+    PYTHONPATH=. python benchmarks/seg_export.py [--checkpoint runs/camvid/best.pt] [--data seg.yaml]
+        [--val-images 101] [--threads 2] [--runs 30] [--calib-images 32]
 
 The graph's head (`export.segment`): `full` (logits upsampled in the graph), `stride` (logits at
 the model's stride; the device upsamples them bilinearly, `linear`, or repeats the argmax,
 `nearest`), `argmax` (class ids out of the graph). Each as ONNX, TFLite fp32 and full int8 with
-int8 I/O, at the checkpoint's input size (CamVid: 480x360), timed on the device path with
+int8 I/O (calibrated on `--calib-images` of the scored data's train images), at the checkpoint's
+input size (CamVid: 480x360), timed on CamVid's 480x360 frames through the device path with
 `--threads` threads: the model alone (`Backend.predict`) and frame to class map
-(`Segmenter.segment`: letterbox, model, upsampling, argmax). mIoU on CamVid val (../shared/data/camvid)
-through `evaluate.validate`, the device's pre/post-processing; argmax agreement with the float
-model on 8 val images. Picks the fastest int8 variant within 0.5 mIoU points of the best int8 one,
+(`Segmenter.segment`: letterbox, model, upsampling, argmax). mIoU on `--data`'s val split (default CamVid val,
+../shared/data/camvid) through `evaluate.validate`, the device's pre/post-processing; argmax
+agreement with the float model on 8 of its val images. Picks the fastest int8 variant within 0.5 mIoU points of the best int8 one,
 the choice `export.segment.DEFAULT_HEAD` should match. Without a checkpoint, an untrained
 lraspp-mnv3 gives the latencies only. Writes runs/benchmarks/seg_export.{json,png}.
 """
@@ -122,8 +123,9 @@ def measure(source, paths, data: Path | None, frames, parity_images, args) -> li
     rows = []
     for (variant, precision), path in paths.items():
         backend = load_backend(path, threads=args.threads)
+        timing = measure_latency(backend, runs=args.runs)
         row = {"variant": variant, "precision": precision, "size_mb": round(path.stat().st_size / 2**20, 3),
-               "model_ms_p50": measure_latency(backend, runs=args.runs)["latency_ms_p50"],
+               "model_ms_p50": timing["latency_ms_p50"], "model_ms_min": timing["latency_ms_min"],
                "frame_ms_p50": frame_latency(backend, frames, args.runs),
                "argmax_agreement": check_seg_parity(source, backend, parity_images, "int8")["argmax_agreement"]}
         row["post_ms"] = row["frame_ms_p50"] - row["model_ms_p50"]
@@ -164,6 +166,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="an edgecnn seg checkpoint (.pt); default: untrained lraspp-mnv3")
+    parser.add_argument("--data", help="a seg data.yaml to score on (default with --checkpoint: CamVid)")
     parser.add_argument("--val-images", type=int, default=101)
     parser.add_argument("--calib-images", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
@@ -171,6 +174,7 @@ def main() -> int:
     args = parser.parse_args()
     import cv2
 
+    from edgecnn.data import open_dataset
     from edgecnn.export.parity import image_paths, letterboxed_images
     from edgecnn.export.segment import DEFAULT_HEAD
 
@@ -179,14 +183,16 @@ def main() -> int:
     work.mkdir(parents=True)
     source = source_backend(args.checkpoint, args.threads)
     have_camvid = (CAMVID / "images" / "val").is_dir()
-    data = camvid_yaml(work) if have_camvid and args.checkpoint else None
+    data = Path(args.data) if args.data else camvid_yaml(work) if have_camvid and args.checkpoint else None
     images = image_paths(CAMVID / "images" / "val", 101) if have_camvid else []
     if not images:
-        raise SystemExit(f"needs CamVid in {CAMVID} (images for calibration and timing)")
-    calib = letterboxed_images(images[:: max(1, len(images) // args.calib_images)][: args.calib_images], source.input_size)
+        raise SystemExit(f"needs CamVid in {CAMVID} (480x360 road scenes to time the frames on)")
+    scored = image_paths(data, 8) if data else images[:8]  # val images of the scored data: parity
+    train = open_dataset(data).images("train") if data else sorted((CAMVID / "images" / "train").glob("*.jpg"))
+    calib = letterboxed_images(train[:: max(1, len(train) // args.calib_images)][: args.calib_images], source.input_size)
     frames = [cv2.imread(str(p)) for p in images[:8]]
     paths = export_all(source, work, calib)
-    rows = measure(source, paths, data, frames, letterboxed_images(images[:8], source.input_size), args)
+    rows = measure(source, paths, data, frames, letterboxed_images(scored[:8], source.input_size), args)
     float_miou = None
     if data is not None:
         from edgecnn.evaluate import validate
@@ -195,7 +201,8 @@ def main() -> int:
         for row in rows:
             row["mIoU_drop_points"] = round(100 * (float_miou - row["mIoU"]), 3)
     chosen = choose(rows) if data is not None else None
-    result = {"checkpoint": args.checkpoint, "input_hw": list(source.input_size), "threads": args.threads,
+    result = {"checkpoint": args.checkpoint, "data": str(data) if data else None,
+              "input_hw": list(source.input_size), "threads": args.threads,
               "runs": args.runs, "val_images": args.val_images if data else 0, "float_mIoU": float_miou,
               "rows": rows, "chosen": chosen, "default_head": DEFAULT_HEAD}
     OUT.mkdir(parents=True, exist_ok=True)

@@ -120,7 +120,7 @@ def test_app_writes_areas_zones_and_video(artifacts, video, tmp_path):
                      "    classes: [blue]\n")
     jsonl, save = tmp_path / "areas.jsonl", tmp_path / "overlay.mp4"
     report = run({"model": str(artifacts["tflite"]), "source": str(video), "zones": str(zones),
-                  "jsonl": str(jsonl), "save": str(save), "threads": 1})
+                  "jsonl": str(jsonl), "save": str(save), "threads": 1, "serve": "127.0.0.1:0"})
     assert report["frames"] == 12 and report["fps"] > 0
     assert all(report[f"{stage}_ms_p50"] >= 0 for stage in STAGES) and report["inference_ms_p50"] > 0
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]

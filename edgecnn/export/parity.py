@@ -34,7 +34,7 @@ def image_paths(source: str | os.PathLike, limit: int) -> list[Path]:
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"image source not found: {source}")
-    if dataset_format(source) == "yolo":
+    if dataset_format(source) in ("yolo", "segment"):
         spec = open_dataset(source)
         paths = spec.images("val" if "val" in spec.splits else next(iter(spec.splits)))
     else:

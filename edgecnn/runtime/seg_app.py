@@ -10,6 +10,7 @@ Sources, sinks, the live view, the config file and the stage timing are the trac
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import sys
@@ -178,8 +179,8 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
                 for sink in sinks:
                     sink.write(frame, result, annotated)
                 if view is not None:
-                    view.publish(annotated, frame.captured_at, lambda: live_figures(times, frames, fps, latency, result,
-                                                                                    source, cfg))
+                    view.publish(annotated, frame.captured_at,
+                                 functools.partial(live_figures, times, frames, fps, latency, result, source, cfg))
                 done_at = time.monotonic()
                 times.add("capture_to_output", done_at - frame.timestamp)
                 frames, latency = frames + 1, 1000 * (done_at - frame.timestamp)
