@@ -34,7 +34,7 @@ OUT = ROOT / "runs" / "benchmarks"
 SIZE = (480, 360)
 
 
-def default_model(work: Path, threads: int) -> Path:
+def default_model(work: Path, threads: int, camvid: Path) -> Path:
     """An untrained lraspp-mnv3 at 480x360, full int8 with int8 I/O (cached in `work`)."""
     from edgecnn.export.onnx import export_onnx
     from edgecnn.export.parity import image_paths, letterboxed_images
@@ -44,15 +44,15 @@ def default_model(work: Path, threads: int) -> Path:
     if not target.is_file():
         source = source_backend(None, threads)
         onnx_path = export_onnx(source.model, source.meta, work / "lraspp-mnv3.onnx", imgsz=list(source.input_size))
-        calib = letterboxed_images(image_paths(CAMVID / "images" / "train", 32), source.input_size)
+        calib = letterboxed_images(image_paths(camvid / "images" / "train", 32), source.input_size)
         export_tflite(onnx_path, target, calib, precision="int8", io="int8")
     return target
 
 
-def camvid_video(path: Path, frames: int) -> Path:
-    images = sorted((CAMVID / "images" / "val").glob("*.jpg"))[:frames]
+def camvid_video(path: Path, frames: int, camvid: Path) -> Path:
+    images = sorted((camvid / "images" / "val").glob("*.jpg"))[:frames]
     if not images:
-        raise SystemExit(f"needs CamVid in {CAMVID} for its 480x360 road scenes")
+        raise SystemExit(f"needs CamVid in {camvid} for its 480x360 road scenes (--camvid)")
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, SIZE)
     for image in images:
         writer.write(cv2.resize(cv2.imread(str(image)), SIZE))
@@ -77,14 +77,15 @@ def run_setting(cfg: dict, setting: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a segmentation .tflite or .onnx (default: untrained lraspp-mnv3 int8)")
+    parser.add_argument("--camvid", type=Path, default=CAMVID, help="CamVid (images/, masks/)")
     parser.add_argument("--frames", type=int, default=101)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     work = OUT / "seg_app"
     work.mkdir(parents=True, exist_ok=True)
-    model = Path(args.model) if args.model else default_model(work, args.threads)
-    video = camvid_video(work / "camvid_val.mp4", args.frames)
+    model = Path(args.model) if args.model else default_model(work, args.threads, args.camvid)
+    video = camvid_video(work / "camvid_val.mp4", args.frames, args.camvid)
     zones = work / "zones.yaml"
     zones.write_text("zones:\n  - name: road_ahead\n    points: [[0.3, 0.6], [0.7, 0.6], [0.9, 1.0], [0.1, 1.0]]\n")
     cfg = {"model": str(model), "source": str(video), "threads": args.threads, "zones": str(zones),

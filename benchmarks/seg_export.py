@@ -37,11 +37,11 @@ VARIANTS = {"full": ("full", "linear"), "stride_linear": ("stride", "linear"), "
 PRECISIONS = {"onnx": None, "tflite_fp32": ("fp32", "float"), "tflite_int8": ("int8", "int8")}
 
 
-def camvid_yaml(work: Path) -> Path:
+def camvid_yaml(work: Path, camvid: Path) -> Path:
     """A data.yaml over the shared CamVid (11 classes, 11 = unlabelled, ignored)."""
     from edgecnn.data.segment import write_segment_yaml
 
-    return write_segment_yaml(work / "camvid.yaml", CAMVID_NAMES, "images/train", "images/val", root=str(CAMVID),
+    return write_segment_yaml(work / "camvid.yaml", CAMVID_NAMES, "images/train", "images/val", root=str(camvid),
                               ignore_index=11)
 
 
@@ -167,6 +167,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="an edgecnn seg checkpoint (.pt); default: untrained lraspp-mnv3")
     parser.add_argument("--data", help="a seg data.yaml to score on (default with --checkpoint: CamVid)")
+    parser.add_argument("--camvid", type=Path, default=CAMVID, help="CamVid (images/, masks/)")
     parser.add_argument("--val-images", type=int, default=101)
     parser.add_argument("--calib-images", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
@@ -182,13 +183,13 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     source = source_backend(args.checkpoint, args.threads)
-    have_camvid = (CAMVID / "images" / "val").is_dir()
-    data = Path(args.data) if args.data else camvid_yaml(work) if have_camvid and args.checkpoint else None
-    images = image_paths(CAMVID / "images" / "val", 101) if have_camvid else []
+    have_camvid = (args.camvid / "images" / "val").is_dir()
+    data = Path(args.data) if args.data else camvid_yaml(work, args.camvid) if have_camvid and args.checkpoint else None
+    images = image_paths(args.camvid / "images" / "val", 101) if have_camvid else []
     if not images:
-        raise SystemExit(f"needs CamVid in {CAMVID} (480x360 road scenes to time the frames on)")
+        raise SystemExit(f"needs CamVid in {args.camvid} (480x360 road scenes to time the frames on; --camvid)")
     scored = image_paths(data, 8) if data else images[:8]  # val images of the scored data: parity
-    train = open_dataset(data).images("train") if data else sorted((CAMVID / "images" / "train").glob("*.jpg"))
+    train = open_dataset(data).images("train") if data else sorted((args.camvid / "images" / "train").glob("*.jpg"))
     calib = letterboxed_images(train[:: max(1, len(train) // args.calib_images)][: args.calib_images], source.input_size)
     frames = [cv2.imread(str(p)) for p in images[:8]]
     paths = export_all(source, work, calib)
