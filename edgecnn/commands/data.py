@@ -129,10 +129,16 @@ def holds_identities(path: Path) -> bool:
 
 
 def load_any(data: str):
-    """(spec, scans, summary) for a data.yaml or an ImageFolder directory."""
+    """(spec, scans, summary) for a data.yaml (detect or segment) or an ImageFolder directory."""
     from edgecnn.data import dataset_format, imagefolder, open_dataset, summary, yolo
 
     path = Path(data)
+    if dataset_format(path) == "segment":
+        from edgecnn.data.segment import scan_segment_split
+
+        spec = open_dataset(path)
+        scans = {s: scan_segment_split(spec, s, check=False) for s in spec.splits}
+        return spec, scans, summary.summarize_segmentation(spec, scans)
     if dataset_format(path) == "imagefolder":
         spec = open_dataset(path, shared_classes=not holds_identities(path))
         scans = {s: imagefolder.scan_folder(spec, s) for s in spec.splits}
