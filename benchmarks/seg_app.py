@@ -7,7 +7,7 @@ JSON lines) runs every frame of a video made of CamVid's val images (real road s
 ../shared/data) as fast as it decodes, in two settings interleaved over `--repeats` rounds:
 `off` (no live view) and `viewer` (`serve=127.0.0.1:<port>` with a client reading the MJPEG stream
 in this process, so the overlay is drawn and encoded up to `serve_fps` times a second). Without
---model it exports an untrained lraspp-mnv3 at 480x360 as full int8 TFLite with int8 I/O and the
+--model it exports an untrained lraspp-mnv3s at 480x360 as full int8 TFLite with int8 I/O and the
 default head (latency does not depend on the weights), calibrated on CamVid train images.
 Writes runs/benchmarks/seg_app.json. Timings on a shared machine are noisy.
 """
@@ -35,15 +35,15 @@ SIZE = (480, 360)
 
 
 def default_model(work: Path, threads: int, camvid: Path) -> Path:
-    """An untrained lraspp-mnv3 at 480x360, full int8 with int8 I/O (cached in `work`)."""
+    """An untrained lraspp-mnv3s at 480x360, full int8 with int8 I/O (cached in `work`)."""
     from edgecnn.export.onnx import export_onnx
     from edgecnn.export.parity import image_paths, letterboxed_images
     from edgecnn.export.tflite import export_tflite
 
-    target = work / "lraspp-mnv3_int8.tflite"
+    target = work / "lraspp-mnv3s_int8.tflite"
     if not target.is_file():
         source = source_backend(None, threads)
-        onnx_path = export_onnx(source.model, source.meta, work / "lraspp-mnv3.onnx", imgsz=list(source.input_size))
+        onnx_path = export_onnx(source.model, source.meta, work / "lraspp-mnv3s.onnx", imgsz=list(source.input_size))
         calib = letterboxed_images(image_paths(camvid / "images" / "train", 32), source.input_size)
         export_tflite(onnx_path, target, calib, precision="int8", io="int8")
     return target
@@ -76,7 +76,7 @@ def run_setting(cfg: dict, setting: str) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="a segmentation .tflite or .onnx (default: untrained lraspp-mnv3 int8)")
+    parser.add_argument("--model", help="a segmentation .tflite or .onnx (default: untrained lraspp-mnv3s int8)")
     parser.add_argument("--camvid", type=Path, default=CAMVID, help="CamVid (images/, masks/)")
     parser.add_argument("--frames", type=int, default=101)
     parser.add_argument("--threads", type=int, default=2)

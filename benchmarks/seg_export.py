@@ -13,7 +13,7 @@ input size (CamVid: 480x360), timed on CamVid's 480x360 frames through the devic
 ../shared/data/camvid) through `evaluate.validate`, the device's pre/post-processing; argmax
 agreement with the float model on 8 of its val images. Picks the fastest int8 variant within 0.5 mIoU points of the best int8 one,
 the choice `export.segment.DEFAULT_HEAD` should match. Without a checkpoint, an untrained
-lraspp-mnv3 gives the latencies only. Writes runs/benchmarks/<--name>.{json,png}.
+`--model` (lraspp-mnv3s, the edge model) at 480x360 gives the latencies only. Writes runs/benchmarks/<--name>.{json,png}.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def camvid_yaml(work: Path, camvid: Path) -> Path:
                               ignore_index=11)
 
 
-def source_backend(checkpoint: str | None, threads: int):
+def source_backend(checkpoint: str | None, threads: int, model: str = "lraspp-mnv3s"):
     from edgecnn.export.torch_backend import TorchBackend
     from edgecnn.models import build_model
 
@@ -57,7 +57,7 @@ def source_backend(checkpoint: str | None, threads: int):
     torch.manual_seed(0)
     meta = {"task": "segment", "names": CAMVID_NAMES, "imgsz": [360, 480], "mean": [0.485, 0.456, 0.406],
             "std": [0.229, 0.224, 0.225]}
-    return TorchBackend(build_model("lraspp-mnv3", num_classes=len(CAMVID_NAMES)), meta, threads=threads)
+    return TorchBackend(build_model(model, num_classes=len(CAMVID_NAMES)), meta, threads=threads)
 
 
 def export_all(source, work: Path, calib: np.ndarray) -> dict[tuple[str, str], Path]:
@@ -159,7 +159,8 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", help="an edgecnn seg checkpoint (.pt); default: untrained lraspp-mnv3")
+    parser.add_argument("--checkpoint", help="an edgecnn seg checkpoint (.pt); default: an untrained --model")
+    parser.add_argument("--model", default="lraspp-mnv3s", help="registry model timed without --checkpoint")
     parser.add_argument("--data", help="a seg data.yaml to score on (default with --checkpoint: CamVid)")
     parser.add_argument("--camvid", type=Path, default=CAMVID, help="CamVid (images/, masks/)")
     parser.add_argument("--val-images", type=int, default=101)
@@ -178,7 +179,7 @@ def main() -> int:
     work = OUT / args.name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    source = source_backend(args.checkpoint, args.threads)
+    source = source_backend(args.checkpoint, args.threads, args.model)
     have_camvid = (args.camvid / "images" / "val").is_dir()
     data = Path(args.data) if args.data else camvid_yaml(work, args.camvid) if have_camvid and args.checkpoint else None
     images = image_paths(args.camvid / "images" / "val", 101) if have_camvid else []
