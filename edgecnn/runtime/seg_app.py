@@ -199,12 +199,18 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
             for sink in sinks:
                 sink.close(error)
         elapsed = time.monotonic() - start
+    return final_report(frames, elapsed, times, source, dict(zip(pipeline.names, areas / max(frames, 1))), cfg)
+
+
+def final_report(frames: int, elapsed: float, times: StageTimes, source, mean_areas: dict[str, float],
+                 cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's figures (logged too): FPS, latency, each stage's p50, each class's mean share."""
     report = {
         "frames": frames, "fps": round(frames / elapsed, 2) if frames else 0.0,
         "latency_ms_p50": times.ms("capture_to_output"), "latency_ms_p95": times.ms("capture_to_output", 95),
         **{f"{stage}_ms_p50": times.ms(stage) for stage in STAGES if times.samples[stage]},
         "wait_ms_p50": times.ms("wait"), "dropped": source.dropped, "reconnects": source.reconnects,
-        "mean_areas": {n: round(float(a / max(frames, 1)), 4) for n, a in zip(pipeline.names, areas)},
+        "mean_areas": {name: round(float(share), 4) for name, share in mean_areas.items()},
         "artifacts": {k: str(cfg[k]) for k in ("save", "jsonl") if cfg[k] and cfg[k] != "-"},
     }
     LOG.info("%d frames at %.1f FPS; capture-to-output p50 %s ms; stage p50 (ms): %s", frames, report["fps"],
