@@ -19,7 +19,7 @@ KEYS = Schema(
     Key("round_to", 8, "keep channel counts multiples of this (fast int8 kernels); 1 turns it off", min=1),
     Key("max_layer_ratio", 0.8, "never remove more than this fraction of one layer's channels", min=0.05, max=0.95),
     Key("ft_epochs", 5, "fine-tuning epochs after each round (0: prune only)", min=0),
-    Key("max_map_drop", 1.0, "fail (GateError) when the metric (mAP50_95, top1, embedder mAP) drops by more points than this"),
+    Key("max_map_drop", 1.0, "fail (GateError) when the metric (mAP50_95, top1, embedder mAP, mIoU) drops by more points than this"),
     Key("latency", True, "measure single-image CPU latency (torch and ONNX Runtime) before and after"),
     FINETUNE_KEYS,
     Key("out", "runs/prune", "output directory (pruned.pt, prune.json, prune.png, step*/ training runs)"),
