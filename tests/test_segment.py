@@ -194,3 +194,16 @@ def test_val_scores_every_artifact_with_the_device_path(artifacts, colour_datase
     result = val(KEYS.resolve({"model": str(artifacts["tflite"]), "data": str(colour_dataset), "out": str(tmp_path)}))
     strip = cv2.imread(result["artifacts"]["samples"])
     assert result["mIoU"] > 0.9 and strip is not None and strip.shape[0] > 200
+
+
+def test_nearest_upsampling_repeats_the_argmax_at_the_stride(tmp_path):
+    onnx_path = export_onnx(tiny_segmenter(), SEG_META, tmp_path / "stride.onnx", imgsz=list(SEG_HW), seg_head="stride",
+                            seg_upsample="nearest")
+    backend = load_backend(onnx_path)
+    assert backend.meta["seg_upsample"] == "nearest"
+    image = cv2.resize(np.random.default_rng(1).integers(0, 256, (6, 8, 3), dtype=np.uint8), SEG_HW[::-1])
+    logits = backend.predict(image)["segmentation"][0]
+    expected = logits.argmax(-1).repeat(8, axis=0).repeat(8, axis=1)
+    assert (Segmenter(backend).input_classes(logits) == expected).all()
+    linear = Segmenter(backend, upsample="linear").input_classes(logits)
+    assert 0.5 < (linear == expected).mean() < 1.0  # bilinear logits move the boundaries
