@@ -37,7 +37,7 @@ def track(seq: Path, gt: np.ndarray, options: dict, cmc: bool, detector, cfg: di
     from edgecnn.data.crops import iter_frames
     from edgecnn.metrics.mot import score_sequence
     from edgecnn.runtime.mot import result_rows
-    from edgecnn.runtime.tracker import Tracker
+    from edgecnn.runtime.tracker import Detections, Tracker
     from edgecnn.runtime.tracker.camera_motion import CameraMotion
 
     rng = np.random.default_rng(0)  # the same detections with and without compensation
@@ -55,7 +55,7 @@ def track(seq: Path, gt: np.ndarray, options: dict, cmc: bool, detector, cfg: di
             warp = camera.estimate(image, boxes)
             cmc_s += time.process_time() - start
         start = time.process_time()
-        out = tracker.update(boxes, scores, None, classes, warp)
+        out = tracker.update(Detections.of(boxes, scores, classes), warp=warp)
         track_s += time.process_time() - start
         frames += 1
         rows.append(result_rows(frame, out))

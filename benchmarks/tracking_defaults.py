@@ -46,7 +46,7 @@ def track_sequence(frames: list, cfg: dict) -> tuple[np.ndarray, float]:
     """MOT result rows of one sequence's per-frame (boxes xyxy, scores, classes), and the tracker's
     CPU seconds; detections below the floor (`conf`, else low_conf) never reach it, as in the app."""
     from edgecnn.runtime.mot import result_rows
-    from edgecnn.runtime.tracker import TRACKER_KEYS, Tracker
+    from edgecnn.runtime.tracker import TRACKER_KEYS, Detections, Tracker
 
     tracker = Tracker(**{k: v for k, v in cfg.items() if k in TRACKER_KEYS})
     floor = cfg.get("conf", cfg.get("low_conf", 0.0))
@@ -54,7 +54,7 @@ def track_sequence(frames: list, cfg: dict) -> tuple[np.ndarray, float]:
     for frame, (boxes, scores, classes) in enumerate(frames, 1):
         keep = scores >= floor
         start = time.process_time()  # CPU time: on a shared machine the steadier figure
-        out = tracker.update(boxes[keep], scores[keep], None, None if classes is None else classes[keep])
+        out = tracker.update(Detections.of(boxes[keep], scores[keep], None if classes is None else classes[keep]))
         seconds += time.process_time() - start
         rows.append(result_rows(frame, out))
     return (np.concatenate(rows) if rows else np.empty((0, 10))), seconds

@@ -1,22 +1,29 @@
 """The `edgecnn` command: one entry point, subcommands, `key=value` overrides, `--json`.
 
-Each subcommand is a module in `edgecnn.commands`, registered there in `COMMANDS`, with `HELP`
-(one line), `KEYS` (a Schema), optionally `POSITIONAL` (key names filled by bare words, in
+Each subcommand is a module in `edgecnn.commands` (listed there in `COMMANDS`), with `HELP`
+(its first line is the command's line in `edgecnn --help`), `KEYS` (a Schema), optionally `POSITIONAL` (key names filled by bare words, in
 order) and `run(cfg) -> dict`.
 `run` returns its metrics under their usual names plus an `artifacts` mapping of paths. Command
 modules import heavy libraries inside `run`, so `edgecnn --help` stays fast.
+
+With `--json`, stdout carries exactly one JSON object: while the command runs, everything written
+to stdout (NNCF's progress bars and `INFO:nncf:` lines, onnx2tf and TensorFlow prints, tqdm/rich,
+C libraries writing to file descriptor 1) goes to stderr instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import logging
+import os
 import sys
 from types import ModuleType
 from typing import Any
 
 from edgecnn import __version__
-from edgecnn.commands import COMMANDS, load_command
+from edgecnn.commands import COMMANDS, command_summary, load_command
 from edgecnn.config import ConfigError, parse_value, run_reporting_errors
 
 LOG = logging.getLogger("edgecnn")
@@ -59,7 +66,7 @@ def print_help() -> None:
     width = max(map(len, COMMANDS))
     lines = [f"edgecnn {__version__}: CNNs from training to a camera on an edge device", "",
              "usage: edgecnn <command> [key=value ...] [--json]", "", "commands:"]
-    lines += [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {command_summary(name)}" for name in COMMANDS]
     lines += ["", "`edgecnn <command> --help` lists a command's keys with their defaults and meaning."]
     print("\n".join(lines))
 
@@ -102,6 +109,26 @@ def print_result(result: dict[str, Any]) -> None:
             print(f"{key:<{width}}  {_short(value)}")
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send stdout to stderr while the block runs, at the file-descriptor level too: libraries that
+    kept a reference to `sys.stdout`, or write to fd 1 from C, land on stderr as well."""
+    sys.stdout.flush()
+    saved_fd = os.dup(1)
+    saved_stream = sys.stdout
+    try:
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        yield
+    finally:
+        sys.stderr.flush()
+        with contextlib.suppress(OSError, AttributeError, TypeError):  # C stdio buffers written while redirected
+            ctypes.CDLL(None).fflush(None)
+        sys.stdout = saved_stream
+        os.dup2(saved_fd, 1)
+        os.close(saved_fd)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -126,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         print_command_help(name, module)
         return 0
     where = f"edgecnn {name}"
-    code, result = run_reporting_errors(
-        where, lambda: module.run(module.KEYS.resolve(parse_command_args(module, args, where), where)) or {})
+    with stdout_to_stderr() if as_json else contextlib.nullcontext():
+        code, result = run_reporting_errors(
+            where, lambda: module.run(module.KEYS.resolve(parse_command_args(module, args, where), where)) or {})
     if code:
         return code
     if as_json:

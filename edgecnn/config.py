@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import ast
 import difflib
+import inspect
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping
 
 
@@ -137,6 +138,21 @@ class Schema:
     def help_rows(self) -> list[tuple[str, str, str]]:
         return [(k.name, "(required)" if k.required else repr(k.default), f"{k.help} [{k.allowed()}]")
                 for k in self.keys.values()]
+
+
+def signature_keys(func: Callable, *keys: Key, names: Mapping[str, str] | None = None) -> Schema:
+    """`keys` with their defaults taken from `func`'s signature, so each default is written once,
+    where the code that uses it is. Write `...` as each Key's default; every Key must name a
+    parameter of `func` that has a default (`names` maps a key to a parameter of another name)."""
+    params = inspect.signature(func).parameters
+    filled = []
+    for key in keys:
+        param = params.get((names or {}).get(key.name, key.name))
+        if param is None or param.default is inspect.Parameter.empty or key.default is not ...:
+            raise TypeError(f"Key '{key.name}': expected default ... and a parameter of {func.__qualname__} "
+                            "with a default")
+        filled.append(replace(key, default=param.default))
+    return Schema(*filled)
 
 
 def parse_value(text: str) -> Any:

@@ -1,32 +1,31 @@
 """The commands: one module per `edgecnn <command>`, each with `HELP`, `KEYS` and `run(cfg)`.
 
-`COMMANDS` is the registry (name → one line for `edgecnn --help`); the command line and the
-pipeline's stage runner both look commands up here. Modules load on first use, so listing
-the commands imports no heavy library.
+A module in this package is a command (`mot_eval.py` → `edgecnn mot-eval`); its `HELP`'s first
+line is its line in `edgecnn --help`. The command line and the pipeline's stage runner both look
+commands up here. Listing the commands reads the modules' source without importing them, so
+`edgecnn --help` imports no heavy library.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import pkgutil
+from pathlib import Path
 from types import ModuleType
 
-COMMANDS = {
-    "data": "make synthetic datasets, check and summarize datasets, sample calibration sets",
-    "train": "train or fine-tune a classifier, detector or ReID embedder",
-    "val": "validate a checkpoint, ONNX or TFLite model on a dataset",
-    "prune": "structured channel pruning with fine-tuning",
-    "qat": "int8 quantization-aware training",
-    "export": "export a checkpoint to ONNX or TFLite (fp32, fp16, int8)",
-    "bench": "measure latency, throughput and memory of a model",
-    "track": "real-time detection and DeepSORT tracking on a camera, stream or file",
-    "mot-eval": "score MOTChallenge results against ground truth",
-    "summary": "per-layer table of shapes, parameters, activation memory and MACs",
-    "pipeline": "run a staged pipeline YAML with caching",
-    "bundle": "build a self-contained device bundle",
-    "deploy": "copy a bundle to a device over SSH and install it",
-}
+COMMANDS = tuple(sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
 
 
 def load_command(name: str) -> ModuleType:
     """The module of command `name` (`mot-eval` → `edgecnn.commands.mot_eval`)."""
     return importlib.import_module(f"edgecnn.commands.{name.replace('-', '_')}")
+
+
+def command_summary(name: str) -> str:
+    """The first line of command `name`'s HELP, read from its source (no import)."""
+    path = Path(__file__).with_name(f"{name.replace('-', '_')}.py")
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "HELP" for t in node.targets):
+            return ast.literal_eval(node.value).splitlines()[0]
+    raise ValueError(f"{path}: a command module needs HELP = '<one line>'")

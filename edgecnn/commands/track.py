@@ -8,7 +8,7 @@ from edgecnn.config import ConfigError, Key, Schema
 from edgecnn.runtime.app import APP_KEYS
 from edgecnn.runtime.offline import REFINE_KEYS
 
-HELP = "Real-time detection and DeepSORT tracking on a camera, stream or file (or on a MOT det.txt)."
+HELP = "real-time detection and DeepSORT tracking on a camera, stream or file (or on a MOT det.txt)"
 KEYS = Schema(
     Schema(*(key for name, key in APP_KEYS.keys.items() if name != "config")),
     Key("detections", None, "a MOTChallenge det.txt: track these detections instead of running a detector"),

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Callable
 
 from edgecnn.fileio import atomic_write_json
 from edgecnn.metrics.gate import check_drop
 
+if TYPE_CHECKING:
+    from torch import nn
+
+# Torch is imported where it is used: `edgecnn prune --help` reads the defaults from these signatures.
 LOG = logging.getLogger("edgecnn")
 
 
@@ -41,6 +42,8 @@ def fine_tune(model: nn.Module, train_cfg: dict, epochs: int, out: Path, meta: d
 
 def loss_gradients(model: nn.Module, train_cfg: dict, meta: dict) -> Callable[[nn.Module], None]:
     """A function that backpropagates the training loss of the next training batch (Taylor)."""
+    import torch
+
     from edgecnn.train.tasks import read_split, to_input
     from edgecnn.train.trainer import prepare_task, train_loader
 

@@ -186,21 +186,20 @@ class TrackingPipeline:
         times.add("pre", timed.started - picked)
         times.add("inference", timed.ended - timed.started)
         times.add("post", done - timed.ended)
-        # boxes clipped to nothing (they lay in the letterbox padding) have no extent to track
-        keep = (detections.xyxy[:, 2:] - detections.xyxy[:, :2] >= 1).all(axis=1)
-        boxes, scores, classes = detections.xyxy[keep], detections.scores[keep], detections.classes[keep]
+        # no crop or camera-motion mask for boxes the tracker leaves out
+        detections = detections.select(detections.has_area())
         features = None
         if self.encoder is not None:
             start = time.monotonic()
-            features = self.encoder.encode(frame.image, boxes)
+            features = self.encoder.encode(frame.image, detections.xyxy)
             times.add("reid", time.monotonic() - start)
         warp = None
         if self.camera is not None:
             start = time.monotonic()
-            warp = self.camera.estimate(frame.image, boxes)
+            warp = self.camera.estimate(frame.image, detections.xyxy)
             times.add("cmc", time.monotonic() - start)
         start = time.monotonic()
-        tracks = self.tracker.update(boxes, scores, features, classes, warp)
+        tracks = self.tracker.update(detections, features=features, warp=warp)
         times.add("tracking", time.monotonic() - start)
         return tracks
 

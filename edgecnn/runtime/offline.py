@@ -22,7 +22,7 @@ import numpy as np
 from edgecnn.config import ConfigError, Key, Schema
 from edgecnn.runtime.boxes import tlwh_to_xyxy
 from edgecnn.runtime.mot import read_mot, result_rows, write_mot
-from edgecnn.runtime.tracker import TRACKER_KEYS, Tracker, Tracks
+from edgecnn.runtime.tracker import TRACKER_KEYS, Detections, Tracker, Tracks
 
 REFINE_KEYS = Schema(
     Key("backfill", False, "offline (detections= only): also output the frames in which a track that was later "
@@ -75,14 +75,14 @@ def track_detections(detections: str | os.PathLike, out: str | os.PathLike, imag
     track_s, track_cpu_s, reid_s = 0.0, 0.0, 0.0
     for frame in range(1, last_frame + 1):
         rows = dets[bounds[frame - 1] : bounds[frame]]
-        boxes = tlwh_to_xyxy(rows[:, 2:6])
+        detections = Detections.of(tlwh_to_xyxy(rows[:, 2:6]), rows[:, 6])
         features = None
         if encoder is not None:
             start = time.perf_counter()
-            features = encoder.encode(_read_frame(frame_paths, frame), boxes)
+            features = encoder.encode(_read_frame(frame_paths, frame), detections.xyxy)
             reid_s += time.perf_counter() - start
         start, start_cpu = time.perf_counter(), time.process_time()
-        tracks = tracker.update(boxes, rows[:, 6], features)
+        tracks = tracker.update(detections, features=features)
         track_s += time.perf_counter() - start
         track_cpu_s += time.process_time() - start_cpu
         results.append(result_rows(frame, tracks))
