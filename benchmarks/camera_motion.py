@@ -36,7 +36,7 @@ def noisy_detections(gt: np.ndarray, frame: int, drop: float, jitter: float, rng
 def track(seq: Path, gt: np.ndarray, options: dict, cmc: bool, detector, cfg: dict) -> dict:
     from edgecnn.data.crops import iter_frames
     from edgecnn.metrics.mot import score_sequence
-    from edgecnn.runtime.mot import result_rows
+    from edgecnn.runtime.mot import result_rows, stack_rows
     from edgecnn.runtime.tracker import Detections, Tracker
     from edgecnn.runtime.tracker.camera_motion import CameraMotion
 
@@ -59,7 +59,7 @@ def track(seq: Path, gt: np.ndarray, options: dict, cmc: bool, detector, cfg: di
         track_s += time.process_time() - start
         frames += 1
         rows.append(result_rows(frame, out))
-    counts = score_sequence(gt[gt[:, 6] > 0], np.concatenate(rows) if rows else np.empty((0, 10)))
+    counts = score_sequence(gt[gt[:, 6] > 0], stack_rows(rows))
     return {"counts": counts, "cmc_ms": 1000 * cmc_s / frames, "tracker_ms": 1000 * track_s / frames}
 
 

@@ -33,7 +33,7 @@ def noisy_detections(gt: np.ndarray, drop: float, jitter: float, seed: int = 0) 
 
 
 def track(seq: Path, det: np.ndarray, encoder, tracker_cfg: dict) -> np.ndarray:
-    from edgecnn.runtime.mot import result_rows
+    from edgecnn.runtime.mot import result_rows, stack_rows
     from edgecnn.runtime.tracker import Detections, Tracker
 
     tracker, rows = Tracker.from_config(tracker_cfg), []
@@ -45,7 +45,7 @@ def track(seq: Path, det: np.ndarray, encoder, tracker_cfg: dict) -> np.ndarray:
             features = encoder.encode(cv2.imread(str(seq / "img1" / f"{frame:06d}.jpg")), boxes)
         out = tracker.update(Detections.of(boxes, np.full(len(d), 0.9), d[:, 7] - 1), features=features)  # gt class column is class + 1
         rows.append(result_rows(frame, out))
-    return np.concatenate(rows) if rows else np.empty((0, 10))
+    return stack_rows(rows)
 
 
 def main() -> None:

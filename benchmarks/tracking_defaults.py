@@ -45,7 +45,7 @@ GRIDS = {
 def track_sequence(frames: list, cfg: dict) -> tuple[np.ndarray, float]:
     """MOT result rows of one sequence's per-frame (boxes xyxy, scores, classes), and the tracker's
     CPU seconds; detections below the floor (`conf`, else low_conf) never reach it, as in the app."""
-    from edgecnn.runtime.mot import result_rows
+    from edgecnn.runtime.mot import result_rows, stack_rows
     from edgecnn.runtime.tracker import TRACKER_KEYS, Detections, Tracker
 
     tracker = Tracker(**{k: v for k, v in cfg.items() if k in TRACKER_KEYS})
@@ -57,7 +57,7 @@ def track_sequence(frames: list, cfg: dict) -> tuple[np.ndarray, float]:
         out = tracker.update(Detections.of(boxes[keep], scores[keep], None if classes is None else classes[keep]))
         seconds += time.process_time() - start
         rows.append(result_rows(frame, out))
-    return (np.concatenate(rows) if rows else np.empty((0, 10))), seconds
+    return stack_rows(rows), seconds
 
 
 def score(seq: dict, cfg: dict):
@@ -152,7 +152,7 @@ def camera_sequences(model: Path, videos: Path, cache: Path | None = None) -> li
             frames = []
             for _, image in iter_frames(seq):
                 d = detector.detect(image)
-                keep = (d.xyxy[:, 2:] - d.xyxy[:, :2] >= 1).all(axis=1)
+                keep = d.has_area()
                 frames.append((d.xyxy[keep].astype(np.float64), d.scores[keep].astype(np.float64), d.classes[keep]))
             if cached:
                 cached.parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ CASES = {
     "mot-eval": (["gt={tmp}/gt.txt", "res={tmp}/gt.txt"], "IDF1"),
     "track": (["detections={tmp}/det.txt", "out={tmp}/track.txt"], "frames"),
 }
-SLOW = {"train", "val", "prune", "qat", "export", "bench"}  # each loads torch in a fresh process
+SLOW = {"train", "val", "prune", "qat", "export", "bench", "summary"}  # each loads torch in a fresh process
 
 
 def test_every_command_is_covered():

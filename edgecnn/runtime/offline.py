@@ -21,7 +21,7 @@ import numpy as np
 
 from edgecnn.config import ConfigError, Key, Schema
 from edgecnn.runtime.boxes import tlwh_to_xyxy
-from edgecnn.runtime.mot import read_mot, result_rows, write_mot
+from edgecnn.runtime.mot import COLUMNS, read_mot, result_rows, stack_rows, write_mot
 from edgecnn.runtime.tracker import TRACKER_KEYS, Detections, Tracker, Tracks
 
 REFINE_KEYS = Schema(
@@ -89,7 +89,7 @@ def track_detections(detections: str | os.PathLike, out: str | os.PathLike, imag
         if cfg["backfill"]:
             tentative.append(_tentative_rows(tracker, frame))
             confirmed_ids.update(t.track_id for t in tracker.tracks if t.is_confirmed)
-    results = np.concatenate(results) if results else np.empty((0, 10))
+    results = stack_rows(results)
     backfilled = _confirmed_later(tentative, confirmed_ids)
     results = np.concatenate([results, backfilled])
     interpolated = interpolate_gaps(results, cfg["interpolate"])
@@ -116,7 +116,7 @@ def _tentative_rows(tracker: Tracker, frame: int) -> np.ndarray:
 
 def _confirmed_later(tentative: list[np.ndarray], confirmed_ids: set[int]) -> np.ndarray:
     """The tentative rows of the tracks that were confirmed at some point; the rest were false alarms."""
-    rows = np.concatenate(tentative) if tentative else np.empty((0, 10))
+    rows = stack_rows(tentative)
     return rows[np.isin(rows[:, 1], list(confirmed_ids))]
 
 
@@ -129,7 +129,7 @@ def interpolate_gaps(rows: np.ndarray, max_missing: int) -> np.ndarray:
     """
     rows = np.asarray(rows, dtype=np.float64).reshape(-1, 10)
     if max_missing < 1 or len(rows) < 2:
-        return np.empty((0, 10))
+        return stack_rows([])
     rows = rows[np.lexsort((rows[:, 0], rows[:, 1]))]  # by track, then frame
     before, after = rows[:-1], rows[1:]
     missing = (after[:, 0] - before[:, 0] - 1).astype(int)
@@ -138,7 +138,7 @@ def interpolate_gaps(rows: np.ndarray, max_missing: int) -> np.ndarray:
     pair = np.repeat(np.arange(len(missing)), missing)  # one entry per filled row
     step = np.arange(len(pair)) - np.repeat(np.cumsum(missing) - missing, missing) + 1
     weight = (step / (missing[pair] + 1))[:, None]
-    filled = -np.ones((len(pair), 10))
+    filled = -np.ones((len(pair), len(COLUMNS)))
     filled[:, 0] = before[pair, 0] + step
     filled[:, 1] = before[pair, 1]
     filled[:, 2:6] = (1 - weight) * before[pair, 2:6] + weight * after[pair, 2:6]

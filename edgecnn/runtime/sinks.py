@@ -21,7 +21,7 @@ import numpy as np
 
 from edgecnn.fileio import atomic_path
 from edgecnn.runtime.counting import Counter
-from edgecnn.runtime.mot import result_rows, write_mot
+from edgecnn.runtime.mot import result_rows, stack_rows, write_mot
 from edgecnn.runtime.sources import Frame
 from edgecnn.runtime.tracker import Tracks
 
@@ -194,7 +194,7 @@ class MotSink(Sink):
             self._rows.append(result_rows(self._frame, tracks))
 
     def close(self, error: BaseException | None = None) -> None:
-        write_mot(self.path, np.concatenate(self._rows) if self._rows else np.zeros((0, 10)))
+        write_mot(self.path, stack_rows(self._rows))
 
 
 class JsonlSink(Sink):
