@@ -14,10 +14,8 @@ C libraries writing to file descriptor 1) goes to stderr instead.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
-import os
 import sys
 from types import ModuleType
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 from edgecnn import __version__
 from edgecnn.commands import COMMANDS, command_summary, load_command
 from edgecnn.config import ConfigError, parse_value, run_reporting_errors
+from edgecnn.fileio import stdout_to_stderr
 
 LOG = logging.getLogger("edgecnn")
 
@@ -107,26 +106,6 @@ def print_result(result: dict[str, Any]) -> None:
                 print(f"  {name:<{inner}}  {_short(item)}")
         else:
             print(f"{key:<{width}}  {_short(value)}")
-
-
-@contextlib.contextmanager
-def stdout_to_stderr():
-    """Send stdout to stderr while the block runs, at the file-descriptor level too: libraries that
-    kept a reference to `sys.stdout`, or write to fd 1 from C, land on stderr as well."""
-    sys.stdout.flush()
-    saved_fd = os.dup(1)
-    saved_stream = sys.stdout
-    try:
-        os.dup2(2, 1)
-        sys.stdout = sys.stderr
-        yield
-    finally:
-        sys.stderr.flush()
-        with contextlib.suppress(OSError, AttributeError, TypeError):  # C stdio buffers written while redirected
-            ctypes.CDLL(None).fflush(None)
-        sys.stdout = saved_stream
-        os.dup2(saved_fd, 1)
-        os.close(saved_fd)
 
 
 def main(argv: list[str] | None = None) -> int:

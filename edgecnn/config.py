@@ -83,13 +83,13 @@ class Key:
         if str in types and isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
         if list in types and isinstance(value, (tuple, str)):
-            return list(value) if isinstance(value, tuple) else _split_list(value)
+            return list(value) if isinstance(value, tuple) else split_list(value)
         raise ConfigError(
             f"{where}: {self.name}={value!r} has the wrong type ({type(value).__name__}); allowed: {self.allowed()}"
         )
 
 
-def _split_list(text: str) -> list[str]:
+def split_list(text: str) -> list[str]:
     """'a,b', or '[a, b]' as a shell passes an unquoted list (not a Python literal): ['a', 'b']."""
     text = text.strip()
     if text.startswith("[") and text.endswith("]"):

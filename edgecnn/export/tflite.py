@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import re
-import sys
 import tempfile
 import time
 import warnings
@@ -31,7 +30,8 @@ import numpy as np
 
 from edgecnn.export.layout import cube_shapes, pad_cube_convs
 from edgecnn.export.qdq import strip_qdq
-from edgecnn.fileio import atomic_write_bytes
+from edgecnn.config import split_list
+from edgecnn.fileio import atomic_write_bytes, stdout_to_stderr
 from edgecnn.runtime.backends import META_KEY, OUTPUTS, json_or_text, tflite_interpreter_class
 
 LOG = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def export_tflite(
         mean = np.asarray(meta["mean"], np.float32).reshape(1, 1, 1, 3)
         std = np.asarray(meta["std"], np.float32).reshape(1, 1, 1, 3)
         tic = time.perf_counter()
-        with _stdout_to_stderr(), _onnx2tf_exit_as_error(onnx_path):
+        with stdout_to_stderr(), _onnx2tf_exit_as_error(onnx_path):
             onnx2tf.convert(
                 input_onnx_file_path=str(convert),
                 output_folder_path="saved_model",
@@ -203,7 +203,7 @@ def resolve_float_ops(float_ops: str | Sequence[str] | None, graph) -> list[str]
     if isinstance(float_ops, str):
         if float_ops == "auto":
             return auto_float_ops(graph)
-        float_ops = [op for op in re.split(r"[\s,\[\]]+", float_ops) if op]  # "A,B" or "[A, B]"
+        float_ops = split_list(float_ops)  # "A,B" or "[A, B]"
     bad = [op for op in float_ops if not re.fullmatch(r"[A-Z][A-Z0-9_]*", op)]
     if bad:
         raise ValueError(f"float_ops: {', '.join(map(repr, bad))} are not TFLite builtin op names "
@@ -238,21 +238,6 @@ def _working_dir() -> Iterator[Path]:
             yield Path(work)
         finally:
             os.chdir(previous)
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send everything written to stdout, by Python or by C++ (fd 1), to stderr."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 @contextlib.contextmanager
