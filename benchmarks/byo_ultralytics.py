@@ -31,16 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_detector import OUT, synthetic_detect_data  # noqa: E402
+import vs_ultralytics
+from common import OUT, run_command, synthetic_detect_data, train
 
-import vs_ultralytics  # noqa: E402
-
-from edgecnn.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+from edgecnn.fileio import atomic_write_json, atomic_write_text
 
 WORK = OUT / "byo_ultralytics"
 COCO128 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "coco128" / "data.yaml"
@@ -89,16 +86,14 @@ def their_val(weights: str, data: Path, imgsz: int) -> dict:
 
 def compare(name: str, record: dict, args) -> dict:
     """Float parity of the two validators, then both tools' TFLite exports of the same weights."""
-    from edgecnn.commands import val
-
     data, weights = Path(record["data"]), Path(record["weights"])
     work = WORK / name
     vs_ultralytics.WORK = work  # its calibration, export and runner pieces write under this model's folder
     their_weights = work / "ultralytics" / "run" / "weights" / "best.pt"  # where its runner looks
     their_weights.parent.mkdir(parents=True, exist_ok=True)
     their_weights.write_bytes(weights.read_bytes())
-    ours_float = val.run(val.KEYS.resolve({"model": str(their_weights), "data": str(data), "imgsz": args.imgsz,
-                                           "iou": 0.6, "threads": 2}, "benchmark"))
+    ours_float = run_command("val", {"model": str(their_weights), "data": str(data), "imgsz": args.imgsz,
+                                     "iou": 0.6, "threads": 2})
     theirs_float = their_val(str(their_weights), data, args.imgsz)
     calib = vs_ultralytics.calibration_set(data, args.calib_images, args.imgsz)
     ours = {"fp32": vs_ultralytics.export_ours(their_weights, calib, "fp32", args)[0],
@@ -113,16 +108,14 @@ def compare(name: str, record: dict, args) -> dict:
 
 def compress(name: str, record: dict, args, label: str) -> dict:
     """(c) prune → QAT → full-int8 TFLite of the imported .pt; mAP50-95 of each step on the val split."""
-    from edgecnn.commands import prune, qat
-
     work = WORK / name / label.replace(" ", "_")
     common = {"data": record["data"], "imgsz": args.imgsz, "batch": args.batch, "workers": args.workers,
               "device": args.device, "max_map_drop": 100.0}  # report the drops, do not gate them
-    pruned = prune.run(prune.KEYS.resolve({"model": record["weights"], "target_macs": args.target_macs, "steps": 2,
-                                           "ft_epochs": args.ft_epochs, "out": str(work / "prune"), **common,
-                                           **prune_overrides(args)}, "benchmark"))
-    quantized = qat.run(qat.KEYS.resolve({"model": pruned["artifacts"]["model"], "epochs": args.qat_epochs,
-                                          "out": str(work / "qat"), **common}, "benchmark"))
+    pruned = run_command("prune", {"model": record["weights"], "target_macs": args.target_macs, "steps": 2,
+                                   "ft_epochs": args.ft_epochs, "out": str(work / "prune"), **common,
+                                   **prune_overrides(args)})
+    quantized = run_command("qat", {"model": pruned["artifacts"]["model"], "epochs": args.qat_epochs,
+                                    "out": str(work / "qat"), **common})
     vs_ultralytics.WORK = work
     calib = vs_ultralytics.calibration_set(Path(record["data"]), args.calib_images, args.imgsz)
     tflite, _ = vs_ultralytics.export_ours(Path(quantized["artifacts"]["model"]), calib, "int8", args, io="int8")
@@ -145,15 +138,14 @@ FLOAT_CANDIDATES = {"attention (C2PSA)": ("Attention", ".*attn/.*")}
 
 def int8_ops(record: dict, args) -> dict:
     """mAP50-95 of the float model, of NNCF PTQ of every layer, and of PTQ with one family in float."""
-    from edgecnn.commands import qat
     from edgecnn.compress import qat as q
     from edgecnn.compress.measure import example_input
     from edgecnn.compress.workflow import calibration_files, score
     from edgecnn.models import load_checkpoint
-    from edgecnn.train.keys import finetune_config
+    from edgecnn.train.keys import FINETUNE_KEYS
 
-    cfg = finetune_config(qat.KEYS.resolve({"model": record["weights"], "data": record["data"], "imgsz": args.imgsz,
-                                            "batch": args.batch, "workers": args.workers}, "benchmark"))
+    cfg = FINETUNE_KEYS.resolve({"data": record["data"], "imgsz": args.imgsz, "batch": args.batch,
+                                 "workers": args.workers}, "benchmark")
     model, meta = load_checkpoint(record["weights"])
     scores = {"float": score(model, cfg, meta)}
     q.fold_batchnorm(model, example_input(model, args.imgsz))
@@ -170,7 +162,6 @@ def int8_ops(record: dict, args) -> dict:
 
 def finetune(record: dict, args) -> dict:
     """(b) yolov8n on coco128 from the imported weights vs from scratch, equal epochs and keys."""
-    from train_detector import train
 
     keys = {"model": "yolov8n", "epochs": args.ft_coco_epochs, "imgsz": args.imgsz, "batch": args.batch,
             "workers": args.workers, "device": args.device, "seed": 0, "plots": False}

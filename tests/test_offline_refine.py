@@ -11,7 +11,7 @@ from edgecnn.metrics.mot import score_files
 from edgecnn.runtime.mot import read_mot, write_mot
 from edgecnn.runtime.offline import interpolate_gaps, track_detections
 from edgecnn.runtime.tracker import Detections, Tracker
-from test_tracker import synthetic_scene, walk
+from tracking_data import synthetic_scene, walk
 
 
 def det_rows(frames, boxes_xyxy, scores):

@@ -14,6 +14,7 @@ from edgecnn.runtime.tracker.kalman_filter import CHI2INV95, KalmanFilter, xyah_
 from edgecnn.runtime.tracker.linear_assignment import gate_cost_matrix, matching_cascade, min_cost_matching
 from edgecnn.runtime.tracker.nn_matching import NearestNeighborDistanceMetric
 from edgecnn.runtime.tracker.track import Track
+from tracking_data import synthetic_scene, walk
 
 
 def test_kalman_predict_and_update_match_hand_math():
@@ -159,12 +160,6 @@ def test_keys_and_from_config():
         Tracker.from_config({"n_init": 0})
 
 
-def walk(start, velocity, frames, size=(40, 100)):
-    """xyxy boxes of a person moving at constant velocity."""
-    xy = np.asarray(start, float) + np.outer(np.arange(frames), velocity)
-    return np.concatenate([xy, xy + size], axis=1)
-
-
 def test_new_tracks_wait_for_n_init_and_ids_are_stable():
     tracker = Tracker(n_init=3)
     tracker.update(Detections.of(np.empty((0, 4))))  # the first frame confirms at once; start after it
@@ -284,31 +279,6 @@ def test_a_crop_another_box_covers_is_neither_matched_nor_remembered_by_appearan
     assert ids[(0.0, 0.0)] == 1  # A kept by motion, not handed to B's track by appearance
     gallery = tracker.metric.samples[1]
     assert np.allclose(gallery, look_a[None])  # and its gallery holds no picture of B
-
-
-def synthetic_scene(seed=0, frames=120, people=8):
-    """Ground truth of people crossing a 960x540 view, and noisy detections: 10% missed,
-    jittered boxes, spurious one-frame boxes and weak duplicates."""
-    rng = np.random.default_rng(seed)
-    gt, det = [], []
-    start = rng.uniform([0, 100], [800, 380], (people, 2))
-    velocity = rng.uniform(-5, 5, (people, 2)) * [1, 0.3]
-    size = rng.uniform([30, 80], [60, 160], (people, 2))
-    for f in range(1, frames + 1):
-        for p in range(people):
-            x, y = start[p] + velocity[p] * f
-            w, h = size[p]
-            if not (0 <= x <= 960 - w):
-                continue
-            gt.append([f, p + 1, x, y, w, h, 1, -1, -1, -1])
-            if rng.random() < 0.1:
-                continue
-            jitter = rng.normal(0, 0.03, 4) * [w, h, w, h]
-            box = [x + jitter[0], y + jitter[1], w + jitter[2], h + jitter[3]]
-            det.append([f, -1, *box, rng.uniform(0.6, 1), -1, -1, -1])
-        if rng.random() < 0.3:
-            det.append([f, -1, *rng.uniform([0, 0], [900, 400]), 40, 100, rng.uniform(0.5, 0.8), -1, -1, -1])
-    return np.array(gt), np.array(det)
 
 
 def test_motion_only_tracking_of_a_synthetic_scene(tmp_path):
