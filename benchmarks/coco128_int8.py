@@ -1,6 +1,6 @@
 """Int8 TFLite against fp32 TFLite on real photographs with 80 classes: ../shared/data/coco128.
 
-    PYTHONPATH=.:benchmarks python benchmarks/coco128_int8.py [--epochs 80] [--model yolo-n] [--imgsz 320]
+    PYTHONPATH=. python benchmarks/coco128_int8.py [--epochs 80] [--model yolo-n] [--imgsz 320]
         [--parent best.pt] [--calib-images 64]
 
 Trains `--model` from scratch on coco128's 128 train images (or takes `--parent`), exports it to

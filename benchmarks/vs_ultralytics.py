@@ -2,7 +2,7 @@
 pretrained weights; mAP50-95 and training wall time of both, then both exported to fp32 and int8
 TFLite: each artifact's mAP50-95, the int8 drop and the interpreter's latency, in the same run.
 
-    PYTHONPATH=.:benchmarks python benchmarks/vs_ultralytics.py [--n 800] [--epochs 30] [--imgsz 320]
+    PYTHONPATH=. python benchmarks/vs_ultralytics.py [--n 800] [--epochs 30] [--imgsz 320]
         [--device cpu] [--calib-images 64] [--runs 50]
 
 Ultralytics goes into its own venv (runs/benchmarks/ultralytics-venv) that reuses this

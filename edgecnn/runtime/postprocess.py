@@ -1,7 +1,7 @@
 """Detector post-processing in numpy: anchors, ltrb decoding, confidence filter, class-aware NMS.
 
 The model outputs `boxes (B, A, 4)` as left/top/right/bottom distances in stride units and
-`scores (B, A, C)` as probabilities (see DEVELOPERS.md, "Model outputs"); everything here works
+`scores (B, A, C)` as probabilities (the model output contract: edgecnn/models/__init__.py); everything here works
 in model-input pixels. NMS is OpenCV's `cv2.dnn.NMSBoxesBatched` (C++, per class).
 """
 

@@ -1,6 +1,7 @@
 """Where tracking results go: a window, an annotated video, MOTChallenge text, JSON lines.
 
-Every sink has `write(frame, tracks, fps)` and `close()`. Files appear only when complete:
+Every sink has `write(frame, tracks, annotated)` (a frame's `tracker.Tracks`, and the frame drawn
+by `Annotator` when a sink `annotates`) and `close(error=None)`. Files appear only when complete:
 the video is written to a temporary file that replaces the target at close, MOT results are
 written at close; JSON lines stream (one flushed line per frame, so a consumer can follow).
 """
