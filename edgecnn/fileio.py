@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
@@ -91,6 +90,8 @@ def stdout_to_stderr() -> Iterator[None]:
     finally:
         sys.stderr.flush()
         with contextlib.suppress(OSError, AttributeError, TypeError):  # C stdio buffers written while redirected
+            import ctypes
+
             ctypes.CDLL(None).fflush(None)
         sys.stdout = saved_stream
         os.dup2(saved_fd, 1)

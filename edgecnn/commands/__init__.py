@@ -39,9 +39,15 @@ def load_command(name: str) -> ModuleType:
 
 
 def command_summary(name: str) -> str:
-    """The first line of command `name`'s HELP, read from its source (no import)."""
+    """The first line of command `name`'s HELP, read from its source without importing it (only
+    the `HELP = ...` statement is parsed: `edgecnn --help` reads every command)."""
     path = Path(__file__).with_name(f"{name.replace('-', '_')}.py")
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "HELP" for t in node.targets):
-            return ast.literal_eval(node.value).splitlines()[0]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("HELP = ")), len(lines))
+    for end in range(start + 1, min(start + 10, len(lines)) + 1):
+        try:
+            statement = ast.parse("\n".join(lines[start:end])).body[0]
+        except SyntaxError:  # the string goes on in the next line
+            continue
+        return ast.literal_eval(statement.value).splitlines()[0]
     raise ValueError(f"{path}: a command module needs HELP = '<one line>'")
