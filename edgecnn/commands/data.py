@@ -44,8 +44,9 @@ KEYS = Schema(
                        f"{_default(synth_classify, 'imgsz')}, video frame width {_default(synth_video, 'width')})",
         type=int, min=16),
     Key("frames", _default(synth_video, "frames"), "synth kind=video: frames per sequence", min=2),
-    Key("images", False, "synth kind=video: also write the frames as img1/*.jpg"),
-    Key("camera_motion", 0.0, "synth kind=video: film with a panning, shaking camera over this share of the view "
+    Key("images", _default(synth_video, "images"), "synth kind=video: also write the frames as img1/*.jpg"),
+    Key("camera_motion", _default(synth_video, "camera_motion"),
+        "synth kind=video: film with a panning, shaking camera over this share of the view "
         "(0: a fixed camera)", min=0.0, max=0.4),
     Key("per_id", _default(synth_reid, "per_id"), "synth kind=reid: crops per identity", min=2),
     Key("seed", 0, "random seed: the same seed gives the same bytes", min=0),
