@@ -15,10 +15,7 @@ from edgecnn.data.segment import (letterbox_mask, median_frequency_weights, read
                                   write_segment_yaml)
 from edgecnn.data.synth import synth_segment
 from edgecnn.metrics.segmentation import SegmentationMetrics, confusion_matrix, score_segmentation
-from edgecnn.models import build_model, list_models, save_checkpoint
-
-SEG_MODELS = ["deeplabv3-mnv3", "fcn-mnv3", "fcn-resnet18", "lraspp-mnv3", "lraspp-mnv3s", "unet-s"]
-
+from edgecnn.models import build_model, save_checkpoint
 
 def make_dataset(root, masks: dict, names=("a", "b", "c"), ignore_index=255, size=(20, 30), polygons: dict = ()):
     """images/train/<stem>.jpg with masks/train/<stem>.png (or labels/train/<stem>.txt polygons)."""
@@ -173,16 +170,13 @@ def test_metrics_edge_cases():
 
 
 # ----------------------------------------------------------------------------- models
-@pytest.mark.parametrize("name", SEG_MODELS)
-def test_models_give_logits_at_input_size(name):
-    assert set(SEG_MODELS) <= set(list_models("segment"))
-    model = build_model(name, num_classes=4).eval()
-    assert model.task == "segment" and model.arch == {"name": name, "kwargs": {"num_classes": 4}}
-    with torch.no_grad():
-        out = model(torch.zeros(2, 3, 50, 70))
-    assert isinstance(out, torch.Tensor) and out.shape == (2, 4, 50, 70)
-    # running statistics that follow the weights in short from-scratch runs (torchvision's MobileNetV3: 0.01)
-    assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
+def test_segmenters_keep_running_statistics_current():
+    """(tests/test_models.py checks every model's output shape.) Running statistics that follow the
+    weights in short from-scratch runs: torchvision's MobileNetV3 uses momentum 0.01."""
+    for name in ("lraspp-mnv3s", "fcn-mnv3", "unet-s"):
+        model = build_model(name, num_classes=4)
+        assert model.task == "segment" and model.arch == {"name": name, "kwargs": {"num_classes": 4}}
+        assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
 
 
 def test_auxiliary_head_only_in_training():

@@ -43,7 +43,7 @@ def export_onnx(
     seg_head: str | None = None,
     seg_upsample: str = "linear",
 ) -> Path:
-    """Write `model` (normalized float NCHW in, outputs per DEVELOPERS.md) as a checked ONNX file.
+    """Write `model` (normalized float NCHW in, outputs per edgecnn/models/__init__.py) as a checked ONNX file.
 
     `dynamic` leaves batch, height and width free; the metadata still records `imgsz`.
     A segmentation model's graph ends in `seg_head` (`export.segment`; default `DEFAULT_HEAD`), and
