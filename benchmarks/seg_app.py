@@ -23,14 +23,11 @@ from pathlib import Path
 
 import cv2
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+from common import OUT
+from edgecnn.fileio import atomic_write_json
+from live_view import free_port, read_stream
+from seg_export import CAMVID, source_backend
 
-from edgecnn.fileio import atomic_write_json  # noqa: E402
-from live_view import free_port, read_stream  # noqa: E402
-from seg_export import CAMVID, source_backend  # noqa: E402
-
-OUT = ROOT / "runs" / "benchmarks"
 SIZE = (480, 360)
 
 

@@ -27,23 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-CAMVID = ROOT.parent / "shared" / "data" / "camvid"
-CAMVID_NAMES = ["sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car", "pedestrian",
-                "bicyclist"]
-OUT = ROOT / "runs" / "benchmarks"
+from camvid_seg import CAMVID, NAMES, camvid_yaml
+from common import OUT
+
 VARIANTS = {"full": ("full", "linear"), "stride_linear": ("stride", "linear"), "stride_nearest": ("stride", "nearest"),
             "argmax": ("argmax", "linear")}  # name: (seg_head, seg_upsample)
 PRECISIONS = {"tflite_fp32": ("fp32", "float"), "tflite_int8": ("int8", "int8")}
 FP32_HEADS = ("stride",)  # fp32 only where the int8 speed-up is measured: each conversion is minutes here
-
-
-def camvid_yaml(work: Path, camvid: Path) -> Path:
-    """A data.yaml over the shared CamVid (11 classes, 11 = unlabelled, ignored)."""
-    from edgecnn.data.segment import write_segment_yaml
-
-    return write_segment_yaml(work / "camvid.yaml", CAMVID_NAMES, "images/train", "images/val", root=str(camvid),
-                              ignore_index=11)
 
 
 def source_backend(checkpoint: str | None, threads: int, model: str = "lraspp-mnv3s"):
@@ -55,9 +45,9 @@ def source_backend(checkpoint: str | None, threads: int, model: str = "lraspp-mn
     import torch
 
     torch.manual_seed(0)
-    meta = {"task": "segment", "names": CAMVID_NAMES, "imgsz": [360, 480], "mean": [0.485, 0.456, 0.406],
+    meta = {"task": "segment", "names": list(NAMES), "imgsz": [360, 480], "mean": [0.485, 0.456, 0.406],
             "std": [0.229, 0.224, 0.225]}
-    return TorchBackend(build_model(model, num_classes=len(CAMVID_NAMES)), meta, threads=threads)
+    return TorchBackend(build_model(model, num_classes=len(NAMES)), meta, threads=threads)
 
 
 def export_all(source, work: Path, calib: np.ndarray) -> dict[tuple[str, str], Path]:
@@ -193,7 +183,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     source = source_backend(args.checkpoint, args.threads, args.model)
     have_camvid = (args.camvid / "images" / "val").is_dir()
-    data = Path(args.data) if args.data else camvid_yaml(work, args.camvid) if have_camvid and args.checkpoint else None
+    data = Path(args.data) if args.data else camvid_yaml(args.camvid, work) if have_camvid and args.checkpoint else None
     images = image_paths(args.camvid / "images" / "val", 101) if have_camvid else []
     if not images:
         raise SystemExit(f"needs CamVid in {args.camvid} (480x360 road scenes to time the frames on; --camvid)")
