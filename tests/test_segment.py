@@ -73,7 +73,7 @@ def colour_dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory, colour_images):
-    """The colour model as ONNX (stride head) and as int8 TFLite with int8 I/O, by `edgecnn export`."""
+    """The colour model as ONNX (the default head: class ids) and as int8 TFLite with int8 I/O, by `edgecnn export`."""
     from edgecnn.commands.export import KEYS, run as export
 
     out = tmp_path_factory.mktemp("export")
@@ -85,8 +85,8 @@ def artifacts(tmp_path_factory, colour_images):
 
 def test_export_records_the_head_and_passes_parity(artifacts):
     meta = load_backend(artifacts["tflite"]).meta
-    assert meta["task"] == "segment" and meta["seg_head"] == "stride" and meta["seg_output"] == "logits"
-    assert meta["seg_stride"] == 8 and meta["precision"] == "int8" and meta["io"] == "int8"
+    assert meta["task"] == "segment" and meta["seg_head"] == "argmax" and meta["seg_output"] == "classes"
+    assert meta["seg_stride"] == 1 and meta["precision"] == "int8" and meta["io"] == "int8"
     assert meta["names"] == COLOUR_META["names"] and meta["input_size"] == [96, 128]
     assert artifacts["report"]["parity_argmax_agreement"]["argmax_agreement"] > 0.97
 

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from edgecnn.config import ConfigError, Key, Schema
+from edgecnn.export.segment import DEFAULT_HEAD, SEG_HEADS
 
 HELP = "export a checkpoint to ONNX or TFLite (fp32, fp16, int8)"
 POSITIONAL = ("model",)
@@ -28,8 +29,8 @@ KEYS = Schema(
         "auto: attention's BATCH_MATMUL when the model has attention (YOLO11), none otherwise; none: all int8",
         type=(str, list, type(None))),
     Key("imgsz", None, "input size: an int or [h, w] (default: the checkpoint's)", type=(int, list)),
-    Key("seg_head", "stride", "segment: what the graph outputs: full (logits at the input size), stride (logits "
-        "at the model's stride, the device upsamples), argmax (class ids)", choices=("full", "stride", "argmax")),
+    Key("seg_head", DEFAULT_HEAD, "segment: what the graph outputs: argmax (class ids), full (logits at the input "
+        "size), stride (logits at the model's stride, the device upsamples)", choices=SEG_HEADS),
     Key("seg_upsample", "linear", "segment, seg_head=stride: how the device upsamples: linear (the logits, then "
         "argmax) or nearest (argmax, then the class ids)", choices=("linear", "nearest")),
     Key("dynamic", False, "ONNX with free batch, height and width (format=onnx only)"),
