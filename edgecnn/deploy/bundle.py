@@ -35,7 +35,7 @@ LOG = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 SHIPPED_MODULES = ("__init__.py", "config.py", "fileio.py")
 # What the shipped code may import besides the standard library and itself.
-DEVICE_IMPORTS = {"numpy", "cv2", "scipy", "onnxruntime", "ai_edge_litert", "tflite_runtime", "picamera2"}
+DEVICE_IMPORTS = {"numpy", "cv2", "scipy", "onnxruntime", "ai_edge_litert", "tflite_runtime", "picamera2", "paho"}
 HOST_ONLY_IMPORTS = {"torch", "torchvision", "tensorflow", "onnx", "onnx2tf", "nncf", "torch_pruning"}
 FIXED_MTIME = 946684800  # 2000-01-01: a fixed time that tar and unzip tools accept without warnings
 EXECUTABLES = {"run.sh"}

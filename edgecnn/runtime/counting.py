@@ -19,6 +19,7 @@ pixels otherwise (they may lie outside the frame)::
     zones:
       - name: counter
         points: [[0.1, 0.6], [0.4, 0.6], [0.4, 1.0], [0.1, 1.0]]
+        dwell: 30                  # optional, zones: a `dwell` event when a visit passes 30 s
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from edgecnn.runtime.tracker import Tracks
 
 DEFAULT_BAND = 6.0  # pixels: above a detector's frame-to-frame jitter of a standing person's feet
-ENTRY_KEYS = {"name", "points", "classes", "band"}
+ENTRY_KEYS = {"name", "points", "classes", "band", "dwell"}
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Region:
     points: np.ndarray  # (P, 2) float, as given
     classes: tuple[int, ...] | None
     band: float
+    dwell: float | None = None  # zones: seconds after which a visit raises a `dwell` event
     pixels: np.ndarray | None = None
 
     def fit(self, width: int, height: int) -> None:
@@ -298,6 +300,10 @@ def parse_entry(entry: Any, kind: str, where: str, names: Sequence[str]) -> Regi
     band = entry.get("band", DEFAULT_BAND)
     if not isinstance(band, (int, float)) or band < 0:
         raise ValueError(f"{where}: band must be a number of pixels >= 0, got {band!r}")
+    dwell = entry.get("dwell")
+    if dwell is not None and (kind != "zone" or not isinstance(dwell, (int, float)) or dwell <= 0):
+        raise ValueError(f"{where}: dwell is a zone's limit in seconds > 0, got {dwell!r}"
+                         + ("" if kind == "zone" else " on a line"))
     classes = entry.get("classes")
     if classes is not None:
         from edgecnn.runtime.detector import class_ids
@@ -306,4 +312,4 @@ def parse_entry(entry: Any, kind: str, where: str, names: Sequence[str]) -> Regi
             classes = class_ids(classes if isinstance(classes, list) else [classes], list(names))
         except ConfigError as err:
             raise ValueError(f"{where}: {err}") from None
-    return Region(name, kind, points, classes, float(band))
+    return Region(name, kind, points, classes, float(band), None if dwell is None else float(dwell))
