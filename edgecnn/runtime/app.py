@@ -143,31 +143,43 @@ def open_sinks(cfg: Mapping[str, Any], names: list[str], fps: float, counter=Non
     return sinks
 
 
-class TrackingPipeline:
-    """Detector → ReID → tracker on one frame at a time, timing every stage into `times`."""
+class Models:
+    """The interpreters of one process: the detector (timed) and the ReID embedder. A site's
+    cameras share one `Models`, each camera has its own `TrackingPipeline`."""
 
     def __init__(self, cfg: Mapping[str, Any]):
         from edgecnn.runtime.backends import load_backend
-        from edgecnn.runtime.detector import Detector, class_ids
-        from edgecnn.runtime.tracker import Tracker
 
         # ONNX Runtime takes a provider with options as a (name, dict) tuple; JSON gives a list
         providers = [tuple(p) if isinstance(p, list) else p for p in cfg["providers"]] if cfg["providers"] else None
         backend = load_backend(cfg["model"], threads=cfg["threads"], providers=providers)
         if cfg["imgsz"] and max(backend.input_size) != cfg["imgsz"]:
             raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
-        # the detector's own thresholds unless the user set them (runtime/tracker/defaults.py)
-        cfg = resolve_thresholds(cfg, backend.meta, Path(cfg["model"]).name)
-        self.thresholds = {k: cfg[k] for k in ("conf", *FROM_DETECTOR)}
+        self.meta, self.model_name = backend.meta, Path(cfg["model"]).name
         self.names = list(backend.meta.get("names") or [])
         self.timed = TimedBackend(backend)
-        self.detector = Detector(self.timed, conf=cfg["conf"], iou=cfg["iou"],
-                                 classes=class_ids(cfg["classes"], self.names), max_det=cfg["max_det"])
         self.encoder = None
         if cfg["reid"]:
             from edgecnn.runtime.reid import ReidEncoder
 
             self.encoder = ReidEncoder(load_backend(cfg["reid"], threads=cfg["threads"], providers=providers))
+
+
+class TrackingPipeline:
+    """Detector → ReID → tracker on one frame at a time, timing every stage into `times`;
+    with `models`, on interpreters it shares with other pipelines (one thread calls them all)."""
+
+    def __init__(self, cfg: Mapping[str, Any], models: Models | None = None):
+        from edgecnn.runtime.detector import Detector, class_ids
+        from edgecnn.runtime.tracker import Tracker
+
+        models = models or Models(cfg)
+        # the detector's own thresholds unless the user set them (runtime/tracker/defaults.py)
+        cfg = resolve_thresholds(cfg, models.meta, models.model_name)
+        self.thresholds = {k: cfg[k] for k in ("conf", *FROM_DETECTOR)}
+        self.names, self.timed, self.encoder = models.names, models.timed, models.encoder
+        self.detector = Detector(self.timed, conf=cfg["conf"], iou=cfg["iou"],
+                                 classes=class_ids(cfg["classes"], self.names), max_det=cfg["max_det"])
         self.tracker = Tracker.from_config(cfg)
         self.camera = None
         if cfg["cmc"]:
@@ -205,14 +217,93 @@ class TrackingPipeline:
         return tracks
 
 
+class Stream:
+    """One source's run: pipeline → counter → sinks → live view, `step(frame)` once per frame.
+    The app runs one; a site (runtime/site.py) one per camera, `channel` naming it on the page."""
+
+    def __init__(self, cfg: Mapping[str, Any], pipeline: TrackingPipeline, source, sinks: list, counter=None,
+                 channel: str = ""):
+        from edgecnn.runtime.sinks import Annotator
+        from edgecnn.runtime.sources import FileSource
+
+        self.cfg, self.pipeline, self.source, self.sinks, self.counter = cfg, pipeline, source, sinks, counter
+        self.channel, self.times = channel, pipeline.times
+        self.annotator = Annotator(pipeline.names, counter=counter)
+        self.annotate = any(s.annotates for s in sinks)
+        # dwell times in video time for files (as fast as they decode), in real time for cameras
+        self.video_time = isinstance(source, FileSource) and source.fps
+        self.frames, self.track_ids, self.fps, self.latency = 0, set(), None, None
+        self.start = self.done_at = time.monotonic()
+
+    def step(self, frame, view=None):
+        """Track, count and write `frame`; returns its confirmed tracks."""
+        times = self.times
+        times.add("wait", time.monotonic() - self.done_at)  # blocked on the source: the camera is the bottleneck
+        tracks = self.pipeline.process(frame)
+        self.track_ids.update(tracks.ids.tolist())
+        if self.counter is not None:
+            self.counter.update(tracks, self.clock(frame), frame.image.shape[1::-1])
+        wanted = self.annotate or (view is not None and view.wants_frame(self.channel))
+        annotated = self.annotator.draw(frame.image, tracks, self.fps, self.latency) if wanted else None
+        for sink in self.sinks:
+            sink.write(frame, tracks, annotated)
+        if view is not None:
+            view.publish(annotated, frame.captured_at, functools.partial(self.figures, tracks), channel=self.channel)
+        self.done_at = time.monotonic()
+        times.add("capture_to_output", self.done_at - frame.timestamp)
+        self.frames, self.latency = self.frames + 1, 1000 * (self.done_at - frame.timestamp)
+        self.fps = self.frames / max(self.done_at - self.start, 1e-9)
+        return tracks
+
+    def clock(self, frame) -> float:
+        """The frame's time in seconds: video time for files, capture time for cameras."""
+        return frame.index / self.source.fps if self.video_time else frame.timestamp
+
+    @property
+    def stopped(self) -> bool:
+        """`max_frames` reached or a sink (the window) asked to stop."""
+        return bool(self.cfg["max_frames"] and self.frames >= self.cfg["max_frames"]) or \
+            any(getattr(s, "stopped", False) for s in self.sinks)
+
+    def figures(self, tracks) -> dict[str, Any]:
+        """What the live view shows: the run's figures so far, stage latencies over the last 100 frames."""
+        times, fps, latency = self.times, self.fps, self.latency
+        recent = {s: round(1000 * float(np.median(times.samples[s][-100:])), 2) for s in STAGES if times.samples[s]}
+        return {"frames": self.frames, "fps": round(fps, 2) if fps else None, "latency_ms": latency and round(latency, 1),
+                "stages_ms": recent, "tracks_now": len(tracks), "tracks": len(self.track_ids),
+                "dropped": self.source.dropped, "source": self.source.name, "model": Path(self.cfg["model"]).name,
+                "counts": self.counter.report() if self.counter is not None else None}
+
+    def report(self, elapsed: float) -> dict[str, Any]:
+        times, source = self.times, self.source
+        report = {
+            "frames": self.frames,
+            "fps": round(self.frames / elapsed, 2) if self.frames else 0.0,
+            "latency_ms_p50": times.ms("capture_to_output"),
+            "latency_ms_p95": times.ms("capture_to_output", 95),
+            **{f"{stage}_ms_p50": times.ms(stage) for stage in STAGES if times.samples[stage]},
+            "wait_ms_p50": times.ms("wait"),
+            "dropped": source.dropped,
+            "reconnects": source.reconnects,
+            "tracks": len(self.track_ids),
+            "thresholds": self.pipeline.thresholds,
+        }
+        if self.counter is not None:
+            report["counts"] = self.counter.summary()
+        return report
+
+    def close(self, error: BaseException | None = None) -> None:
+        for sink in self.sinks:
+            sink.close(error)
+
+
 def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Track on `cfg["source"]` until it ends, `max_frames`, q in the window, Ctrl-C or SIGTERM.
 
     `cfg` holds APP_KEYS overrides; with `config=<json>` its values are the defaults.
     """
     from edgecnn.runtime.counting import open_counter
-    from edgecnn.runtime.sinks import Annotator
-    from edgecnn.runtime.sources import FileSource, open_source
+    from edgecnn.runtime.sources import open_source
 
     cfg = load_config(cfg, "app")
     pipeline = TrackingPipeline(cfg)
@@ -222,78 +313,34 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
         live_view = open_live_view(cfg)
     counter = open_counter(cfg, pipeline.names)
-    annotator, times = Annotator(pipeline.names, counter=counter), pipeline.times
-    frames, track_ids, fps, latency = 0, set(), None, None
     error: BaseException | None = None
     with live_view as view, \
             open_source(cfg["source"], live=cfg["live"], reconnect_timeout=cfg["reconnect_timeout"]) as source:
-        # dwell times in video time for files (as fast as they decode), in real time for cameras
-        video_time = isinstance(source, FileSource) and source.fps
-        sinks = open_sinks(cfg, pipeline.names, source.fps or 30.0, counter)
-        annotate = any(s.annotates for s in sinks)
+        stream = Stream(cfg, pipeline, source, open_sinks(cfg, pipeline.names, source.fps or 30.0, counter), counter)
         LOG.info("tracking %s with %s%s", source.name, Path(cfg["model"]).name,
                  f" + {Path(cfg['reid']).name}" if cfg["reid"] else "")
-        start = last_log = done_at = time.monotonic()
+        last_log = stream.start
         try:
             for frame in source:
-                times.add("wait", time.monotonic() - done_at)  # blocked on the source: the camera is the bottleneck
-                tracks = pipeline.process(frame)
-                track_ids.update(tracks.ids.tolist())
-                if counter is not None:
-                    now = frame.index / source.fps if video_time else frame.timestamp
-                    counter.update(tracks, now, frame.image.shape[1::-1])
-                wanted = annotate or (view is not None and view.wants_frame())
-                annotated = annotator.draw(frame.image, tracks, fps, latency) if wanted else None
-                for sink in sinks:
-                    sink.write(frame, tracks, annotated)
-                if view is not None:
-                    view.publish(annotated, frame.captured_at,
-                                 functools.partial(live_figures, times, frames, fps, latency, tracks, track_ids, source, cfg, counter))
-                done_at = time.monotonic()
-                times.add("capture_to_output", done_at - frame.timestamp)
-                frames, latency = frames + 1, 1000 * (done_at - frame.timestamp)
-                fps = frames / max(done_at - start, 1e-9)
-                if cfg["log_every"] and done_at - last_log >= cfg["log_every"]:
-                    last_log = done_at
-                    LOG.info("%d frames  %.1f FPS  latency %.0f ms  %d tracks", frames, fps, latency, len(tracks))
-                if (cfg["max_frames"] and frames >= cfg["max_frames"]) or any(getattr(s, "stopped", False) for s in sinks):
+                tracks = stream.step(frame, view)
+                if cfg["log_every"] and stream.done_at - last_log >= cfg["log_every"]:
+                    last_log = stream.done_at
+                    LOG.info("%d frames  %.1f FPS  latency %.0f ms  %d tracks", stream.frames, stream.fps,
+                             stream.latency, len(tracks))
+                if stream.stopped:
                     break
         except KeyboardInterrupt:
-            LOG.info("stopped after %d frames", frames)
+            LOG.info("stopped after %d frames", stream.frames)
         except BaseException as err:
             error = err
             raise
         finally:
-            for sink in sinks:
-                sink.close(error)
-        elapsed = time.monotonic() - start
-    report = {
-        "frames": frames,
-        "fps": round(frames / elapsed, 2) if frames else 0.0,
-        "latency_ms_p50": times.ms("capture_to_output"),
-        "latency_ms_p95": times.ms("capture_to_output", 95),
-        **{f"{stage}_ms_p50": times.ms(stage) for stage in STAGES if times.samples[stage]},
-        "wait_ms_p50": times.ms("wait"),
-        "dropped": source.dropped,
-        "reconnects": source.reconnects,
-        "tracks": len(track_ids),
-        "thresholds": pipeline.thresholds,
-        "artifacts": {k: str(cfg[k]) for k in ("save", "mot", "jsonl") if cfg[k] and cfg[k] != "-"},
-    }
-    if counter is not None:
-        report["counts"] = counter.summary()
+            stream.close(error)
+        elapsed = time.monotonic() - stream.start
+    report = {**stream.report(elapsed),
+              "artifacts": {k: str(cfg[k]) for k in ("save", "mot", "jsonl") if cfg[k] and cfg[k] != "-"}}
     log_report(report)
     return report
-
-
-def live_figures(times: StageTimes, frames: int, fps: float | None, latency: float | None, tracks, track_ids: set,
-                 source, cfg: Mapping[str, Any], counter) -> dict[str, Any]:
-    """What the live view shows: the run's figures so far, stage latencies over the last 100 frames."""
-    recent = {s: round(1000 * float(np.median(times.samples[s][-100:])), 2) for s in STAGES if times.samples[s]}
-    return {"frames": frames, "fps": round(fps, 2) if fps else None, "latency_ms": latency and round(latency, 1),
-            "stages_ms": recent, "tracks_now": len(tracks), "tracks": len(track_ids), "dropped": source.dropped,
-            "source": source.name, "model": Path(cfg["model"]).name,
-            "counts": counter.report() if counter is not None else None}
 
 
 def log_report(report: Mapping[str, Any]) -> None:

@@ -225,10 +225,12 @@ def open_counter(cfg: Mapping[str, Any], names: Sequence[str]) -> Counter | None
 # --------------------------------------------------------------------------- the counts file
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML file as plain Python values, with OpenCV's YAML 1.0 reader (no code runs from it)."""
+def read_yaml(path: Path, expected: str = "a mapping with 'lines:' and/or 'zones:'",
+              kind: str = "counts file") -> dict[str, Any]:
+    """A YAML file as plain Python values, with OpenCV's YAML 1.0 reader (no code runs from it);
+    `expected` says what the top level must be, `kind` what the file is (both for errors)."""
     if not path.is_file():
-        raise FileNotFoundError(f"counts file not found: {path}")
+        raise FileNotFoundError(f"{kind} not found: {path}")
     text = path.read_text(encoding="utf-8")
     if not text.lstrip().startswith("%YAML"):
         text = "%YAML:1.0\n" + text  # OpenCV wants the directive; lines shift by one in its errors
@@ -239,7 +241,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not valid YAML ({str(cause).strip().splitlines()[-1]})") from None
     root = storage.root()
     if root.empty() or not root.isMap():
-        raise ValueError(f"{path}: expected a mapping with 'lines:' and/or 'zones:'")
+        raise ValueError(f"{path}: expected {expected}")
     return _node_value(root)
 
 
