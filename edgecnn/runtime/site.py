@@ -94,13 +94,13 @@ class SiteCamera:
             self.finish()
 
     def watch(self, view) -> None:
-        """A camera_down / camera_up event when the source's state changed; the page's figures of a
-        camera that has no frames to show."""
+        """A camera_down event when the source drops, camera_up when it is back (a file that ends is
+        neither); the page's figures of a camera that has no frames to show."""
         state = "ended" if self.finished else self.source.state
         if state != self.state:
-            was_up, self.state = self.state == "up", state
-            LOG.log(logging.INFO if state == "up" else logging.WARNING, "camera %s: %s", self.name, state)
-            if was_up != (state == "up") and not self.finished:
+            before, self.state = self.state, state
+            LOG.log(logging.WARNING if state == "reconnecting" else logging.INFO, "camera %s: %s", self.name, state)
+            if "reconnecting" in (before, state) and "ended" not in (before, state):
                 self.events.camera_state(state == "up", time.time())
         if view is not None and state != "up":
             view.publish(None, 0.0, self.figures, channel=self.name)
@@ -154,11 +154,14 @@ def event_config(cfg: Mapping[str, Any], site: Site) -> dict[str, Any]:
     if sinks.get("jsonl"):
         found["events"] = str(Path(sinks["jsonl"]) / "events.jsonl")
     found.update({k: sinks[k] for k in ("mqtt", "webhook", "clips") if sinks.get(k)})
+    if sinks.get("queue"):
+        found["queue_dir"] = sinks["queue"]
     return EVENT_KEYS.resolve(found, f"{site.path}: sinks")
 
 
-def run_site(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Track every camera of `overrides["cameras"]` until all have ended, Ctrl-C or SIGTERM."""
+def run_site(overrides: Mapping[str, Any], stop: threading.Event | None = None) -> dict[str, Any]:
+    """Track every camera of `overrides["cameras"]` until all have ended, Ctrl-C, SIGTERM or `stop`
+    is set (by whoever runs a site in a thread)."""
     cfg, site = site_config(overrides)
     event_cfg = event_config(cfg, site)
     models = Models(cfg)
@@ -179,7 +182,7 @@ def run_site(overrides: Mapping[str, Any]) -> dict[str, Any]:
         LOG.info("site %s: %d cameras with %s", site.path.name, len(cameras), Path(cfg["model"]).name)
         start = time.monotonic()
         try:
-            serve(cameras, ready, view, cfg["log_every"])
+            serve(cameras, ready, view, cfg["log_every"], stop or threading.Event())
         except KeyboardInterrupt:
             LOG.info("stopped")
         except BaseException as err:
@@ -189,10 +192,10 @@ def run_site(overrides: Mapping[str, Any]) -> dict[str, Any]:
     return site_report(cameras, elapsed)
 
 
-def serve(cameras: list[SiteCamera], ready: threading.Event, view, log_every: float = 0.0) -> None:
-    """Round-robin over the cameras with a frame due until every camera has ended."""
+def serve(cameras: list[SiteCamera], ready: threading.Event, view, log_every: float, stop: threading.Event) -> None:
+    """Round-robin over the cameras with a frame due until every camera has ended or `stop` is set."""
     turn, last_log = 0, time.monotonic()
-    while True:
+    while not stop.is_set():
         ready.clear()  # before polling: a frame that comes while we look sets it again
         for camera in cameras:
             camera.watch(view)
