@@ -53,7 +53,7 @@ def write(path: Path, text: str) -> Path:
     ("sinks:\n  kafka: \"kafka://x\"\ncameras:\n  - name: a\n    source: 0\n", r"sinks: unknown key 'kafka'"),
     ("sinks:\n  webhook: \"ftp://example.org/x\"\ncameras:\n  - name: a\n    source: 0\n", r"sinks: webhook: .* has no http"),
     ("cameras: []\n", r"at least one camera"),
-    ("cameras:\n  - name: a\n  source: 0\n", r"not valid YAML.*in quotes"),
+    ("cameras:\n  - name: a\n  source: 0\n", r"not valid YAML.*must be in quotes"),
 ])
 def test_cameras_file_errors_name_the_camera_and_the_key(tmp_path, text, match):
     with pytest.raises(CamerasFileError, match=match):
@@ -257,7 +257,7 @@ def test_site_page_in_headless_chromium_shows_every_camera(tmp_path):
         pytest.skip("chromium is not installed (Debian package 'chromium')")
     pytest.importorskip("websocket", reason="websocket-client is not installed (the dev extra)")
     videos = [synthetic_video(tmp_path / f"{n}.mp4", frames=300, fps=15) for n in ("a", "b")]
-    site = write(tmp_path / "site.yaml", f"model: {exported_models()['det_tflite']}\nserve: 127.0.0.1:0\ncameras:\n"
+    site = write(tmp_path / "site.yaml", f"model: {exported_models()['det_tflite']}\nserve: \"127.0.0.1:0\"\ncameras:\n"
                  + "".join(camera_entry(n, v, "    live: true\n") for n, v in zip(("door", "yard"), videos)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-m", "edgecnn", "track", f"cameras={site}", "max_det=5", "threads=1",
