@@ -287,3 +287,31 @@ def test_site_page_in_headless_chromium_shows_every_camera(tmp_path):
     assert sorted(names) == ["door", "yard"] and min(shown) > 0
     assert text.count("FPS") == 2 and text.count("mid") == 2 and "up" in text
     assert shot is not None and shot.std() > 10
+
+
+# --------------------------------------------------------------------------- the bundle runs a site
+
+
+def test_bundle_with_a_cameras_file_runs_the_site_from_run_sh(tmp_path):
+    import tarfile
+
+    from edgecnn.config import ConfigError
+    from edgecnn.deploy.bundle import build_bundle
+    from edgecnn.deploy.profiles import load_profile
+
+    models = exported_models()
+    video = synthetic_video(tmp_path / "door.mp4", frames=6)
+    site = write(tmp_path / "site.yaml", f"sinks:\n  jsonl: {tmp_path / 'out'}\ncameras:\n" + camera_entry("door", video))
+    bundle = build_bundle(load_profile("rpi5"), [models["det_tflite"]], None, tmp_path / "dist", cameras=site)
+    with tarfile.open(bundle, "r:gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    root = tmp_path / bundle.name.removesuffix(".tar.gz")
+    assert json.loads((root / "config.json").read_text())["cameras"] == "cameras.yaml"
+    env = {**os.environ, "EDGECNN_PYTHON": sys.executable}
+    ran = subprocess.run([str(root / "run.sh"), "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert json.loads(ran.stdout.splitlines()[-1])["cameras"]["door"]["frames"] == 6
+    assert lines(tmp_path / "out" / "door.jsonl") == 6
+    with pytest.raises(ConfigError, match="sets model:, but the bundle ships its own models"):
+        build_bundle(load_profile("rpi5"), [models["det_tflite"]], None, tmp_path / "dist",
+                     cameras=write(tmp_path / "own.yaml", "model: det.tflite\ncameras:\n  - name: a\n    source: 0\n"))
