@@ -32,6 +32,8 @@ APP_KEYS = Schema(
     Key("config", None, "JSON file of defaults (a bundle's config.json); keys given here win"),
     Key("model", None, "detector artifact (.tflite or .onnx); required"),
     Key("reid", None, "ReID embedder artifact; without one tracking uses motion and overlap only"),
+    Key("cameras", None, "cameras file (YAML): several cameras in one process, one detector for all "
+        "(runtime/cameras.py); source= is then unused"),
     Key("source", "0", "webcam index, video file, rtsp/http URL, GStreamer pipeline, csi[:N] or picam", type=(int, str)),
     Key("save", None, "annotated video to write (.mp4, .avi): boxes, IDs, trails, FPS"),
     Key("mot", None, "MOTChallenge results file to write"),
@@ -96,10 +98,12 @@ class TimedBackend:
             self.ended = time.monotonic()
 
 
-def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app") -> dict[str, Any]:
+def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app",
+                require_model: bool = True) -> dict[str, Any]:
     """APP_KEYS resolved from `config=<json>` (if given) updated by `overrides`.
 
-    Model paths in the config file are relative to the file, so a bundle runs from anywhere.
+    Model (and cameras file) paths in the config file are relative to the file, so a bundle runs
+    from anywhere. A site's cameras file may name the model: `require_model=False` reads it first.
     """
     overrides = dict(overrides)
     defaults: dict[str, Any] = {}
@@ -111,7 +115,7 @@ def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app"
             defaults = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
-        for key in ("model", "reid"):
+        for key in ("model", "reid", "cameras"):
             if defaults.get(key) and not Path(defaults[key]).is_absolute():
                 defaults[key] = str(path.parent / defaults[key])
         for provider in defaults.get("providers") or ():  # e.g. TensorRT's trt_engine_cache_path
@@ -121,7 +125,7 @@ def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app"
                     options[name] = str(path.parent / value)
         APP_KEYS.resolve(defaults, str(path))
     cfg = APP_KEYS.resolve({**defaults, **overrides}, where)
-    if not cfg["model"]:
+    if require_model and not cfg["model"]:
         raise ConfigError(f"{where}: model= is required (a .tflite or .onnx detector from `edgecnn export`)")
     return cfg
 
@@ -278,7 +282,8 @@ class Stream:
         recent = {s: round(1000 * float(np.median(times.samples[s][-100:])), 2) for s in STAGES if times.samples[s]}
         return {"frames": self.frames, "fps": round(fps, 2) if fps else None, "latency_ms": latency and round(latency, 1),
                 "stages_ms": recent, "tracks_now": len(tracks), "tracks": len(self.track_ids),
-                "dropped": self.source.dropped, "source": self.source.name, "model": Path(self.cfg["model"]).name,
+                "dropped": self.source.dropped, "reconnects": self.source.reconnects, "state": self.source.state,
+                "source": self.source.name, "model": Path(self.cfg["model"]).name,
                 "counts": self.counter.report() if self.counter is not None else None}
 
     def report(self, elapsed: float) -> dict[str, Any]:
@@ -322,11 +327,16 @@ def open_camera_events(cfg: Mapping[str, Any], names: list[str], source, outputs
 def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Track on `cfg["source"]` until it ends, `max_frames`, q in the window, Ctrl-C or SIGTERM.
 
-    `cfg` holds APP_KEYS overrides; with `config=<json>` its values are the defaults.
+    `cfg` holds APP_KEYS overrides; with `config=<json>` its values are the defaults. With
+    `cameras=<file>` (here or in the config file), every camera of that site (runtime/site.py).
     """
     from edgecnn.runtime.counting import open_counter
     from edgecnn.runtime.sources import open_source
 
+    if load_config(cfg, "app", require_model=False)["cameras"]:
+        from edgecnn.runtime.site import run_site
+
+        return run_site(cfg)
     cfg = load_config(cfg, "app")
     pipeline = TrackingPipeline(cfg)
     live_view = contextlib.nullcontext()

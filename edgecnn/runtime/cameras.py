@@ -13,12 +13,13 @@ and `zones:` take the counts file's entries. OpenCV's YAML needs every URL in qu
       webhook: "https://example.org/hook"
       jsonl: out/                         # <camera>.jsonl per camera (tracks, counts, events per frame)
       clips: clips/                       # event clips and snapshots
+      queue: /var/lib/edgecnn/queue       # where events wait while the broker or endpoint is away
     cameras:
       - name: door                        # letters, digits, - and _: it names files and MQTT topics
         source: "rtsp://user:pass@10.0.0.5:554/stream1"
         classes: [person]
         fps: 5                            # detect at most 5 frames a second from this camera
-        record: {pre_s: 5, post_s: 5}     # clips around this camera's events (the clip sink's keys)
+        record: {pre: 5, post: 5, on: [line_cross]}  # this camera's clips (default: clip_* keys; on: [] none)
         lines:
           - name: door
             points: [[0.5, 0.0], [0.5, 1.0]]
@@ -40,6 +41,7 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from edgecnn.runtime.counting import Counter, Region, parse_entry, read_yaml
+from edgecnn.runtime.events import KINDS
 from edgecnn.runtime.sources import describe, without_credentials
 
 # site-wide app keys a cameras file may set (the rest come from the command line or config.json)
@@ -47,9 +49,9 @@ SITE_KEYS = {"model", "reid", "threads", "conf", "iou", "max_det", "imgsz", "ser
              "reconnect_timeout", "log_every"}
 PATH_KEYS = {"model", "reid", "token_file"}
 SINK_SCHEMES = {"mqtt": ("mqtt", "mqtts"), "webhook": ("http", "https")}
-SINK_KEYS = {*SINK_SCHEMES, "jsonl", "clips"}
+SINK_KEYS = {*SINK_SCHEMES, "jsonl", "clips", "queue"}
 CAMERA_KEYS = {"name", "source", "live", "classes", "fps", "lines", "zones", "record"}
-RECORD_KEYS = {"pre_s", "post_s", "on", "snapshot"}
+RECORD_KEYS = {"pre", "post", "on", "fps"}  # the clip keys clip_pre, clip_post, clip_on, clip_fps, per camera
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
@@ -172,12 +174,15 @@ def parse_record(record: Any, where: str) -> dict[str, Any]:
     if unknown:
         raise CamerasFileError(f"{where}: record: unknown key '{sorted(unknown)[0]}'; allowed: "
                                f"{', '.join(sorted(RECORD_KEYS))}")
-    for key in ("pre_s", "post_s"):
+    for key in ("pre", "post", "fps"):
         if key in record and (not isinstance(record[key], (int, float)) or record[key] < 0):
-            raise CamerasFileError(f"{where}: record: {key}: expected seconds >= 0, got {record[key]!r}")
-    if "snapshot" in record:
-        record = {**record, "snapshot": _flag(record["snapshot"], f"{where}: record: snapshot")}
-    return record
+            raise CamerasFileError(f"{where}: record: {key}: expected a number >= 0, got {record[key]!r}")
+    on = record.get("on", [])
+    on = on if isinstance(on, list) else [on]
+    unknown = [kind for kind in on if kind not in KINDS]
+    if unknown:
+        raise CamerasFileError(f"{where}: record: on: unknown event kind {unknown[0]!r}; kinds: {', '.join(KINDS)}")
+    return {**record, "on": on} if "on" in record else record
 
 
 def parse_sinks(sinks: Any, path: Path) -> dict[str, str]:
