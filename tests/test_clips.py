@@ -91,3 +91,34 @@ def test_unwritable_clip_directory_names_the_key(tmp_path):
     (tmp_path / "a-file").write_text("not a directory")
     with pytest.raises(ConfigError, match=r"clips=.*a-file/clips: the clips directory is not writable"):
         ClipWriter(tmp_path / "a-file" / "clips")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MB tmpfs (needs root and a kernel that lets this container mount)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or 'not root'})")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_drops_the_oldest_clips_and_never_fails_the_run(tiny_disk):
+    filler = tiny_disk / "other-data.bin"  # someone else's file, not ours to delete
+    filler.write_bytes(np.random.default_rng(0).bytes(600_000))
+    writer = ClipWriter(tiny_disk / "clips", max_bytes=1 << 30)  # the budget alone would never bite
+    recorder = ClipRecorder(writer, "gate", pre_s=1.0, post_s=1.0, fps=FPS)
+    rng = np.random.default_rng(1)
+    for i in range(200):  # noise frames: big JPEGs, ~25 KB each; a clip every 3 s
+        recorder.add(rng.integers(0, 255, (120, 160, 3), np.uint8), i / FPS)
+        if i % 30 == 15:
+            recorder.trigger(Event("gate", "dwell", float(i), i, track=i, region="z"), i / FPS)
+    recorder.finish()
+    writer.close()
+    clips = sorted((tiny_disk / "clips" / "gate").glob("*.avi"))
+    assert filler.exists() and writer.written >= 3 and writer.deleted >= 1
+    assert clips and all(len(read_clip(c)) > 0 for c in clips)  # what is there is whole

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from edgecnn.config import ConfigError, Key, Schema, parse_overrides, run_reporting_errors
+from edgecnn.runtime.event_sinks import EVENT_KEYS
 from edgecnn.runtime.tracker import TRACKER_KEYS
 from edgecnn.runtime.tracker.defaults import FROM_DETECTOR, detector_dependent, resolve as resolve_thresholds
 
@@ -60,6 +61,7 @@ APP_KEYS = Schema(
     Key("cmc", False, "camera-motion compensation: move the tracks with the camera before matching "
         "(moving or shaking cameras; costs a few ms per frame)"),
     detector_dependent(TRACKER_KEYS),
+    EVENT_KEYS,
 )
 
 
@@ -67,7 +69,7 @@ class StageTimes:
     """Seconds spent per stage and per frame; percentiles in milliseconds."""
 
     def __init__(self):
-        self.samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "capture_to_output", "wait")}
+        self.samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "capture_to_output", "wait", "events")}
 
     def add(self, stage: str, seconds: float) -> None:
         self.samples[stage].append(seconds)
@@ -226,12 +228,13 @@ class Stream:
     The app runs one; a site (runtime/site.py) one per camera, `channel` naming it on the page."""
 
     def __init__(self, cfg: Mapping[str, Any], pipeline: TrackingPipeline, source, sinks: list, counter=None,
-                 channel: str = ""):
+                 channel: str = "", events=None):
         from edgecnn.runtime.sinks import Annotator
         from edgecnn.runtime.sources import FileSource
 
         self.cfg, self.pipeline, self.source, self.sinks, self.counter = cfg, pipeline, source, sinks, counter
         self.channel, self.times = channel, pipeline.times
+        self.events = events  # event_sinks.CameraEvents: events, clips and their sinks
         self.annotator = Annotator(pipeline.names, counter=counter)
         self.annotate = any(s.annotates for s in sinks)
         # dwell times in video time for files (as fast as they decode), in real time for cameras
@@ -247,6 +250,10 @@ class Stream:
         self.track_ids.update(tracks.ids.tolist())
         if self.counter is not None:
             self.counter.update(tracks, self.clock(frame), frame.image.shape[1::-1])
+        if self.events is not None:
+            start = time.monotonic()
+            self.events.frame(frame.image, frame.index, frame.captured_at, self.clock(frame), tracks, self.counter)
+            times.add("events", time.monotonic() - start)
         wanted = self.annotate or (view is not None and view.wants_frame(self.channel))
         annotated = self.annotator.draw(frame.image, tracks, self.fps, self.latency) if wanted else None
         for sink in self.sinks:
@@ -288,6 +295,7 @@ class Stream:
             "latency_ms_p95": times.ms("capture_to_output", 95),
             **{f"{stage}_ms_p50": times.ms(stage) for stage in STAGES if times.samples[stage]},
             "wait_ms_p50": times.ms("wait"),
+            **({"events_ms_p50": times.ms("events")} if times.samples["events"] else {}),
             "dropped": source.dropped,
             "reconnects": source.reconnects,
             "tracks": len(self.track_ids),
@@ -300,6 +308,20 @@ class Stream:
     def close(self, error: BaseException | None = None) -> None:
         for sink in self.sinks:
             sink.close(error)
+        if self.events is not None:
+            self.events.close()
+
+
+def open_camera_events(cfg: Mapping[str, Any], names: list[str], source, outputs: contextlib.ExitStack):
+    """The `CameraEvents` of the app's camera (`camera=` names it), or None without event keys."""
+    from edgecnn.runtime.event_sinks import CameraEvents, open_event_outputs, wants_events
+
+    if not wants_events(cfg):
+        return None
+    sinks, writer = open_event_outputs(cfg, outputs)
+    events = CameraEvents(cfg["camera"], sinks, names, cfg["max_age"], writer, cfg)
+    events.watch(source)
+    return events
 
 
 def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -324,9 +346,11 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         live_view = open_live_view(cfg)
     counter = open_counter(cfg, pipeline.names)
     error: BaseException | None = None
-    with live_view as view, \
+    with live_view as view, contextlib.ExitStack() as outputs, \
             open_source(cfg["source"], live=cfg["live"], reconnect_timeout=cfg["reconnect_timeout"]) as source:
-        stream = Stream(cfg, pipeline, source, open_sinks(cfg, pipeline.names, source.fps or 30.0, counter), counter)
+        events = open_camera_events(cfg, pipeline.names, source, outputs)
+        stream = Stream(cfg, pipeline, source, open_sinks(cfg, pipeline.names, source.fps or 30.0, counter), counter,
+                        events=events)
         LOG.info("tracking %s with %s%s", source.name, Path(cfg["model"]).name,
                  f" + {Path(cfg['reid']).name}" if cfg["reid"] else "")
         last_log = stream.start

@@ -10,8 +10,9 @@ renames the file into place (atomic: a clip or snapshot is either complete or ab
 
 The event names both files (`clip`, `snapshot`: paths relative to the clips directory,
 `<camera>/<UTC time>-<event id>.avi|.jpg`); the clip appears there once its post-roll has passed.
-Retention runs after every clip: files older than `max_age_s` go, then the oldest until the
-directory is under `max_bytes`. A write that fails (a full disk) is logged and counted, never fatal.
+Retention runs around every clip: files older than `max_age_s` go, then the oldest until the
+directory is under `max_bytes` and the disk has room for the clip. A write that fails (a disk full
+of other files) is logged and counted in `failed`, never fatal.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import datetime as dt
 import logging
 import os
 import queue
+import shutil
 import tempfile
 import threading
 import time
@@ -38,6 +40,7 @@ from edgecnn.runtime.events import Event
 LOG = logging.getLogger("edgecnn.clips")
 FORMATS = {"avi": "MJPG", "mp4": "mp4v"}
 MEDIA = (".avi", ".mp4", ".jpg")
+CLIP_SLACK = 1.25  # a clip's file size over its JPEG frames' (MJPEG re-encodes at a similar quality)
 
 
 def check_writable(directory: str | os.PathLike, key: str = "clips") -> Path:
@@ -60,7 +63,7 @@ class Clip:
 
 
 class ClipWriter:
-    """One thread that writes finished clips and applies retention to the whole directory."""
+    """One thread that writes snapshots and finished clips and applies retention to the whole directory."""
 
     def __init__(self, directory: str | os.PathLike, fmt: str = "avi", max_age_s: float = 7 * 86400,
                  max_bytes: int = 2 << 30, key: str = "clips"):
@@ -78,6 +81,9 @@ class ClipWriter:
         self._queue.put(clip)
 
     def snapshot(self, path: Path, jpeg: bytes) -> None:
+        self._queue.put((path, jpeg))
+
+    def _snapshot(self, path: Path, jpeg: bytes) -> None:
         try:
             atomic_write_bytes(path, jpeg)
         except OSError as err:
@@ -87,12 +93,20 @@ class ClipWriter:
     def _run(self) -> None:
         while (clip := self._queue.get()) is not None:
             start = time.thread_time()
+            if not isinstance(clip, Clip):
+                self._snapshot(*clip)
+                self.busy_s += time.thread_time() - start
+                continue
+            need = CLIP_SLACK * sum(len(jpeg) for _, jpeg in clip.frames) + (1 << 16)
             try:
+                if not self.retain(need):
+                    raise OSError(f"the disk is full: {need / 2**20:.1f} MB needed, too little left after retention")
                 self._write(clip)
                 self.written += 1
             except (OSError, cv2.error, RuntimeError) as err:
                 self.failed += 1
-                LOG.error("clip %s not written: %s", clip.path, getattr(err, "strerror", None) or err)
+                LOG.error("clip %s not written (%d failed): %s", clip.path, self.failed,
+                          getattr(err, "strerror", None) or err)
             self.retain()
             self.busy_s += time.thread_time() - start
 
@@ -114,8 +128,10 @@ class ClipWriter:
             if not tmp.stat().st_size:
                 raise OSError(f"{clip.path}: nothing was written (is the disk full?)")
 
-    def retain(self) -> None:
-        """Delete files past `max_age_s`, then the oldest until the directory fits `max_bytes`."""
+    def retain(self, need: int = 0) -> bool:
+        """Delete files past `max_age_s`, then the oldest until the directory fits `max_bytes` and
+        the disk has `need` bytes free (a disk that fills up acts as a smaller budget); True when
+        it has them."""
         files = []
         for path in self.directory.rglob("*"):
             if path.suffix in MEDIA and not path.name.startswith("."):
@@ -126,12 +142,14 @@ class ClipWriter:
                 files.append((stat.st_mtime, stat.st_size, path))
         files.sort()
         total, cutoff = sum(size for _, size, _ in files), time.time() - self.max_age_s
+        free = shutil.disk_usage(self.directory).free
         for mtime, size, path in files:
-            if mtime >= cutoff and total <= self.max_bytes:
+            if mtime >= cutoff and total <= self.max_bytes and free >= need:
                 break
             path.unlink(missing_ok=True)
-            total -= size
+            total, free = total - size, free + size
             self.deleted += 1
+        return free >= need
 
     def close(self) -> None:
         self._queue.put(None)

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import threading
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any, Mapping, Sequence
 
 import numpy as np
 
-from edgecnn.config import Key, Schema
+from edgecnn.config import ConfigError, Key, Schema
 from edgecnn.runtime.clips import ClipRecorder, ClipWriter
 from edgecnn.runtime.events import KINDS, Event, EventBuilder, EventSink, camera_event
 
 EVENT_KEYS = Schema(
+    Key("camera", "camera", "this camera's name in events, MQTT topics and clip paths (letters, digits, - and _)"),
     Key("events", None, "JSON lines of events (one Event per line; '-': stdout)"),
     Key("mqtt", None, "MQTT broker for events and counts: mqtt://[user:pass@]host[:port] or mqtts://"),
     Key("mqtt_prefix", "edgecnn", "MQTT topic prefix (<prefix>/<camera>/events, /counts, <prefix>/availability)"),
@@ -41,6 +45,7 @@ EVENT_KEYS = Schema(
     Key("clip_days", 7.0, "clips and snapshots older than this are deleted", min=0.0),
     Key("clip_mb", 2000.0, "the clips directory's budget in MB; the oldest files go first", min=1.0),
 )
+CAMERA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class JsonlEventSink:
@@ -53,10 +58,12 @@ class JsonlEventSink:
         else:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self._lock = threading.Lock()  # camera_down/up come from a watcher thread
 
     def publish(self, event: Event) -> None:
-        self._file.write(event.to_json() + "\n")
-        self._file.flush()
+        with self._lock:
+            self._file.write(event.to_json() + "\n")
+            self._file.flush()
 
     def publish_counts(self, camera: str, counts: dict[str, Any], epoch: float) -> None:
         pass
@@ -72,9 +79,12 @@ def wants_events(cfg: Mapping[str, Any]) -> bool:
 
 def open_event_outputs(cfg: Mapping[str, Any], stack: ExitStack) -> tuple[list[EventSink], ClipWriter | None]:
     """The sinks and the clip writer `cfg` (EVENT_KEYS) names; each is closed by `stack`."""
+    if not CAMERA_NAME.fullmatch(str(cfg["camera"])):
+        raise ConfigError(f"camera={cfg['camera']}: a camera name is 1-64 letters, digits, - and _ "
+                         "(it names MQTT topics and clip folders)")
     unknown = sorted(set(cfg["clip_on"]) - set(KINDS))
     if unknown:
-        raise ValueError(f"clip_on: unknown event kind '{unknown[0]}'; kinds: {', '.join(KINDS)}")
+        raise ConfigError(f"clip_on: unknown event kind '{unknown[0]}'; kinds: {', '.join(KINDS)}")
     queue_dir = Path(os.path.expanduser(cfg["queue_dir"]))
     sinks: list[EventSink] = []
     if cfg["events"]:
@@ -112,6 +122,8 @@ class CameraEvents:
         self.published = 0
         self._counts: str | None = None
         self._last_frame = -1
+        self._closed = threading.Event()
+        self._lock = threading.Lock()  # frames and the watcher thread both send
 
     def frame(self, image: np.ndarray, index: int, epoch: float, now: float, tracks, counter=None) -> list[Event]:
         """The events of one processed frame (`now`: the counter's clock), sent to every sink."""
@@ -131,18 +143,32 @@ class CameraEvents:
                     sink.publish_counts(self.camera, counts, epoch)
         return events
 
+    def watch(self, source, every: float = 0.2) -> None:
+        """Report `source` going down and coming back: a thread reads its `state` every `every` s
+        (a dead camera blocks its reader, so the frame loop cannot notice)."""
+        def poll() -> None:
+            up = True
+            while not self._closed.wait(every) and (state := source.state) != "ended":
+                if (state == "up") != up:
+                    up = not up
+                    self.camera_state(up, time.time())
+
+        threading.Thread(target=poll, name=f"watch:{self.camera}", daemon=True).start()
+
     def camera_state(self, up: bool, epoch: float) -> Event:
         event = camera_event(self.camera, up, self._last_frame, epoch)
         self._send([event])
         return event
 
     def _send(self, events: list[Event]) -> None:
-        for event in events:
-            for sink in self.sinks:
-                sink.publish(event)
-        self.published += len(events)
+        with self._lock:
+            for event in events:
+                for sink in self.sinks:
+                    sink.publish(event)
+            self.published += len(events)
 
     def close(self) -> None:
-        """Finish the clip being recorded (the sinks and writer are closed by their owner)."""
+        """Stop watching, finish the clip being recorded (the sinks and writer are closed by their owner)."""
+        self._closed.set()
         if self.recorder is not None:
             self.recorder.finish()
