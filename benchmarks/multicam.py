@@ -82,8 +82,8 @@ def run_processes(sites: list[Path], args) -> list[dict]:
 def figures(reports: list[dict]) -> dict:
     cameras = [c for r in reports for c in r["cameras"].values()]
     fps = [c["fps"] for c in cameras]
-    to_event = [c["event_latency_ms_p50"] for c in cameras if c["event_latency_ms_p50"] is not None]
-    to_event95 = [c["event_latency_ms_p95"] for c in cameras if c["event_latency_ms_p95"] is not None]
+    to_event = [c["latency_ms_p50"] for c in cameras if c["latency_ms_p50"] is not None]
+    to_event95 = [c["latency_ms_p95"] for c in cameras if c["latency_ms_p95"] is not None]
     return {"total_fps": round(sum(fps), 2), "camera_fps_min": round(min(fps), 2), "camera_fps_max": round(max(fps), 2),
             "event_latency_ms_p50": round(float(np.median(to_event)), 1) if to_event else None,
             "event_latency_ms_p95": round(float(np.median(to_event95)), 1) if to_event95 else None,
