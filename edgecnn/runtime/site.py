@@ -100,7 +100,7 @@ class SiteCamera:
             view.publish(None, 0.0, self.figures, channel=self.name)
 
     def figures(self) -> dict[str, Any]:
-        return {**self.stream.figures(_NO_TRACKS), "state": self.state, "skipped": self.skipped}
+        return {**self.stream.figures(()), "state": self.state, "skipped": self.skipped}  # (): no tracks now
 
     def finish(self) -> None:
         self.finished = True
@@ -115,16 +115,6 @@ class SiteCamera:
     def close(self, error: BaseException | None = None) -> None:
         self.stream.close(error)  # its sinks and its events
         self.source.close()
-
-
-class _NoTracks:
-    """What `Stream.figures` is given for a camera without a frame."""
-
-    def __len__(self) -> int:
-        return 0
-
-
-_NO_TRACKS = _NoTracks()
 
 
 def site_config(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Site]:
