@@ -315,3 +315,30 @@ def test_bundle_with_a_cameras_file_runs_the_site_from_run_sh(tmp_path):
     with pytest.raises(ConfigError, match="sets model:, but the bundle ships its own models"):
         build_bundle(load_profile("rpi5"), [models["det_tflite"]], None, tmp_path / "dist",
                      cameras=write(tmp_path / "own.yaml", "model: det.tflite\ncameras:\n  - name: a\n    source: 0\n"))
+
+
+def test_an_unreachable_camera_never_stops_the_site(tmp_path, caplog):
+    """A camera down from the start: the site runs the others, names it in a warning and sends its
+    camera_down; a clips directory that cannot be written is an error naming the file and the key."""
+    from edgecnn.config import ConfigError
+    from edgecnn.runtime.site import run_site
+    from mqtt_broker import free_port
+
+    model = exported_models()["det_tflite"]
+    video = synthetic_video(tmp_path / "a.mp4", frames=10)
+    site = write(tmp_path / "site.yaml", f"model: {model}\nsinks:\n  jsonl: out\ncameras:\n"
+                 + camera_entry("a", video) + camera_entry("gone", f"http://u:hunter2@127.0.0.1:{free_port()}/x.mjpg"))
+    thread, stop, result = run_in_thread({"cameras": str(site), **LOW})
+    try:
+        wait_for(lambda: lines(tmp_path / "out" / "a.jsonl") == 10, 120, "the file camera's frames")
+        wait_for(lambda: any(e["kind"] == "camera_down" for e in events_of(tmp_path / "out" / "events.jsonl", "gone")),
+                 30, "camera_down of the unreachable camera")
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert result["report"]["cameras"]["a"]["frames"] == 10 and result["report"]["cameras"]["gone"]["frames"] == 0
+    assert "cameras[1] (gone): source: http://***@127.0.0.1" in caplog.text and "hunter2" not in caplog.text
+    (tmp_path / "file").write_text("")
+    full = write(tmp_path / "clips.yaml", f"model: {model}\nsinks:\n  clips: file/clips\ncameras:\n" + camera_entry("a", video))
+    with pytest.raises(ConfigError, match=r"clips.yaml: sinks: clips=.*not writable"):
+        run_site({"cameras": str(full), **LOW})

@@ -45,8 +45,9 @@ from edgecnn.runtime.events import KINDS
 from edgecnn.runtime.sources import describe, without_credentials
 
 # site-wide app keys a cameras file may set (the rest come from the command line or config.json)
-SITE_KEYS = {"model", "reid", "threads", "conf", "iou", "max_det", "imgsz", "serve", "token_file", "serve_fps",
-             "reconnect_timeout", "log_every"}
+SITE_KEYS = {"model", "reid", "threads", "classes", "conf", "iou", "max_det", "imgsz", "serve", "token_file",
+             "serve_fps", "log_every", "mqtt_prefix", "mqtt_discovery", "queue_max", "clip_on", "clip_pre", "clip_post",
+             "clip_fps", "clip_format", "clip_days", "clip_mb"}
 PATH_KEYS = {"model", "reid", "token_file"}
 SINK_SCHEMES = {"mqtt": ("mqtt", "mqtts"), "webhook": ("http", "https")}
 SINK_KEYS = {*SINK_SCHEMES, "jsonl", "clips", "queue"}

@@ -60,6 +60,9 @@ class SiteCamera:
                                       wait_if_down=True)
         except SourceError as err:
             raise SourceError(f"{camera.where}: source: {err}") from None
+        if self.source.state == "reconnecting":
+            LOG.warning("%s: source: %s cannot be reached; the site starts without it and keeps trying",
+                        camera.where, camera.label)
         sinks = [JsonlSink(jsonl_dir / f"{self.name}.jsonl", pipeline.names, counter)] if jsonl_dir else []
         sinks_out, writer = outputs
         event_cfg = {**event_cfg, **{RECORD_KEYS[k]: v for k, v in camera.record.items()}}
@@ -155,7 +158,10 @@ def run_site(overrides: Mapping[str, Any], stop: threading.Event | None = None) 
             from edgecnn.runtime.web import open_live_view
 
             view = stack.enter_context(open_live_view(cfg, [c.name for c in site.cameras]))
-        outputs = open_event_outputs(event_cfg, stack)
+        try:
+            outputs = open_event_outputs(event_cfg, stack)
+        except ConfigError as err:  # e.g. a clips directory that cannot be written
+            raise ConfigError(f"{site.path}: sinks: {err}") from None
         cameras: list[SiteCamera] = []
         error: BaseException | None = None
         stack.callback(lambda: [camera.close(error) for camera in cameras])
