@@ -6,7 +6,9 @@ deliver it (`live: true`: paced, newest frame only), with a counting line, a zon
 JSON lines, so the whole path runs. For each count N, in one run: (a) one site process with the N
 cameras, (b) N one-camera site processes at the same time, same keys (`threads`). Each runs
 `--seconds` under `nice`; SIGTERM ends it and it prints its report. Figures: per-camera FPS,
-capture-to-event latency (p50/p95 over cameras' medians), total FPS and the ratio (a)/(b).
+capture-to-event latency (each camera's p50/p95, their median), total FPS and the ratio (a)/(b);
+then the detector's time per image when N images go in one call (ONNX Runtime, the same network
+exported with a free batch; the TFLite artifacts are fixed to batch 1): whether batching would pay.
 
     PYTHONPATH=. python benchmarks/multicam.py [--model det.tflite] [--counts 1 2 4 8] [--seconds 25]
 
@@ -91,6 +93,25 @@ def figures(reports: list[dict]) -> dict:
             "dropped": sum(c["dropped"] for c in cameras)}
 
 
+def batched_inference(batches: list[int], threads: int, work: Path) -> dict[int, float]:
+    """Milliseconds per image when N images go through the detector in one call, for each N.
+
+    The TFLite artifacts are fixed to batch 1 (XNNPACK cannot reshape them), so this asks ONNX
+    Runtime, with the same yolo-n exported with a free batch: whether a batched export would pay.
+    """
+    from edgecnn.export.onnx import export_onnx
+    from edgecnn.models import build_model
+    from edgecnn.runtime.backends import load_backend
+    from edgecnn.runtime.timing import measure_latency
+    from runtime_models import DETECTOR_IMGSZ, NAMES, spread_statistics
+
+    model = spread_statistics(build_model("yolo-n", num_classes=len(NAMES)))
+    meta = {"task": "detect", "names": NAMES, "imgsz": DETECTOR_IMGSZ, "strides": [8, 16, 32],
+            "mean": [0.0] * 3, "std": [1.0] * 3}
+    backend = load_backend(export_onnx(model, meta, work / "det_dynamic.onnx", DETECTOR_IMGSZ, dynamic=True), threads)
+    return {n: round(measure_latency(backend, runs=20, warmup=3, batch=n)["latency_ms_p50"] / n, 2) for n in batches}
+
+
 def plot(results: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -142,10 +163,13 @@ def main() -> int:
                   f"{one['camera_fps_max']}, capture→event p50 {one['event_latency_ms_p50']} ms); "
                   f"separate {apart['total_fps']} FPS (capture→event p50 {apart['event_latency_ms_p50']} ms); "
                   f"ratio {ratio}; load {load:.1f}", flush=True)
+        os.nice(10)  # as the site processes
+        batched = batched_inference(args.counts, args.threads, work)
+    print(f"ONNX Runtime ms per image at batch {', '.join(f'{n}: {ms}' for n, ms in batched.items())}")
     out = Path(args.out)
     atomic_write_json(out, {"model": Path(args.model).name, "size": list(SIZE), "camera_fps": args.camera_fps,
                             "seconds": args.seconds, "threads": args.threads, "cpus": os.cpu_count(),
-                            "nice": 10, "results": results})
+                            "nice": 10, "results": results, "onnxruntime_ms_per_image_by_batch": batched})
     plot(results, out.with_suffix(".png"))
     print(f"wrote {out}")
     return 0
