@@ -119,6 +119,32 @@ def figures(run: dict) -> dict:
             "dropped": sum(c["dropped"] for c in cameras)}
 
 
+def compare(n: int, video: Path, work: Path, args) -> dict:
+    """N cameras in one process and in N processes, `--rounds` times in alternating order (the load
+    drifts); each figure is the median over rounds."""
+    names = [f"cam{i}" for i in range(n)]
+    sites = {"one_process": [site_file(work / f"site{n}.yaml", names, video, args)],
+             "separate_processes": [site_file(work / f"alone{n}-{name}.yaml", [name], video, args) for name in names]}
+    rounds: dict[str, list[dict]] = {mode: [] for mode in sites}
+    loads = []
+    for r in range(args.rounds):
+        for mode in (list(sites) if r % 2 == 0 else list(sites)[::-1]):
+            loads.append(os.getloadavg()[0])
+            rounds[mode].append(figures(run_processes(sites[mode], args)))
+    row = {mode: {key: _median([f[key] for f in found]) for key in found[0]} for mode, found in rounds.items()}
+    one, apart = row["one_process"], row["separate_processes"]
+    row.update(cameras=n, rounds=rounds, load_average=round(float(np.median(loads)), 1),
+               ratio=round(one["total_fps"] / apart["total_fps"], 2) if apart["total_fps"] else None,
+               cpu_per_frame_ratio=round(apart["cpu_ms_per_frame"] / one["cpu_ms_per_frame"], 2)
+               if one["cpu_ms_per_frame"] and apart["cpu_ms_per_frame"] else None)
+    return row
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(float(np.median(values)), 2) if values else None
+
+
 def batched_inference(batches: list[int], threads: int, work: Path) -> dict[int, float]:
     """Milliseconds per image when N images go through the detector in one call, for each N.
 
@@ -163,6 +189,7 @@ def main() -> int:
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured, after --warmup")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds for the processes to start")
+    parser.add_argument("--rounds", type=int, default=2, help="repeats, alternating which mode goes first")
     parser.add_argument("--camera-fps", type=float, default=15.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--objects", type=int, default=10, help="most boxes per frame")
@@ -178,16 +205,9 @@ def main() -> int:
         work = Path(tmp)
         video = camera_video(work / "camera.mp4", args.seconds, args.camera_fps)
         for n in args.counts:
-            names = [f"cam{i}" for i in range(n)]
-            load = os.getloadavg()[0]
-            one = figures(run_processes([site_file(work / f"site{n}.yaml", names, video, args)], args))
-            apart = figures(run_processes([site_file(work / f"alone{n}-{name}.yaml", [name], video, args)
-                                           for name in names], args))
-            ratio = round(one["total_fps"] / apart["total_fps"], 2) if apart["total_fps"] else None
-            cpu_ratio = round(apart["cpu_ms_per_frame"] / one["cpu_ms_per_frame"], 2) \
-                if one["cpu_ms_per_frame"] and apart["cpu_ms_per_frame"] else None
-            results.append({"cameras": n, "one_process": one, "separate_processes": apart, "ratio": ratio,
-                            "cpu_per_frame_ratio": cpu_ratio, "load_average_before": round(load, 2)})
+            results.append(row := compare(n, video, work, args))
+            one, apart, ratio, cpu_ratio, load = (row[k] for k in ("one_process", "separate_processes", "ratio",
+                                                                   "cpu_per_frame_ratio", "load_average"))
             print(f"{n} cameras: one process {one['total_fps']} FPS (per camera {one['camera_fps_min']}-"
                   f"{one['camera_fps_max']}, capture→event p50 {one['event_latency_ms_p50']} ms, "
                   f"{one['cpu_ms_per_frame']} CPU ms/frame); separate {apart['total_fps']} FPS (capture→event p50 "
