@@ -5,7 +5,7 @@ For 1, 2, 4 and 8 cameras of 640x480: each camera is the real traffic video from
 deliver it (`live: true`: paced, newest frame only), with a counting line, a zone and events to
 JSON lines, so the whole path runs. For each count N, in one run: (a) one site process with the N
 cameras, (b) N one-camera site processes at the same time, same keys (`threads`), all under
-`nice`, measured over `--seconds` after `--warmup`: frames from each camera's JSON lines, CPU
+`nice`, measured over `--seconds` from `--warmup` after every camera's first frame: frames from each camera's JSON lines, CPU
 seconds of the processes from /proc; SIGTERM ends them and their reports give the latencies.
 On a CPU shared with other jobs, N processes get more of it than one (the scheduler shares
 between threads), so the FPS ratio favours (b) there; CPU milliseconds per frame do not depend on
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,16 +78,24 @@ def frames_written(sites: list[Path]) -> dict[str, int]:
             for site in sites for jsonl in sorted((site.parent / f"{site.stem}-out").glob("cam*.jsonl"))}
 
 
-def run_processes(sites: list[Path], args) -> dict:
+def run_processes(sites: list[Path], cameras: int, args) -> dict:
     """One `edgecnn.runtime.app cameras=` process per site, all at once, measured over `--seconds`
-    after `--warmup`: frames from each camera's JSON lines, CPU time from /proc; then SIGTERM, and
-    each process's report gives the capture-to-event latencies."""
+    once all `cameras` have processed a frame and `--warmup` more seconds have passed: frames from
+    each camera's JSON lines, CPU time from /proc; then SIGTERM, and each process's report gives
+    the capture-to-event latencies."""
+    for site in sites:
+        shutil.rmtree(site.parent / f"{site.stem}-out", ignore_errors=True)
     keys = ["conf=0.01", "track_conf=0.02", "low_conf=0.01", f"max_det={args.objects}", "log_every=0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen(["nice", "-n", "10", sys.executable, "-m", "edgecnn.runtime.app", f"cameras={site}",
                                *keys, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                               cwd=site.parent) for site in sites]
     try:
+        deadline = time.monotonic() + 300
+        while sum(1 for count in frames_written(sites).values() if count) < cameras:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError("the site processes did not start")
+            time.sleep(0.5)
         time.sleep(args.warmup)
         t0, cpu0, frames0 = time.monotonic(), sum(cpu_seconds(p.pid) for p in procs), frames_written(sites)
         time.sleep(args.seconds)
@@ -130,7 +139,7 @@ def compare(n: int, video: Path, work: Path, args) -> dict:
     for r in range(args.rounds):
         for mode in (list(sites) if r % 2 == 0 else list(sites)[::-1]):
             loads.append(os.getloadavg()[0])
-            rounds[mode].append(figures(run_processes(sites[mode], args)))
+            rounds[mode].append(figures(run_processes(sites[mode], n, args)))
     row = {mode: {key: _median([f[key] for f in found]) for key in found[0]} for mode, found in rounds.items()}
     one, apart = row["one_process"], row["separate_processes"]
     row.update(cameras=n, rounds=rounds, load_average=round(float(np.median(loads)), 1),
@@ -188,7 +197,7 @@ def main() -> int:
     parser.add_argument("--model", help="detector .tflite/.onnx (default: the tests' int8 yolo-n at 320)")
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured, after --warmup")
-    parser.add_argument("--warmup", type=float, default=10.0, help="seconds for the processes to start")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds after every camera's first frame")
     parser.add_argument("--rounds", type=int, default=2, help="repeats, alternating which mode goes first")
     parser.add_argument("--camera-fps", type=float, default=15.0)
     parser.add_argument("--threads", type=int, default=2)
