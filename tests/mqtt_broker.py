@@ -69,7 +69,7 @@ class Subscriber:
         import paho.mqtt.client as paho
 
         self.messages: list[tuple[str, str, bool]] = []
-        self.received_at: list[float] = []
+        self.received_at: list[float] = []  # time.time() of each message's arrival, as `messages`
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
         # a persistent session (clean_session=False): QoS 1 messages published while this client is
@@ -90,8 +90,12 @@ class Subscriber:
             self.received_at.append(time.time())
 
     def payloads(self, suffix: str) -> list[dict]:
+        return [payload for payload, _ in self.arrivals(suffix)]
+
+    def arrivals(self, suffix: str) -> list[tuple[dict, float]]:
+        """(JSON payload, arrival time) of the messages on topics ending with `suffix`, in arrival order."""
         with self._lock:
-            return [json.loads(p) for t, p, _ in self.messages if t.endswith(suffix)]
+            return [(json.loads(p), at) for (t, p, _), at in zip(self.messages, self.received_at) if t.endswith(suffix)]
 
     def wait_for(self, suffix: str, n: int, timeout: float = 20.0) -> list[dict]:
         deadline = time.monotonic() + timeout

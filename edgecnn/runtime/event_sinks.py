@@ -120,6 +120,7 @@ class CameraEvents:
             self.recorder = ClipRecorder(writer, camera, cfg["clip_pre"], cfg["clip_post"], cfg["clip_fps"],
                                          kinds=tuple(cfg["clip_on"]))
         self.published = 0
+        self.cpu_s = 0.0  # this thread's CPU seconds in `frame` (events, JPEG ring, clip triggers, queueing)
         self._counts: str | None = None
         self._last_frame = -1
         self._closed = threading.Event()
@@ -127,6 +128,7 @@ class CameraEvents:
 
     def frame(self, image: np.ndarray, index: int, epoch: float, now: float, tracks, counter=None) -> list[Event]:
         """The events of one processed frame (`now`: the counter's clock), sent to every sink."""
+        start = time.thread_time()
         self._last_frame = index
         if self.recorder is not None:
             self.recorder.add(image, now)
@@ -141,6 +143,7 @@ class CameraEvents:
                 self._counts = key
                 for sink in self.sinks:
                     sink.publish_counts(self.camera, counts, epoch)
+        self.cpu_s += time.thread_time() - start
         return events
 
     def watch(self, source, every: float = 0.2) -> None:

@@ -1,0 +1,351 @@
+"""Events end to end: capture-to-MQTT latency, the event and clip machinery's CPU share, and a soak.
+
+One site (runtime/site.py, `edgecnn track cameras=`) runs the int8 yolo-n at 320 on two cameras:
+`street`, a real traffic video (shared data's car_traffic_small.mp4, 640x360) read in order as fast
+as the detector goes (accelerated: faster than real time whenever the detector allows), and
+`yard`, a live RTSP stream from GStreamer's RTSP server (a moving test pattern, 640x480, 15 fps).
+Events go to a JSON lines file, to a real Mosquitto broker on loopback (a subscriber with a
+persistent session notes when each arrives) and trigger clips and snapshots. During the run:
+
+- the RTSP server is stopped twice (camera_down / camera_up; the source reconnects on its own);
+- the broker is stopped for a while and restarted (events wait in the on-disk queue);
+- the clips directory is a small tmpfs that fills up (retention has to make room; failed writes
+  are counted). Without the right to mount, a directory with a small `clip_mb` budget instead.
+
+At the end: every event of each camera equals an offline replay of that camera's own tracks
+(runtime/offline.py `replay_events` on the site's `<camera>.jsonl`; `dwell` is left out for the
+live camera, whose clock is the monotonic capture time the JSON lines do not keep), every event
+reached the subscriber (first arrivals in order, duplicates counted), nothing was dropped by the
+queue's bound, and the process's memory (RSS) is sampled every 2 s.
+
+CPU: the thread CPU time of `CameraEvents.frame` (event building, the JPEG ring, clip triggers,
+queueing) on the pipeline thread, plus the threads the machinery owns (the MQTT courier and paho's
+network thread, the clip writer, the camera watcher), over the whole process's CPU time. A clip's
+writing cost is measured too: the same 10 s of 640x480 JPEG frames written as MJPEG/AVI and as
+mp4v/MP4.
+
+    nice -n 15 env PYTHONPATH=. python benchmarks/events.py [--seconds 180] [--model det.tflite]
+
+Writes runs/benchmarks/events.{json,png}. Timings on a shared 2-core machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from unittest.mock import patch
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from edgecnn.fileio import atomic_write_json  # noqa: E402
+from edgecnn.runtime import site as site_module  # noqa: E402
+from edgecnn.runtime.clips import FORMATS, Clip, ClipWriter  # noqa: E402
+from edgecnn.runtime.counting import load_regions  # noqa: E402
+from edgecnn.runtime.event_sinks import CameraEvents  # noqa: E402
+from edgecnn.runtime.offline import replay_events  # noqa: E402
+from mqtt_broker import Broker, Subscriber, free_port, mosquitto_available  # noqa: E402
+from rtsp_server import RtspServer, rtsp_server_missing  # noqa: E402
+
+VIDEO = Path(os.environ.get("EDGECNN_SHARED_DATA", ROOT.parent / "shared" / "data")) / "video" / "car_traffic_small.mp4"
+SHARED_VIDEO = Path("/work/shared/data/video/car_traffic_small.mp4")
+# the tests' yolo-n is seeded, not trained: it scores everything around 0.01 (tests/runtime_models.py)
+THRESHOLDS = {"conf": 0.005, "track_conf": 0.008, "low_conf": 0.005, "max_det": 20}
+AT_FRAME = ("appeared", "line_cross", "zone_enter", "dwell")  # kinds whose epoch is the frame they come in
+STREET_LINES = """lines:
+  - name: middle
+    points: [[0.0, 0.55], [1.0, 0.55]]
+    band: 0
+zones:
+  - name: left
+    points: [[0.0, 0.3], [0.5, 0.3], [0.5, 1.0], [0.0, 1.0]]
+    dwell: 2
+"""
+YARD_LINES = """lines:
+  - name: middle
+    points: [[0.5, 0.0], [0.5, 1.0]]
+    band: 0
+zones:
+  - name: all
+    points: [[0.05, 0.05], [0.95, 0.05], [0.95, 0.95], [0.05, 0.95]]
+"""
+
+
+def cameras_file(work: Path, model: str, video: Path, rtsp: str, clips: Path) -> Path:
+    (work / "street.yaml").write_text(STREET_LINES)
+    (work / "yard.yaml").write_text(YARD_LINES)
+    street, yard = (load_yaml_entries(work / f"{n}.yaml") for n in ("street", "yard"))
+    text = (f'model: "{model}"\nthreads: 2\nlog_every: 10\n'
+            f'sinks:\n  mqtt: "{{mqtt}}"\n  jsonl: "{work / "out"}"\n  clips: "{clips}"\n  queue: "{work / "queue"}"\n'
+            f'cameras:\n  - name: street\n    source: "{video}"\n    live: false\n'
+            f'    record: {{pre: 1, post: 1, on: [dwell]}}\n{street}'
+            f'  - name: yard\n    source: "{rtsp}"\n    record: {{pre: 2, post: 2, on: [line_cross, zone_enter]}}\n{yard}')
+    path = work / "site.yaml"
+    path.write_text(text)
+    return path
+
+
+def load_yaml_entries(path: Path) -> str:
+    """The counts file's text indented as a camera entry's keys."""
+    return "".join(f"    {line}\n" for line in path.read_text().splitlines())
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds of every live thread, by its Python name (Linux: /proc/self/task/<tid>/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for thread in threading.enumerate():
+        try:
+            fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, TypeError):
+            continue
+        found[thread.name] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def clip_costs(video: Path, seconds: float = 10.0, fps: float = 10.0) -> dict[str, dict[str, float]]:
+    """Thread CPU time and size of writing the same clip (640x480 JPEG frames) per format."""
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while len(frames) < seconds * fps:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append((len(frames) / fps, cv2.imencode(".jpg", cv2.resize(image, (640, 480)))[1].tobytes()))
+    capture.release()
+    costs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in FORMATS:
+            writer = ClipWriter(tmp, fmt)
+            path = Path(tmp) / f"clip.{fmt}"
+            start = time.thread_time()
+            writer._write(Clip(path, 0.0, frames))
+            costs[fmt] = {"cpu_ms": round(1000 * (time.thread_time() - start), 1), "frames": len(frames),
+                          "mb": round(path.stat().st_size / 2**20, 2)}
+            writer.close()
+    return costs
+
+
+class Chaos:
+    """The soak's schedule, run in a thread: RTSP drops at 25 % and 60 %, the broker away at 40 %."""
+
+    def __init__(self, seconds: float, rtsp: RtspServer, broker: Broker):
+        self.log: list[tuple[float, str]] = []
+        self.broker_down: tuple[float, float] | None = None
+        self.stop = threading.Event()
+        plan = [(0.25, "rtsp"), (0.40, "broker"), (0.60, "rtsp")]
+        self.thread = threading.Thread(target=self._run, args=(seconds, plan, rtsp, broker), daemon=True)
+        self.start = time.time()
+        self.thread.start()
+
+    def _run(self, seconds, plan, rtsp, broker) -> None:
+        for fraction, what in plan:
+            if self.stop.wait(max(0.0, self.start + fraction * seconds - time.time())):
+                return
+            server = rtsp if what == "rtsp" else broker
+            down = time.time()
+            server.stop()
+            self.log.append((round(down - self.start, 1), f"{what} stopped"))
+            time.sleep(6.0 if what == "broker" else 4.0)
+            server.start()
+            self.log.append((round(time.time() - self.start, 1), f"{what} restarted"))
+            if what == "broker":
+                self.broker_down = (down, time.time())
+
+
+def mount_tiny_disk(path: Path, mb: int) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mb}m", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def compare(work: Path, camera: str, live: list[dict], fps: float | None, names: list[str]) -> dict:
+    """The camera's events against the offline replay of its own tracks."""
+    size = (640, 360) if camera == "street" else (640, 480)
+    regions = load_regions([work / f"{camera}.yaml"], names)
+    offline = [e.as_dict() for e in replay_events(work / "out" / f"{camera}.jsonl", regions, size, camera, names,
+                                                  fps=fps)]
+    key = ("id", "kind", "track", "region", "direction", "frame")
+    skip = {"camera_down", "camera_up"} | (set() if fps else {"dwell"})
+    mine = [tuple(e.get(k) for k in key) for e in live if e["kind"] not in skip]
+    theirs = [tuple(e.get(k) for k in key) for e in offline if e["kind"] not in skip]
+    kinds = {}
+    for e in live:
+        kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
+    return {"events": len(live), "kinds": kinds, "equal_to_offline": mine == theirs,
+            "offline_events": len(theirs), "compared": len(mine)}
+
+
+def soak(args, work: Path) -> dict:
+    from runtime_models import exported_models
+
+    model = args.model or str(exported_models("yolo-n")["det_tflite"])
+    thresholds = {} if args.trained else THRESHOLDS
+    video = VIDEO if VIDEO.is_file() else SHARED_VIDEO
+    rtsp = RtspServer(free_port(), size=(640, 480), fps=15).start()
+    broker = Broker(work).start()
+    clips = work / "clips"
+    tiny = mount_tiny_disk(clips, args.clip_disk_mb)
+    path = cameras_file(work, model, video, rtsp.url, clips)
+    path.write_text(path.read_text().replace("{mqtt}", broker.url))
+    subscriber = Subscriber(broker.port, ["edgecnn/#"], client_id="soak")
+    stop, instances, result = threading.Event(), [], {}
+
+    class Counted(CameraEvents):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            instances.append(self)
+
+    def run_site():
+        result["report"] = site_module.run_site({"cameras": str(path), **thresholds}, stop)
+
+    cpu0, memory = resource.getrusage(resource.RUSAGE_SELF), []
+    with patch.object(site_module, "CameraEvents", Counted):
+        runner = threading.Thread(target=run_site, name="site")
+        runner.start()
+        chaos = Chaos(args.seconds, rtsp, broker)
+        started = time.time()
+        while runner.is_alive() and time.time() - started < args.seconds:
+            memory.append((round(time.time() - started, 1), round(rss_mb(), 1)))
+            time.sleep(2.0)
+        threads = thread_cpu_s()
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        stop.set()
+        chaos.stop.set()
+        runner.join()
+    chaos.thread.join()
+    process_cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    events = [json.loads(line) for line in (work / "out" / "events.jsonl").read_text().splitlines()]
+    subscriber.wait_for("/events", len(events), timeout=60)
+    received = subscriber.arrivals("/events")
+    subscriber.close()
+    broker.stop()
+    rtsp.stop()
+    report = result["report"]
+    names = ["person", "car"]
+    per_camera = {c: compare(work, c, [e for e in events if e["camera"] == c],
+                             video_fps(video) if c == "street" else None, names) for c in ("street", "yard")}
+    delivery = delivery_figures(events, received, chaos.broker_down)
+    machinery = {name: s for name, s in threads.items()
+                 if name.startswith(("courier", "paho", "clip-writer", "watch")) and not name.endswith("-soak")}
+    events_cpu = sum(e.cpu_s for e in instances) + sum(machinery.values())
+    writer = [e.recorder.writer for e in instances if e.recorder is not None]
+    delivery["queue_dropped"] = sum(s.outbox.dropped for s in instances[0].sinks if hasattr(s, "outbox"))
+    figures = {
+        "seconds": args.seconds, "model": Path(model).name, "chaos": chaos.log, "site": report,
+        "cameras": per_camera, "delivery": delivery,
+        "cpu": {"process_s": round(process_cpu, 2), "events_frame_s": round(sum(e.cpu_s for e in instances), 3),
+                "threads_s": {k: round(v, 3) for k, v in machinery.items()},
+                "share": round(events_cpu / process_cpu, 4) if process_cpu else None},
+        "clips": {"tmpfs_mb": args.clip_disk_mb if tiny else None,
+                  "written": writer[0].written if writer else 0, "failed": writer[0].failed if writer else 0,
+                  "deleted": writer[0].deleted if writer else 0},
+        "memory_mb": {"samples": memory, "after_warmup": memory[min(5, len(memory) - 1)][1],
+                      "max": max(m for _, m in memory), "end": memory[-1][1]},
+    }
+    if tiny:
+        subprocess.run(["umount", str(clips)], check=False)
+    return figures
+
+
+def video_fps(video: Path) -> float:
+    capture = cv2.VideoCapture(str(video))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    return fps
+
+
+def delivery_figures(events: list[dict], received: list[tuple[dict, float]], broker_down) -> dict:
+    """Lost, duplicated, order of first arrivals; capture-to-subscriber latency of the events sent
+    while the broker was up (p50, p95) and of all."""
+    sent_ids = [e["id"] for e in events]
+    first, order, latency_up, latency_all = set(), [], [], []
+    for record, at in received:
+        if record["id"] in first:
+            continue
+        first.add(record["id"])
+        order.append(record["id"])
+        if record["kind"] in AT_FRAME:
+            ms = 1000 * (at - record["epoch"])
+            latency_all.append(ms)
+            if broker_down is None or not broker_down[0] - 1 <= record["epoch"] <= broker_down[1] + 5:
+                latency_up.append(ms)
+    by_camera_sent = {c: [i for i, e in zip(sent_ids, events) if e["camera"] == c] for c in ("street", "yard")}
+    by_camera_got = {c: [i for i in order if i in set(by_camera_sent[c])] for c in ("street", "yard")}
+
+    def pct(values, q):
+        return round(float(np.percentile(values, q)), 1) if values else None
+
+    return {"sent": len(sent_ids), "received": len(received), "unique": len(first),
+            "lost": len(set(sent_ids) - first), "duplicates": len(received) - len(first),
+            "in_order": all(by_camera_got[c] == by_camera_sent[c] for c in by_camera_sent),
+            "latency_ms_p50": pct(latency_up, 50), "latency_ms_p95": pct(latency_up, 95),
+            "latency_ms_p50_all": pct(latency_all, 50), "latency_ms_p95_all": pct(latency_all, 95),
+            "latency_ms_max_all": pct(latency_all, 100)}
+
+
+def plot(figures: dict, out: Path) -> None:
+    from edgecnn.plots import figure, save_figure
+
+    fig, (left, right) = figure(1, 2, figsize=(11, 4))
+    times, rss = zip(*figures["memory_mb"]["samples"])
+    left.plot(times, rss)
+    for at, what in figures["chaos"]:
+        left.axvline(at, color="grey", lw=0.8, ls="--")
+        left.text(at, max(rss), what, rotation=90, fontsize=7, va="top")
+    left.set(xlabel="seconds", ylabel="RSS (MB)", title="memory during the soak")
+    delivery = figures["delivery"]
+    right.bar(["p50", "p95", "p50 all", "p95 all"],
+              [delivery[k] or 0 for k in ("latency_ms_p50", "latency_ms_p95", "latency_ms_p50_all", "latency_ms_p95_all")])
+    right.set(ylabel="ms", title="capture → MQTT subscriber")
+    save_figure(fig, out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=180.0)
+    parser.add_argument("--model", default=None, help="detector (default: the tests' seeded yolo-n at 320, int8)")
+    parser.add_argument("--trained", action="store_true", help="--model is trained: keep its own thresholds")
+    parser.add_argument("--clip-disk-mb", type=int, default=6)
+    parser.add_argument("--out", default=str(ROOT / "runs" / "benchmarks"))
+    args = parser.parse_args()
+    for missing in (None if mosquitto_available() else "mosquitto", rtsp_server_missing()):
+        if missing:
+            print(f"events benchmark needs {missing}")
+            return 1
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    with tempfile.TemporaryDirectory(prefix="edgecnn-events-") as tmp:
+        figures = {"clip_write": clip_costs(VIDEO if VIDEO.is_file() else SHARED_VIDEO), **soak(args, Path(tmp))}
+    out = Path(args.out)
+    atomic_write_json(out / "events.json", figures)
+    plot(figures, out / "events.png")
+    brief = {k: v for k, v in figures.items() if k not in ("site", "memory_mb", "chaos")}
+    brief["memory_mb"] = {k: v for k, v in figures["memory_mb"].items() if k != "samples"}
+    brief["capture_to_events_sent_ms_p50"] = {n: c["event_latency_ms_p50"] for n, c in figures["site"]["cameras"].items()}
+    brief["fps"] = {n: c["fps"] for n, c in figures["site"]["cameras"].items()}
+    print(json.dumps(brief, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
