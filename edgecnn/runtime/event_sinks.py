@@ -77,8 +77,10 @@ def wants_events(cfg: Mapping[str, Any]) -> bool:
     return any(cfg.get(k) for k in ("events", "mqtt", "webhook", "clips"))
 
 
-def open_event_outputs(cfg: Mapping[str, Any], stack: ExitStack) -> tuple[list[EventSink], ClipWriter | None]:
-    """The sinks and the clip writer `cfg` (EVENT_KEYS) names; each is closed by `stack`."""
+def open_event_outputs(cfg: Mapping[str, Any], stack: ExitStack, name: str | None = None
+                       ) -> tuple[list[EventSink], ClipWriter | None]:
+    """The sinks and the clip writer `cfg` (EVENT_KEYS) names; each is closed by `stack`. `name`
+    (default: `camera=`) names the process's queue files (`mqtt-<name>.sqlite`), one per process."""
     if not CAMERA_NAME.fullmatch(str(cfg["camera"])):
         raise ConfigError(f"camera={cfg['camera']}: a camera name is 1-64 letters, digits, - and _ "
                          "(it names MQTT topics and clip folders)")
@@ -86,18 +88,19 @@ def open_event_outputs(cfg: Mapping[str, Any], stack: ExitStack) -> tuple[list[E
     if unknown:
         raise ConfigError(f"clip_on: unknown event kind '{unknown[0]}'; kinds: {', '.join(KINDS)}")
     queue_dir = Path(os.path.expanduser(cfg["queue_dir"]))
+    name = name or cfg["camera"]
     sinks: list[EventSink] = []
     if cfg["events"]:
         sinks.append(JsonlEventSink(cfg["events"]))
     if cfg["mqtt"]:
         from edgecnn.runtime.mqtt import MqttSink
 
-        sinks.append(MqttSink(cfg["mqtt"], queue_dir / "mqtt.sqlite", prefix=cfg["mqtt_prefix"],
+        sinks.append(MqttSink(cfg["mqtt"], queue_dir / f"mqtt-{name}.sqlite", prefix=cfg["mqtt_prefix"],
                               queue_max=cfg["queue_max"], discovery=cfg["mqtt_discovery"] or None))
     if cfg["webhook"]:
         from edgecnn.runtime.webhook import WebhookSink
 
-        sinks.append(WebhookSink(cfg["webhook"], queue_dir / "webhook.sqlite", queue_max=cfg["queue_max"]))
+        sinks.append(WebhookSink(cfg["webhook"], queue_dir / f"webhook-{name}.sqlite", queue_max=cfg["queue_max"]))
     for sink in sinks:
         stack.callback(sink.close)
     writer = None
