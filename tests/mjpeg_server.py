@@ -2,8 +2,9 @@
 
 `frame(connection, i)` gives the BGR image to send (or its JPEG bytes, to spare the encoding
 when measuring the receiving side); the first connection drops (the server
-closes it) after `drop_after` frames, later ones stream until `stop()`; a new server given the stopped one's `port` is that camera back. Used by the source tests
-and benchmarks/stream_fps.py. `parts(reply)` reads such a stream (the live view's, in its test and
+closes it) after `drop_after` frames, later ones stream until `stop()`; a new server given the
+stopped one's `port` is that camera back. Used by the source and site tests and
+benchmarks/stream_fps.py. `parts(reply)` reads such a stream (the live view's, in its test and
 benchmark/live_view.py).
 """
 

@@ -53,7 +53,7 @@ def write(path: Path, text: str) -> Path:
     ("sinks:\n  kafka: \"kafka://x\"\ncameras:\n  - name: a\n    source: 0\n", r"sinks: unknown key 'kafka'"),
     ("sinks:\n  webhook: \"ftp://example.org/x\"\ncameras:\n  - name: a\n    source: 0\n", r"sinks: webhook: .* has no http"),
     ("cameras: []\n", r"at least one camera"),
-    ("cameras:\n  - name: a\n  source: 0\n", r"not valid YAML.*in quotes"),
+    ("cameras:\n  - name: a\n  source: 0\n", r"not valid YAML.*must be in quotes"),
 ])
 def test_cameras_file_errors_name_the_camera_and_the_key(tmp_path, text, match):
     with pytest.raises(CamerasFileError, match=match):
@@ -257,7 +257,7 @@ def test_site_page_in_headless_chromium_shows_every_camera(tmp_path):
         pytest.skip("chromium is not installed (Debian package 'chromium')")
     pytest.importorskip("websocket", reason="websocket-client is not installed (the dev extra)")
     videos = [synthetic_video(tmp_path / f"{n}.mp4", frames=300, fps=15) for n in ("a", "b")]
-    site = write(tmp_path / "site.yaml", f"model: {exported_models()['det_tflite']}\nserve: 127.0.0.1:0\ncameras:\n"
+    site = write(tmp_path / "site.yaml", f"model: {exported_models()['det_tflite']}\nserve: \"127.0.0.1:0\"\ncameras:\n"
                  + "".join(camera_entry(n, v, "    live: true\n") for n, v in zip(("door", "yard"), videos)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-m", "edgecnn", "track", f"cameras={site}", "max_det=5", "threads=1",
@@ -287,3 +287,58 @@ def test_site_page_in_headless_chromium_shows_every_camera(tmp_path):
     assert sorted(names) == ["door", "yard"] and min(shown) > 0
     assert text.count("FPS") == 2 and text.count("mid") == 2 and "up" in text
     assert shot is not None and shot.std() > 10
+
+
+# --------------------------------------------------------------------------- the bundle runs a site
+
+
+def test_bundle_with_a_cameras_file_runs_the_site_from_run_sh(tmp_path):
+    import tarfile
+
+    from edgecnn.config import ConfigError
+    from edgecnn.deploy.bundle import build_bundle
+    from edgecnn.deploy.profiles import load_profile
+
+    models = exported_models()
+    video = synthetic_video(tmp_path / "door.mp4", frames=6)
+    site = write(tmp_path / "site.yaml", f"sinks:\n  jsonl: {tmp_path / 'out'}\ncameras:\n" + camera_entry("door", video))
+    bundle = build_bundle(load_profile("rpi5"), [models["det_tflite"]], None, tmp_path / "dist", cameras=site)
+    with tarfile.open(bundle, "r:gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    root = tmp_path / bundle.name.removesuffix(".tar.gz")
+    assert json.loads((root / "config.json").read_text())["cameras"] == "cameras.yaml"
+    env = {**os.environ, "EDGECNN_PYTHON": sys.executable}
+    ran = subprocess.run([str(root / "run.sh"), "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert json.loads(ran.stdout.splitlines()[-1])["cameras"]["door"]["frames"] == 6
+    assert lines(tmp_path / "out" / "door.jsonl") == 6
+    with pytest.raises(ConfigError, match="sets model:, but the bundle ships its own models"):
+        build_bundle(load_profile("rpi5"), [models["det_tflite"]], None, tmp_path / "dist",
+                     cameras=write(tmp_path / "own.yaml", "model: det.tflite\ncameras:\n  - name: a\n    source: 0\n"))
+
+
+def test_an_unreachable_camera_never_stops_the_site(tmp_path, caplog):
+    """A camera down from the start: the site runs the others, names it in a warning and sends its
+    camera_down; a clips directory that cannot be written is an error naming the file and the key."""
+    from edgecnn.config import ConfigError
+    from edgecnn.runtime.site import run_site
+    from mqtt_broker import free_port
+
+    model = exported_models()["det_tflite"]
+    video = synthetic_video(tmp_path / "a.mp4", frames=10)
+    site = write(tmp_path / "site.yaml", f"model: {model}\nsinks:\n  jsonl: out\ncameras:\n"
+                 + camera_entry("a", video) + camera_entry("gone", f"http://u:hunter2@127.0.0.1:{free_port()}/x.mjpg"))
+    thread, stop, result = run_in_thread({"cameras": str(site), **LOW})
+    try:
+        wait_for(lambda: lines(tmp_path / "out" / "a.jsonl") == 10, 120, "the file camera's frames")
+        wait_for(lambda: any(e["kind"] == "camera_down" for e in events_of(tmp_path / "out" / "events.jsonl", "gone")),
+                 30, "camera_down of the unreachable camera")
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert result["report"]["cameras"]["a"]["frames"] == 10 and result["report"]["cameras"]["gone"]["frames"] == 0
+    assert "cameras[1] (gone): source: http://***@127.0.0.1" in caplog.text and "hunter2" not in caplog.text
+    (tmp_path / "file").write_text("")
+    full = write(tmp_path / "clips.yaml", f"model: {model}\nsinks:\n  clips: file/clips\ncameras:\n" + camera_entry("a", video))
+    with pytest.raises(ConfigError, match=r"clips.yaml: sinks: clips=.*not writable"):
+        run_site({"cameras": str(full), **LOW})

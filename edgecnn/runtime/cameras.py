@@ -7,7 +7,7 @@ and `zones:` take the counts file's entries. OpenCV's YAML needs every URL in qu
 
     model: models/det.tflite       # site-wide app keys (SITE_KEYS); the command line wins
     threads: 2
-    serve: 0.0.0.0:8080
+    serve: "0.0.0.0:8080"
     sinks:
       mqtt: "mqtt://broker.lan:1883"     # events and counts (credentials in the URL are never shown)
       webhook: "https://example.org/hook"
@@ -45,8 +45,9 @@ from edgecnn.runtime.events import KINDS
 from edgecnn.runtime.sources import describe, without_credentials
 
 # site-wide app keys a cameras file may set (the rest come from the command line or config.json)
-SITE_KEYS = {"model", "reid", "threads", "conf", "iou", "max_det", "imgsz", "serve", "token_file", "serve_fps",
-             "reconnect_timeout", "log_every"}
+SITE_KEYS = {"model", "reid", "threads", "classes", "conf", "iou", "max_det", "imgsz", "serve", "token_file",
+             "serve_fps", "log_every", "mqtt_prefix", "mqtt_discovery", "queue_max", "clip_on", "clip_pre", "clip_post",
+             "clip_fps", "clip_format", "clip_days", "clip_mb"}
 PATH_KEYS = {"model", "reid", "token_file"}
 SINK_SCHEMES = {"mqtt": ("mqtt", "mqtts"), "webhook": ("http", "https")}
 SINK_KEYS = {*SINK_SCHEMES, "jsonl", "clips", "queue"}
@@ -110,7 +111,7 @@ def load_site(path: str | Path) -> Site:
     try:
         content = read_yaml(path, expected="a mapping with 'cameras:' and site-wide keys", kind="cameras file")
     except ValueError as err:
-        raise CamerasFileError(f"{err}; URLs must be in quotes: source: \"rtsp://…\"") from None
+        raise CamerasFileError(f"{err}; values with a colon (URLs, host:port) must be in quotes: \"rtsp://…\"") from None
     unknown = set(content) - SITE_KEYS - {"sinks", "cameras"}
     if unknown:
         raise CamerasFileError(f"{path}: unknown key '{sorted(unknown)[0]}'; site-wide keys: "

@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 
 from edgecnn.config import ConfigError
 from edgecnn.runtime.app import APP_KEYS, Models, Stream, TrackingPipeline, load_config
@@ -61,15 +60,18 @@ class SiteCamera:
                                       wait_if_down=True)
         except SourceError as err:
             raise SourceError(f"{camera.where}: source: {err}") from None
+        if self.source.state == "reconnecting":
+            LOG.warning("%s: source: %s cannot be reached; the site starts without it and keeps trying",
+                        camera.where, camera.label)
         sinks = [JsonlSink(jsonl_dir / f"{self.name}.jsonl", pipeline.names, counter)] if jsonl_dir else []
-        self.stream = Stream(self.cfg, pipeline, self.source, sinks, counter, channel=self.name)
         sinks_out, writer = outputs
         event_cfg = {**event_cfg, **{RECORD_KEYS[k]: v for k, v in camera.record.items()}}
         records = writer is not None and bool(event_cfg["clip_on"])
         self.events = CameraEvents(self.name, sinks_out, pipeline.names, cfg["max_age"],
                                    writer if records else None, event_cfg)
+        self.events.watch(self.source)  # camera_down / camera_up
+        self.stream = Stream(self.cfg, pipeline, self.source, sinks, counter, channel=self.name, events=self.events)
         self.state, self.next_at, self.skipped, self.finished = "up", None, 0, False
-        self.to_event: list[float] = []  # seconds from capture to the frame's events sent
 
     def due_frame(self):
         """The next frame to detect on, or None: frames come faster than the camera's `fps` are skipped."""
@@ -86,53 +88,36 @@ class SiteCamera:
         return None
 
     def step(self, frame, view) -> None:
-        tracks = self.stream.step(frame, view)
-        self.events.frame(frame.image, frame.index, frame.captured_at, self.stream.clock(frame), tracks,
-                          self.stream.counter)
-        self.to_event.append(time.monotonic() - frame.timestamp)
+        self.stream.step(frame, view)
         if self.stream.stopped:  # max_frames for this camera
             self.finish()
 
     def watch(self, view) -> None:
-        """A camera_down event when the source drops, camera_up when it is back (a file that ends is
-        neither); the page's figures of a camera that has no frames to show."""
+        """Log the source's state when it changes (`CameraEvents.watch` sends camera_down / camera_up);
+        the page's figures of a camera that has no frames to show."""
         state = "ended" if self.finished else self.source.state
         if state != self.state:
-            before, self.state = self.state, state
+            self.state = state
             LOG.log(logging.WARNING if state == "reconnecting" else logging.INFO, "camera %s: %s", self.name, state)
-            if "reconnecting" in (before, state) and "ended" not in (before, state):
-                self.events.camera_state(state == "up", time.time())
         if view is not None and state != "up":
             view.publish(None, 0.0, self.figures, channel=self.name)
 
     def figures(self) -> dict[str, Any]:
-        return {**self.stream.figures(_NO_TRACKS), "state": self.state, "skipped": self.skipped}
+        return {**self.stream.figures(()), "state": self.state, "skipped": self.skipped}  # (): no tracks now
 
     def finish(self) -> None:
         self.finished = True
         self.source.close()
 
     def report(self, elapsed: float) -> dict[str, Any]:
-        ms = [1000 * s for s in self.to_event]
+        """`Stream.report`: its latency_ms_* run from capture to the frame's events sent and its JSON
+        line written."""
         return {**self.stream.report(elapsed), "state": self.state, "skipped": self.skipped,
-                "events": self.events.published, "source": self.camera.label,
-                "event_latency_ms_p50": round(float(np.percentile(ms, 50)), 3) if ms else None,
-                "event_latency_ms_p95": round(float(np.percentile(ms, 95)), 3) if ms else None}
+                "events": self.events.published, "source": self.camera.label}
 
     def close(self, error: BaseException | None = None) -> None:
-        self.events.close()
-        self.stream.close(error)
+        self.stream.close(error)  # its sinks and its events
         self.source.close()
-
-
-class _NoTracks:
-    """What `Stream.figures` is given for a camera without a frame."""
-
-    def __len__(self) -> int:
-        return 0
-
-
-_NO_TRACKS = _NoTracks()
 
 
 def site_config(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Site]:
@@ -173,7 +158,10 @@ def run_site(overrides: Mapping[str, Any], stop: threading.Event | None = None) 
             from edgecnn.runtime.web import open_live_view
 
             view = stack.enter_context(open_live_view(cfg, [c.name for c in site.cameras]))
-        outputs = open_event_outputs(event_cfg, stack)
+        try:
+            outputs = open_event_outputs(event_cfg, stack)
+        except ConfigError as err:  # e.g. a clips directory that cannot be written
+            raise ConfigError(f"{site.path}: sinks: {err}") from None
         cameras: list[SiteCamera] = []
         error: BaseException | None = None
         stack.callback(lambda: [camera.close(error) for camera in cameras])
@@ -222,6 +210,6 @@ def site_report(cameras: list[SiteCamera], elapsed: float) -> dict[str, Any]:
     report = {"cameras": per_camera, "frames": frames, "fps": round(frames / elapsed, 2) if elapsed else 0.0,
               "seconds": round(elapsed, 2)}
     LOG.info("site: %d frames in %.1f s (%.1f FPS in all); %s", frames, elapsed, report["fps"],
-             "; ".join(f"{n}: {r['fps']} FPS, event p50 {r['event_latency_ms_p50']} ms, dropped {r['dropped']}, "
+             "; ".join(f"{n}: {r['fps']} FPS, capture to events p50 {r['latency_ms_p50']} ms, dropped {r['dropped']}, "
                        f"reconnects {r['reconnects']}" for n, r in per_camera.items()))
     return report

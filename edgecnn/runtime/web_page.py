@@ -199,7 +199,7 @@ function render(name, f) {
   const c = card(name), state = f.state || "up";
   const label = c.root.querySelector(".state");
   label.textContent = state; label.className = "state " + (state === "up" ? "up" : "down");
-  rows(".figures", [["FPS", fmt(f.fps)], ["capture → event (ms)", fmt(f.latency_ms, 0)],
+  rows(".figures", [["FPS", fmt(f.fps)], ["capture → output (ms)", fmt(f.latency_ms, 0)],
                    ["capture → browser (ms)", fmt(c.latency, 0)], ["tracks now", f.tracks_now ?? "–"],
                    ["tracks so far", f.tracks ?? "–"], ["frames", f.frames ?? "–"],
                    ["dropped by the source", f.dropped ?? "–"], ["reconnects", f.reconnects ?? "–"],
@@ -221,7 +221,7 @@ async function pollFigures() {
     const up = cameras.filter(([, g]) => (g.state || "up") === "up").length;
     const total = cameras.reduce((sum, [, g]) => sum + (g.fps || 0), 0);
     document.getElementById("summary").textContent =
-      `${cameras.length} cameras, ${up} up · ${fmt(total)} FPS in all · ${f.model || ""}`;
+      `${cameras.length} cameras, ${up} up · ${fmt(total)} FPS in all`;
   } catch (err) { document.getElementById("status").textContent = "figures: " + err; }
   setTimeout(pollFigures, 500);
 }
