@@ -41,7 +41,7 @@ EVENT_KEYS = Schema(
     Key("clip_pre", 3.0, "seconds of video kept before the event", min=0.0),
     Key("clip_post", 5.0, "seconds recorded after the last event of a clip", min=0.0),
     Key("clip_fps", 10.0, "frames per second kept for clips (each is JPEG-encoded once)", min=0.5, max=60.0),
-    Key("clip_format", "avi", "clip container: avi (MJPEG) or mp4 (mp4v)"),
+    Key("clip_format", "mp4", "clip container: mp4 (mp4v: half the CPU of avi, a fifth of the size) or avi (MJPEG)"),
     Key("clip_days", 7.0, "clips and snapshots older than this are deleted", min=0.0),
     Key("clip_mb", 2000.0, "the clips directory's budget in MB; the oldest files go first", min=1.0),
 )
