@@ -145,30 +145,35 @@ def clip_costs(video: Path, seconds: float = 10.0, fps: float = 10.0) -> dict[st
 
 
 class Chaos:
-    """The soak's schedule, run in a thread: RTSP drops at 25 % and 60 %, the broker away at 40 %."""
+    """The soak's schedule, run in a thread: the RTSP camera drops at 25 % of the run, the broker is
+    away for 15 s from 45 %, and the camera drops again while the broker is away (so its camera_down
+    and camera_up wait in the on-disk queue)."""
 
     def __init__(self, seconds: float, rtsp: RtspServer, broker: Broker):
         self.log: list[tuple[float, str]] = []
-        self.broker_down: tuple[float, float] | None = None
+        self.broker_times: dict[bool, float] = {}  # up → when it was (re)started, False → stopped
         self.stop = threading.Event()
-        plan = [(0.25, "rtsp"), (0.40, "broker"), (0.60, "rtsp")]
-        self.thread = threading.Thread(target=self._run, args=(seconds, plan, rtsp, broker), daemon=True)
+        at = 0.45 * seconds
+        self.plan = [(0.25 * seconds, rtsp, "rtsp", False), (0.25 * seconds + 4, rtsp, "rtsp", True),
+                     (at, broker, "broker", False), (at + 2, rtsp, "rtsp", False), (at + 6, rtsp, "rtsp", True),
+                     (at + 15, broker, "broker", True)]
         self.start = time.time()
+        self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
-    def _run(self, seconds, plan, rtsp, broker) -> None:
-        for fraction, what in plan:
-            if self.stop.wait(max(0.0, self.start + fraction * seconds - time.time())):
+    def _run(self) -> None:
+        for offset, server, what, up in self.plan:
+            if self.stop.wait(max(0.0, self.start + offset - time.time())):
                 return
-            server = rtsp if what == "rtsp" else broker
-            down = time.time()
-            server.stop()
-            self.log.append((round(down - self.start, 1), f"{what} stopped"))
-            time.sleep(15.0 if what == "broker" else 4.0)
-            server.start()
-            self.log.append((round(time.time() - self.start, 1), f"{what} restarted"))
+            server.start() if up else server.stop()
+            now = time.time()
+            self.log.append((round(now - self.start, 1), f"{what} {'restarted' if up else 'stopped'}"))
             if what == "broker":
-                self.broker_down = (down, time.time())
+                self.broker_times[up] = now
+
+    @property
+    def broker_down(self) -> tuple[float, float] | None:
+        return (self.broker_times[False], self.broker_times[True]) if len(self.broker_times) == 2 else None
 
 
 def mount_tiny_disk(path: Path, mb: int) -> bool:
@@ -295,6 +300,8 @@ def delivery_figures(events: list[dict], received: list[tuple[dict, float]], bro
             latency_all.append(ms)
             if broker_down is None or not broker_down[0] - 1 <= record["epoch"] <= broker_down[1] + 5:
                 latency_up.append(ms)
+    outage = [at - broker_down[1] for record, at in received
+              if broker_down and broker_down[0] <= record["epoch"] <= broker_down[1]]
     by_camera_sent = {c: [i for i, e in zip(sent_ids, events) if e["camera"] == c] for c in ("street", "yard")}
     by_camera_got = {c: [i for i in order if i in set(by_camera_sent[c])] for c in ("street", "yard")}
 
@@ -306,7 +313,9 @@ def delivery_figures(events: list[dict], received: list[tuple[dict, float]], bro
             "in_order": all(by_camera_got[c] == by_camera_sent[c] for c in by_camera_sent),
             "latency_ms_p50": pct(latency_up, 50), "latency_ms_p95": pct(latency_up, 95),
             "latency_ms_p50_all": pct(latency_all, 50), "latency_ms_p95_all": pct(latency_all, 95),
-            "latency_ms_max_all": pct(latency_all, 100)}
+            "latency_ms_max_all": pct(latency_all, 100),
+            "made_while_broker_away": len(outage),
+            "their_arrival_after_restart_s": [round(min(outage), 2), round(max(outage), 2)] if outage else None}
 
 
 def plot(figures: dict, out: Path) -> None:
