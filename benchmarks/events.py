@@ -16,7 +16,10 @@ At the end: every event of each camera equals an offline replay of that camera's
 (runtime/offline.py `replay_events` on the site's `<camera>.jsonl`; `dwell` is left out for the
 live camera, whose clock is the monotonic capture time the JSON lines do not keep), every event
 reached the subscriber (first arrivals in order, duplicates counted), nothing was dropped by the
-queue's bound, and the process's memory (RSS) is sampled every 2 s.
+queue's bound, and the process's memory (RSS) is sampled every 2 s. Latency: capture to the frame's
+events sent (the site's report, per camera), and event to subscriber from probe events that a thread
+publishes five times a second through the site's own MQTT sink (the detector's tracks need not
+make events steadily for that figure).
 
 CPU: the thread CPU time of `CameraEvents.frame` (event building, the JPEG ring, clip triggers,
 queueing) on the pipeline thread, plus the threads the machinery owns (the MQTT courier and paho's
@@ -54,6 +57,7 @@ from edgecnn.runtime import site as site_module  # noqa: E402
 from edgecnn.runtime.clips import FORMATS, Clip, ClipWriter  # noqa: E402
 from edgecnn.runtime.counting import load_regions  # noqa: E402
 from edgecnn.runtime.event_sinks import CameraEvents  # noqa: E402
+from edgecnn.runtime.events import Event  # noqa: E402
 from edgecnn.runtime.offline import replay_events  # noqa: E402
 from mqtt_broker import Broker, Subscriber, free_port, mosquitto_available  # noqa: E402
 from rtsp_server import RtspServer, rtsp_server_missing  # noqa: E402
@@ -227,6 +231,8 @@ def soak(args, work: Path) -> dict:
         runner = threading.Thread(target=run_site, name="site")
         runner.start()
         chaos = Chaos(args.seconds, rtsp, broker)
+        probe = threading.Thread(target=send_probes, args=(instances, stop), name="probe", daemon=True)
+        probe.start()
         started = time.time()
         while runner.is_alive() and time.time() - started < args.seconds:
             memory.append((round(time.time() - started, 1), round(rss_mb(), 1)))
@@ -239,8 +245,11 @@ def soak(args, work: Path) -> dict:
     chaos.thread.join()
     process_cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     events = [json.loads(line) for line in (work / "out" / "events.jsonl").read_text().splitlines()]
-    subscriber.wait_for("/events", len(events), timeout=60)
-    received = subscriber.arrivals("/events")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(r["camera"] != "probe" for r, _ in subscriber.arrivals("/events")) < len(events):
+        time.sleep(0.1)
+    received = [(r, at) for r, at in subscriber.arrivals("/events") if r["camera"] != "probe"]
+    probes = [(r, at) for r, at in subscriber.arrivals("probe/events")]
     subscriber.close()
     broker.stop()
     rtsp.stop()
@@ -249,6 +258,7 @@ def soak(args, work: Path) -> dict:
     per_camera = {c: compare(work, c, [e for e in events if e["camera"] == c],
                              video_fps(video) if c == "street" else None, names) for c in ("street", "yard")}
     delivery = delivery_figures(events, received, chaos.broker_down)
+    delivery["probe"] = probe_figures(probes, chaos.broker_down)
     machinery = {name: s for name, s in threads.items()
                  if name.startswith(("courier", "paho", "clip-writer", "watch")) and not name.endswith("-soak")}
     events_cpu = sum(e.cpu_s for e in instances) + sum(machinery.values())
@@ -283,6 +293,37 @@ def video_fps(video: Path) -> float:
     fps = capture.get(cv2.CAP_PROP_FPS)
     capture.release()
     return fps
+
+
+def send_probes(instances: list, stop: threading.Event, every: float = 0.2) -> None:
+    """Events of a `probe` camera, stamped now, through the site's own MQTT sink (its outbox, courier
+    and paho client) five times a second: what the event machinery adds from an event to a
+    subscriber, under the site's load, whatever the detector's tracks do."""
+    while not instances and not stop.wait(0.1):
+        pass
+    mqtt = next((s for s in instances[0].sinks if hasattr(s, "connected")), None) if instances else None
+    if mqtt is None or not mqtt.connected.wait(30):
+        return
+    frame = 0
+    while not stop.wait(every):
+        mqtt.publish(Event("probe", "appeared", time.time(), frame, track=frame))
+        frame += 1
+
+
+def probe_figures(probes: list[tuple[dict, float]], broker_down) -> dict:
+    def away(epoch: float) -> bool:
+        return bool(broker_down) and broker_down[0] - 1 <= epoch <= broker_down[1] + 10
+
+    firsts = {}
+    for record, at in probes:
+        firsts.setdefault(record["id"], (record, at))
+    up = [1000 * (at - r["epoch"]) for r, at in firsts.values() if not away(r["epoch"])]
+    sent = max((r["frame"] for r, _ in firsts.values()), default=-1) + 1
+    return {"sent": sent, "unique": len(firsts), "duplicates": len(probes) - len(firsts),
+            "in_order": [r["frame"] for r, _ in sorted(firsts.values(), key=lambda x: x[1])] == list(range(len(firsts))),
+            "latency_ms_p50": round(float(np.percentile(up, 50)), 2) if up else None,
+            "latency_ms_p95": round(float(np.percentile(up, 95)), 2) if up else None,
+            "queued_while_away": sum(away(r["epoch"]) for r, _ in firsts.values())}
 
 
 def delivery_figures(events: list[dict], received: list[tuple[dict, float]], broker_down) -> dict:
