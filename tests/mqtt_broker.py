@@ -1,8 +1,9 @@
 """A real Mosquitto broker (Debian's /usr/sbin/mosquitto) on a free loopback port, and a subscriber.
 
 `Broker.start()` / `stop()` may be called again: the port stays the same, so clients reconnect to a
-restarted broker. Nothing is persisted: a restart forgets retained messages, as a broker that lost
-its disk would. Used by tests/test_event_sinks.py and benchmarks/events.py.
+restarted broker, and it keeps its state on disk as a broker service does (mosquitto saves it when
+stopped): the subscriber's persistent session survives a restart, so what publishers deliver before
+the subscriber is back waits for it. Used by tests/test_event_sinks.py and benchmarks/events.py.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ class Broker:
     def __init__(self, workdir: Path):
         self.port = free_port()
         self.config = workdir / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                               "log_dest stderr\nmax_queued_messages 100000\n")
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                               f"persistence_location {workdir}/\nlog_dest stderr\nmax_queued_messages 100000\n")
         self.log = workdir / "mosquitto.log"
         self.process: subprocess.Popen | None = None
 
