@@ -1,8 +1,9 @@
 """A real Mosquitto broker (Debian's /usr/sbin/mosquitto) on a free loopback port, and a subscriber.
 
 `Broker.start()` / `stop()` may be called again: the port stays the same, so clients reconnect to a
-restarted broker. Nothing is persisted: a restart forgets retained messages, as a broker that lost
-its disk would. Used by tests/test_event_sinks.py and benchmarks/events.py.
+restarted broker, and it keeps its state on disk as a broker service does (mosquitto saves it when
+stopped): the subscriber's persistent session survives a restart, so what publishers deliver before
+the subscriber is back waits for it. Used by tests/test_event_sinks.py and benchmarks/events.py.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ class Broker:
     def __init__(self, workdir: Path):
         self.port = free_port()
         self.config = workdir / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                               "log_dest stderr\nmax_queued_messages 100000\n")
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                               f"persistence_location {workdir}/\nlog_dest stderr\nmax_queued_messages 100000\n")
         self.log = workdir / "mosquitto.log"
         self.process: subprocess.Popen | None = None
 
@@ -69,7 +70,7 @@ class Subscriber:
         import paho.mqtt.client as paho
 
         self.messages: list[tuple[str, str, bool]] = []
-        self.received_at: list[float] = []
+        self.received_at: list[float] = []  # time.time() of each message's arrival, as `messages`
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
         # a persistent session (clean_session=False): QoS 1 messages published while this client is
@@ -90,8 +91,12 @@ class Subscriber:
             self.received_at.append(time.time())
 
     def payloads(self, suffix: str) -> list[dict]:
+        return [payload for payload, _ in self.arrivals(suffix)]
+
+    def arrivals(self, suffix: str) -> list[tuple[dict, float]]:
+        """(JSON payload, arrival time) of the messages on topics ending with `suffix`, in arrival order."""
         with self._lock:
-            return [json.loads(p) for t, p, _ in self.messages if t.endswith(suffix)]
+            return [(json.loads(p), at) for (t, p, _), at in zip(self.messages, self.received_at) if t.endswith(suffix)]
 
     def wait_for(self, suffix: str, n: int, timeout: float = 20.0) -> list[dict]:
         deadline = time.monotonic() + timeout

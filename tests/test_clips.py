@@ -119,6 +119,6 @@ def test_a_full_disk_drops_the_oldest_clips_and_never_fails_the_run(tiny_disk):
             recorder.trigger(Event("gate", "dwell", float(i), i, track=i, region="z"), i / FPS)
     recorder.finish()
     writer.close()
-    clips = sorted((tiny_disk / "clips" / "gate").glob("*.avi"))
+    clips = sorted((tiny_disk / "clips" / "gate").glob("*.mp4"))
     assert filler.exists() and writer.written >= 3 and writer.deleted >= 1
     assert clips and all(len(read_clip(c)) > 0 for c in clips)  # what is there is whole

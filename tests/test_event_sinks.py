@@ -178,3 +178,16 @@ def test_queue_survives_a_restart(tmp_path):
     again = Outbox(tmp_path / "q.sqlite")
     assert [p for _, _, p in again.head(10)] == ["0", "1", "2"]
     again.close()
+
+
+def test_a_queue_belongs_to_one_process(tmp_path):
+    first = Outbox(tmp_path / "q.sqlite", name="mqtt")
+    script = ("import sys; from edgecnn.runtime.outbox import Outbox\n"
+              f"try:\n    Outbox({str(tmp_path / 'q.sqlite')!r}, name='mqtt')\n"
+              "except OSError as err:\n    print(err)\n")
+    import subprocess
+    import sys
+
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    first.close()
+    assert "is in use by another process; give each process its own queue_dir=" in other.stdout

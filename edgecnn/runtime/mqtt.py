@@ -113,7 +113,7 @@ class MqttSink:
         if self.broker["tls"]:
             client.tls_set()
         client.will_set(self.availability, "offline", qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=8)  # a broker that is back is found within 8 s
         client.on_connect, client.on_disconnect = self._on_connect, self._on_disconnect
         return client
 

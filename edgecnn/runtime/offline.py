@@ -8,6 +8,9 @@ is the whole sequence, REFINE_KEYS may also refine the tracks after the run, as 
 StrongSORT++ do for their MOTChallenge figures: `backfill` adds the frames a track spent
 tentative before it was confirmed, `interpolate` fills short gaps inside a track. Neither is
 possible online; figures with them on are offline figures.
+
+`replay_events` is the offline reference for events: the tracks of a run's JSON lines through a
+fresh counter and `events.EventBuilder`, which the events the run sent must equal.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ The bound is a number of messages (`max_items`): past it the oldest are dropped,
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import sqlite3
 import threading
@@ -38,6 +39,14 @@ class Outbox:
         self.path, self.max_items, self.name = Path(path), max_items, name
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._owner = open(self.path.with_suffix(".lock"), "w")  # noqa: SIM115 (held until close)
+            fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OSError(f"{name}: its queue {self.path} is in use by another process; give each process its "
+                          "own queue_dir= (or camera=)") from None
+        except OSError as err:
+            raise OSError(f"{name}: cannot open its queue file {self.path}: {err}") from None
+        try:
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -55,11 +64,18 @@ class Outbox:
             return self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
 
     def put(self, topic: str, payload: str) -> None:
+        """Queue a message; a queue that cannot be written (its disk is full) drops it, counted."""
         with self._lock:
-            self._db.execute("INSERT INTO queue (topic, payload) VALUES (?, ?)", (topic, payload))
-            over = self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0] - self.max_items
+            try:
+                self._db.execute("INSERT INTO queue (topic, payload) VALUES (?, ?)", (topic, payload))
+                over = self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0] - self.max_items
+                if over > 0:
+                    self._db.execute("DELETE FROM queue WHERE seq IN (SELECT seq FROM queue ORDER BY seq LIMIT ?)",
+                                     (over,))
+            except sqlite3.Error as err:
+                LOG.error("%s: cannot write its queue %s (%s): message dropped", self.name, self.path, err)
+                over = 1
             if over > 0:
-                self._db.execute("DELETE FROM queue WHERE seq IN (SELECT seq FROM queue ORDER BY seq LIMIT ?)", (over,))
                 self.dropped += over
                 self._log_drops()
             self.ready.notify_all()
@@ -97,6 +113,7 @@ class Outbox:
                 LOG.warning("%s: dropped %d messages in all (queue bound %d)", self.name, self.dropped, self.max_items)
                 self._dropped_logged = self.dropped
             self._db.close()
+            self._owner.close()  # releases the lock
 
 
 class Courier:
