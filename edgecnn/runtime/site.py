@@ -13,10 +13,10 @@ events JSON lines). A dropped camera is retried forever (one dead camera never s
 state (up, reconnecting, ended), frame rate and dropped frames are in the live view, the log and the
 report, and each change between up and down is a camera_down / camera_up event.
 
-One interpreter call per frame, not a batch: a batched export runs N images in about N times one
-image's time on a CPU interpreter (TFLite/XNNPACK, ONNX Runtime), so batching buys nothing here and
-would make every camera wait for the slowest; what sharing saves is memory (one model, one arena)
-and the threads' contention of one process per camera (benchmarks/multicam.py measures the ratio).
+One interpreter call per frame, not a batch: benchmarks/multicam.py measured no consistent gain per
+image from batches of 2-8 (ONNX Runtime, the same network with a free batch, 2 cores; the TFLite
+exports are batch 1), and a batch would make every camera wait for the slowest. What one process
+saves is memory (one model, one arena) and the contention of one interpreter per camera.
 """
 
 from __future__ import annotations
