@@ -204,21 +204,20 @@ class TrackingPipeline:
         times.add("pre", timed.started - picked)
         times.add("inference", timed.ended - timed.started)
         times.add("post", done - timed.ended)
-        # boxes clipped to nothing (they lay in the letterbox padding) have no extent to track
-        keep = (detections.xyxy[:, 2:] - detections.xyxy[:, :2] >= 1).all(axis=1)
-        boxes, scores, classes = detections.xyxy[keep], detections.scores[keep], detections.classes[keep]
+        # no crop or camera-motion mask for boxes the tracker leaves out
+        detections = detections.select(detections.has_area())
         features = None
         if self.encoder is not None:
             start = time.monotonic()
-            features = self.encoder.encode(frame.image, boxes)
+            features = self.encoder.encode(frame.image, detections.xyxy)
             times.add("reid", time.monotonic() - start)
         warp = None
         if self.camera is not None:
             start = time.monotonic()
-            warp = self.camera.estimate(frame.image, boxes)
+            warp = self.camera.estimate(frame.image, detections.xyxy)
             times.add("cmc", time.monotonic() - start)
         start = time.monotonic()
-        tracks = self.tracker.update(boxes, scores, features, classes, warp)
+        tracks = self.tracker.update(detections, features=features, warp=warp)
         times.add("tracking", time.monotonic() - start)
         return tracks
 
@@ -339,14 +338,9 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         return run_site(cfg)
     cfg = load_config(cfg, "app")
     pipeline = TrackingPipeline(cfg)
-    live_view = contextlib.nullcontext()
-    if cfg["serve"]:  # http.server and the page are loaded only for a live view
-        from edgecnn.runtime.web import open_live_view
-
-        live_view = open_live_view(cfg)
     counter = open_counter(cfg, pipeline.names)
     error: BaseException | None = None
-    with live_view as view, contextlib.ExitStack() as outputs, \
+    with _live_view(cfg) as view, contextlib.ExitStack() as outputs, \
             open_source(cfg["source"], live=cfg["live"], reconnect_timeout=cfg["reconnect_timeout"]) as source:
         events = open_camera_events(cfg, pipeline.names, source, outputs)
         stream = Stream(cfg, pipeline, source, open_sinks(cfg, pipeline.names, source.fps or 30.0, counter), counter,
@@ -375,6 +369,15 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
               "artifacts": {k: str(cfg[k]) for k in ("save", "mot", "jsonl") if cfg[k] and cfg[k] != "-"}}
     log_report(report)
     return report
+
+
+def _live_view(cfg: Mapping[str, Any]):
+    """The live view's context (it yields the view), or one that yields None without `serve`."""
+    if not cfg["serve"]:
+        return contextlib.nullcontext()
+    from edgecnn.runtime.web import open_live_view  # http.server and the page load only for a live view
+
+    return open_live_view(cfg)
 
 
 def log_report(report: Mapping[str, Any]) -> None:
