@@ -4,9 +4,15 @@ For 1, 2, 4 and 8 cameras of 640x480: each camera is the real traffic video from
 (padded to 640x480; moving shapes when absent) played at `--camera-fps` as a live camera would
 deliver it (`live: true`: paced, newest frame only), with a counting line, a zone and events to
 JSON lines, so the whole path runs. For each count N, in one run: (a) one site process with the N
-cameras, (b) N one-camera site processes at the same time, same keys (`threads`). Each runs
-`--seconds` under `nice`; SIGTERM ends it and it prints its report. Figures: per-camera FPS,
-capture-to-event latency (p50/p95 over cameras' medians), total FPS and the ratio (a)/(b).
+cameras, (b) N one-camera site processes at the same time, same keys (`threads`), all under
+`nice`, measured over `--seconds` from `--warmup` after every camera's first frame: frames from each camera's JSON lines, CPU
+seconds of the processes from /proc; SIGTERM ends them and their reports give the latencies.
+On a CPU shared with other jobs, N processes get more of it than one (the scheduler shares
+between threads), so the FPS ratio favours (b) there; CPU milliseconds per frame do not depend on
+the share. Figures: per-camera FPS, CPU ms per frame,
+capture-to-event latency (each camera's p50/p95, their median), total FPS and the ratio (a)/(b);
+then the detector's time per image when N images go in one call (ONNX Runtime, the same network
+exported with a free batch; the TFLite artifacts are fixed to batch 1): whether batching would pay.
 
     PYTHONPATH=. python benchmarks/multicam.py [--model det.tflite] [--counts 1 2 4 8] [--seconds 25]
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,36 +66,111 @@ def site_file(path: Path, names: list[str], video: Path, args) -> Path:
     return path
 
 
-def run_processes(sites: list[Path], args) -> list[dict]:
-    """Start one `edgecnn.runtime.app cameras=` process per site together, SIGTERM them after
-    `--seconds`, return their reports."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far, all its threads (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def frames_written(sites: list[Path]) -> dict[str, int]:
+    """Frames each camera has processed so far: its JSON lines (one per frame)."""
+    return {f"{site.stem}/{jsonl.stem}": jsonl.read_text().count("\n")
+            for site in sites for jsonl in sorted((site.parent / f"{site.stem}-out").glob("cam*.jsonl"))}
+
+
+def run_processes(sites: list[Path], cameras: int, args) -> dict:
+    """One `edgecnn.runtime.app cameras=` process per site, all at once, measured over `--seconds`
+    once all `cameras` have processed a frame and `--warmup` more seconds have passed: frames from
+    each camera's JSON lines, CPU time from /proc; then SIGTERM, and each process's report gives
+    the capture-to-event latencies."""
+    for site in sites:
+        shutil.rmtree(site.parent / f"{site.stem}-out", ignore_errors=True)
     keys = ["conf=0.01", "track_conf=0.02", "low_conf=0.01", f"max_det={args.objects}", "log_every=0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen(["nice", "-n", "10", sys.executable, "-m", "edgecnn.runtime.app", f"cameras={site}",
                                *keys, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                               cwd=site.parent) for site in sites]
-    time.sleep(args.seconds)
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
+    try:
+        deadline = time.monotonic() + 300
+        while sum(1 for count in frames_written(sites).values() if count) < cameras:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError("the site processes did not start")
+            time.sleep(0.5)
+        time.sleep(args.warmup)
+        t0, cpu0, frames0 = time.monotonic(), sum(cpu_seconds(p.pid) for p in procs), frames_written(sites)
+        time.sleep(args.seconds)
+        t1, cpu1, frames1 = time.monotonic(), sum(cpu_seconds(p.pid) for p in procs), frames_written(sites)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
     reports = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
         if proc.returncode:
             raise RuntimeError(f"a site process failed ({proc.returncode}): {err[-2000:]}")
         reports.append(json.loads(out.strip().splitlines()[-1]))
-    return reports
+    fps = {cam: (frames1[cam] - frames0.get(cam, 0)) / (t1 - t0) for cam in frames1}
+    return {"reports": reports, "camera_fps": fps, "cpu_s": cpu1 - cpu0, "seconds": t1 - t0,
+            "frames": sum(frames1.values()) - sum(frames0.values())}
 
 
-def figures(reports: list[dict]) -> dict:
-    cameras = [c for r in reports for c in r["cameras"].values()]
-    fps = [c["fps"] for c in cameras]
+def figures(run: dict) -> dict:
+    cameras = [c for r in run["reports"] for c in r["cameras"].values()]
+    fps = list(run["camera_fps"].values())
     to_event = [c["latency_ms_p50"] for c in cameras if c["latency_ms_p50"] is not None]
     to_event95 = [c["latency_ms_p95"] for c in cameras if c["latency_ms_p95"] is not None]
     return {"total_fps": round(sum(fps), 2), "camera_fps_min": round(min(fps), 2), "camera_fps_max": round(max(fps), 2),
+            "cpu_ms_per_frame": round(1000 * run["cpu_s"] / run["frames"], 1) if run["frames"] else None,
+            "cpu_cores_used": round(run["cpu_s"] / run["seconds"], 2),
             "event_latency_ms_p50": round(float(np.median(to_event)), 1) if to_event else None,
             "event_latency_ms_p95": round(float(np.median(to_event95)), 1) if to_event95 else None,
             "inference_ms_p50": round(float(np.median([c.get("inference_ms_p50") or np.nan for c in cameras])), 2),
             "dropped": sum(c["dropped"] for c in cameras)}
+
+
+def compare(n: int, video: Path, work: Path, args) -> dict:
+    """N cameras in one process and in N processes, `--rounds` times in alternating order (the load
+    drifts); each figure is the median over rounds."""
+    names = [f"cam{i}" for i in range(n)]
+    sites = {"one_process": [site_file(work / f"site{n}.yaml", names, video, args)],
+             "separate_processes": [site_file(work / f"alone{n}-{name}.yaml", [name], video, args) for name in names]}
+    rounds: dict[str, list[dict]] = {mode: [] for mode in sites}
+    loads = []
+    for r in range(args.rounds):
+        for mode in (list(sites) if r % 2 == 0 else list(sites)[::-1]):
+            loads.append(os.getloadavg()[0])
+            rounds[mode].append(figures(run_processes(sites[mode], n, args)))
+    row = {mode: {key: _median([f[key] for f in found]) for key in found[0]} for mode, found in rounds.items()}
+    one, apart = row["one_process"], row["separate_processes"]
+    row.update(cameras=n, rounds=rounds, load_average=round(float(np.median(loads)), 1),
+               ratio=round(one["total_fps"] / apart["total_fps"], 2) if apart["total_fps"] else None,
+               cpu_per_frame_ratio=round(apart["cpu_ms_per_frame"] / one["cpu_ms_per_frame"], 2)
+               if one["cpu_ms_per_frame"] and apart["cpu_ms_per_frame"] else None)
+    return row
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(float(np.median(values)), 2) if values else None
+
+
+def batched_inference(batches: list[int], threads: int, work: Path) -> dict[int, float]:
+    """Milliseconds per image when N images go through the detector in one call, for each N.
+
+    The TFLite artifacts are fixed to batch 1 (XNNPACK cannot reshape them), so this asks ONNX
+    Runtime, with the same yolo-n exported with a free batch: whether a batched export would pay.
+    """
+    from edgecnn.export.onnx import export_onnx
+    from edgecnn.models import build_model
+    from edgecnn.runtime.backends import load_backend
+    from edgecnn.runtime.timing import measure_latency
+    from runtime_models import DETECTOR_IMGSZ, NAMES, spread_statistics
+
+    model = spread_statistics(build_model("yolo-n", num_classes=len(NAMES)))
+    meta = {"task": "detect", "names": NAMES, "imgsz": DETECTOR_IMGSZ, "strides": [8, 16, 32],
+            "mean": [0.0] * 3, "std": [1.0] * 3}
+    backend = load_backend(export_onnx(model, meta, work / "det_dynamic.onnx", DETECTOR_IMGSZ, dynamic=True), threads)
+    return {n: round(measure_latency(backend, runs=20, warmup=3, batch=n)["latency_ms_p50"] / n, 2) for n in batches}
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -114,7 +196,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="detector .tflite/.onnx (default: the tests' int8 yolo-n at 320)")
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--seconds", type=float, default=25.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured, after --warmup")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds after every camera's first frame")
+    parser.add_argument("--rounds", type=int, default=2, help="repeats, alternating which mode goes first")
     parser.add_argument("--camera-fps", type=float, default=15.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--objects", type=int, default=10, help="most boxes per frame")
@@ -130,22 +214,21 @@ def main() -> int:
         work = Path(tmp)
         video = camera_video(work / "camera.mp4", args.seconds, args.camera_fps)
         for n in args.counts:
-            names = [f"cam{i}" for i in range(n)]
-            load = os.getloadavg()[0]
-            one = figures(run_processes([site_file(work / f"site{n}.yaml", names, video, args)], args))
-            apart = figures(run_processes([site_file(work / f"alone{n}-{name}.yaml", [name], video, args)
-                                           for name in names], args))
-            ratio = round(one["total_fps"] / apart["total_fps"], 2) if apart["total_fps"] else None
-            results.append({"cameras": n, "one_process": one, "separate_processes": apart, "ratio": ratio,
-                            "load_average_before": round(load, 2)})
+            results.append(row := compare(n, video, work, args))
+            one, apart, ratio, cpu_ratio, load = (row[k] for k in ("one_process", "separate_processes", "ratio",
+                                                                   "cpu_per_frame_ratio", "load_average"))
             print(f"{n} cameras: one process {one['total_fps']} FPS (per camera {one['camera_fps_min']}-"
-                  f"{one['camera_fps_max']}, capture→event p50 {one['event_latency_ms_p50']} ms); "
-                  f"separate {apart['total_fps']} FPS (capture→event p50 {apart['event_latency_ms_p50']} ms); "
-                  f"ratio {ratio}; load {load:.1f}", flush=True)
+                  f"{one['camera_fps_max']}, capture→event p50 {one['event_latency_ms_p50']} ms, "
+                  f"{one['cpu_ms_per_frame']} CPU ms/frame); separate {apart['total_fps']} FPS (capture→event p50 "
+                  f"{apart['event_latency_ms_p50']} ms, {apart['cpu_ms_per_frame']} CPU ms/frame); "
+                  f"FPS ratio {ratio}, CPU per frame separate/one {cpu_ratio}; load {load:.1f}", flush=True)
+        os.nice(10)  # as the site processes
+        batched = batched_inference(args.counts, args.threads, work)
+    print(f"ONNX Runtime ms per image at batch {', '.join(f'{n}: {ms}' for n, ms in batched.items())}")
     out = Path(args.out)
     atomic_write_json(out, {"model": Path(args.model).name, "size": list(SIZE), "camera_fps": args.camera_fps,
                             "seconds": args.seconds, "threads": args.threads, "cpus": os.cpu_count(),
-                            "nice": 10, "results": results})
+                            "nice": 10, "results": results, "onnxruntime_ms_per_image_by_batch": batched})
     plot(results, out.with_suffix(".png"))
     print(f"wrote {out}")
     return 0

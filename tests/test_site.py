@@ -83,6 +83,23 @@ def test_cameras_file_reads_paths_relative_to_it(tmp_path):
     assert yard.counter([], 30).zones[0].region.kind == "zone"
 
 
+def test_the_documented_cameras_file_reads_with_its_comments(tmp_path):
+    """The example in runtime/cameras.py, comments after values included (OpenCV alone would keep
+    them in the values)."""
+    import textwrap
+
+    import edgecnn.runtime.cameras as cameras
+
+    doc = cameras.__doc__
+    example = textwrap.dedent(doc[doc.index("::") + 2:doc.index("Relative paths")]).strip("\n")
+    site = load_site(write(tmp_path / "site.yaml", example))
+    door, = site.cameras
+    assert (door.fps, door.live, door.classes, door.record) == (5.0, True, ["person"], {"pre": 5, "post": 5, "on": ["line_cross"]})
+    assert site.settings["threads"] == 2 and site.settings["serve"] == "0.0.0.0:8080"
+    assert site.sinks["mqtt"] == "mqtt://broker.lan:1883" and site.sinks["queue"] == "/var/lib/edgecnn/queue"
+    assert [r.name for r in door.counter(["person"], 30).regions] == ["door", "counter"]
+
+
 # --------------------------------------------------------------------------- a site against each camera alone
 
 

@@ -11,7 +11,7 @@ and `zones:` take the counts file's entries. OpenCV's YAML needs every URL in qu
     sinks:
       mqtt: "mqtt://broker.lan:1883"     # events and counts (credentials in the URL are never shown)
       webhook: "https://example.org/hook"
-      jsonl: out/                         # <camera>.jsonl per camera (tracks, counts, events per frame)
+      jsonl: out/                         # <camera>.jsonl (tracks and counts per frame), events.jsonl
       clips: clips/                       # event clips and snapshots
       queue: /var/lib/edgecnn/queue       # where events wait while the broker or endpoint is away
     cameras:
@@ -19,6 +19,7 @@ and `zones:` take the counts file's entries. OpenCV's YAML needs every URL in qu
         source: "rtsp://user:pass@10.0.0.5:554/stream1"
         classes: [person]
         fps: 5                            # detect at most 5 frames a second from this camera
+        live: true                        # optional: as `live=` (a file played at its frame rate)
         record: {pre: 5, post: 5, on: [line_cross]}  # this camera's clips (default: clip_* keys; on: [] none)
         lines:
           - name: door

@@ -231,7 +231,7 @@ def read_yaml(path: Path, expected: str = "a mapping with 'lines:' and/or 'zones
     `expected` says what the top level must be, `kind` what the file is (both for errors)."""
     if not path.is_file():
         raise FileNotFoundError(f"{kind} not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    text = "\n".join(without_comment(line) for line in path.read_text(encoding="utf-8").splitlines())
     if not text.lstrip().startswith("%YAML"):
         text = "%YAML:1.0\n" + text  # OpenCV wants the directive; lines shift by one in its errors
     try:
@@ -243,6 +243,21 @@ def read_yaml(path: Path, expected: str = "a mapping with 'lines:' and/or 'zones
     if root.empty() or not root.isMap():
         raise ValueError(f"{path}: expected {expected}")
     return _node_value(root)
+
+
+def without_comment(line: str) -> str:
+    """`line` without its `# comment`: OpenCV keeps a comment that follows a plain value as part of
+    the value (`fps: 5  # at most` reads as the text "5  # at most"). A `#` inside quotes, or not
+    after a space, is text."""
+    quote = None
+    for i, char in enumerate(line):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i].rstrip()
+    return line
 
 
 def _node_value(node) -> Any:

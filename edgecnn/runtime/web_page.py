@@ -166,7 +166,9 @@ SITE_PAGE = r"""<!doctype html>
 <title>edgecnn site</title>
 <style>""" + STYLE + r"""
   main { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 12px; padding: 12px; }
-  section { background: #1c2128; padding: 8px; }
+  section { background: #1c2128; padding: 8px; min-width: 0; }
+  section table { table-layout: fixed; } section td:first-child { width: 62%; }
+  section .src { color: #9aa4ad; font-size: 12px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
   section h2 { margin: 0 0 6px; font-size: 15px; display: flex; justify-content: space-between; }
   section h2 .state { font-weight: normal; color: #9aa4ad; }
   section h2 .state.down { color: #f85149; } section h2 .state.up { color: #3fb950; }
@@ -186,7 +188,8 @@ function card(name) {
   if (cards[name]) return cards[name];
   const root = document.createElement("section");
   root.dataset.camera = name;
-  root.innerHTML = `<h2><span class="name"></span><span class="state"></span></h2><canvas width="640" height="480"></canvas>
+  root.innerHTML = `<h2><span class="name"></span><span class="state"></span></h2><div class="src"></div>
+    <canvas width="640" height="480"></canvas>
     <table class="figures"><tbody></tbody></table>
     <table class="lines"><thead><tr><th>line</th><th>in</th><th>out</th></tr></thead><tbody></tbody></table>
     <table class="zones"><thead><tr><th>zone</th><th>now</th><th>longest stay (s)</th></tr></thead><tbody></tbody></table>`;
@@ -202,8 +205,9 @@ function render(name, f) {
   rows(".figures", [["FPS", fmt(f.fps)], ["capture → output (ms)", fmt(f.latency_ms, 0)],
                    ["capture → browser (ms)", fmt(c.latency, 0)], ["tracks now", f.tracks_now ?? "–"],
                    ["tracks so far", f.tracks ?? "–"], ["frames", f.frames ?? "–"],
-                   ["dropped by the source", f.dropped ?? "–"], ["reconnects", f.reconnects ?? "–"],
-                   ["source", f.source ?? "–"]], c.root);
+                   ["dropped by the source", f.dropped ?? "–"], ["reconnects", f.reconnects ?? "–"]], c.root);
+  const src = c.root.querySelector(".src");
+  src.textContent = src.title = f.source || "";
   const counts = f.counts || {lines: {}, zones: {}};
   rows(".lines", Object.entries(counts.lines).map(([line, n]) => [line, n.in, n.out]), c.root);
   rows(".zones", Object.entries(counts.zones).map(([zone, z]) =>
