@@ -16,7 +16,7 @@ from edgecnn.config import ConfigError
 from edgecnn.runtime.events import Event
 from edgecnn.runtime.outbox import Courier, Outbox
 from edgecnn.runtime.webhook import WebhookSink
-from tests.mqtt_broker import Broker, Subscriber, mosquitto_available
+from mqtt_broker import Broker, Subscriber, mosquitto_available
 
 needs_mosquitto = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed (apt install mosquitto)")
 COUNTS = {"lines": {"door": {"in": 1, "out": 0}}, "zones": {"desk": {"occupancy": 2, "dwell_s": {"3": 1.5}}}}
