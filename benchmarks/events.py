@@ -383,6 +383,7 @@ def main() -> int:
     parser.add_argument("--trained", action="store_true", help="--model is trained: keep its own thresholds")
     parser.add_argument("--clip-disk-mb", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "runs" / "benchmarks"))
+    parser.add_argument("--work", default=None, help="keep the run's files (queue, JSON lines, broker log) here")
     args = parser.parse_args()
     for missing in (None if mosquitto_available() else "mosquitto", rtsp_server_missing()):
         if missing:
@@ -392,7 +393,9 @@ def main() -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     with tempfile.TemporaryDirectory(prefix="edgecnn-events-") as tmp:
-        figures = {"clip_write": clip_costs(VIDEO if VIDEO.is_file() else SHARED_VIDEO), **soak(args, Path(tmp))}
+        work = Path(args.work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        figures = {"clip_write": clip_costs(VIDEO if VIDEO.is_file() else SHARED_VIDEO), **soak(args, work)}
     out = Path(args.out)
     atomic_write_json(out / "events.json", figures)
     plot(figures, out / "events.png")

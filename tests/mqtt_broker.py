@@ -9,6 +9,7 @@ the subscriber is back waits for it. Used by tests/test_event_sinks.py and bench
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -33,8 +34,10 @@ class Broker:
     def __init__(self, workdir: Path):
         self.port = free_port()
         self.config = workdir / "mosquitto.conf"
+        # as root, mosquitto drops to its own user, which cannot write a test's directory: stay root
+        user = "user root\n" if os.geteuid() == 0 else ""
         self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                               f"persistence_location {workdir}/\nlog_dest stderr\nmax_queued_messages 100000\n")
+                               f"persistence_location {workdir}/\n{user}log_dest stderr\nmax_queued_messages 100000\n")
         self.log = workdir / "mosquitto.log"
         self.process: subprocess.Popen | None = None
 

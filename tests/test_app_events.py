@@ -14,7 +14,7 @@ from edgecnn.runtime.app import run
 from edgecnn.runtime.counting import load_regions
 from edgecnn.runtime.offline import replay_events
 from runtime_models import NAMES, exported_models, synthetic_video
-from tests.mqtt_broker import Broker, Subscriber, mosquitto_available
+from mqtt_broker import Broker, Subscriber, mosquitto_available
 
 LOW = {"conf": 0.005, "track_conf": 0.008, "low_conf": 0.005, "max_det": 20}
 COUNTS = """lines:

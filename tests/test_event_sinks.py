@@ -16,7 +16,7 @@ from edgecnn.config import ConfigError
 from edgecnn.runtime.events import Event
 from edgecnn.runtime.outbox import Courier, Outbox
 from edgecnn.runtime.webhook import WebhookSink
-from tests.mqtt_broker import Broker, Subscriber, mosquitto_available
+from mqtt_broker import Broker, Subscriber, mosquitto_available
 
 needs_mosquitto = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed (apt install mosquitto)")
 COUNTS = {"lines": {"door": {"in": 1, "out": 0}}, "zones": {"desk": {"occupancy": 2, "dwell_s": {"3": 1.5}}}}
@@ -109,7 +109,7 @@ class Receiver:
     """An HTTP endpoint that answers 503 to the first `fail` POSTs, then 200; keeps the bodies."""
 
     def __init__(self, fail: int):
-        self.bodies, self.headers, self.calls = [], [], 0
+        self.bodies, self.headers, self.paths, self.calls = [], [], [], 0
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -121,6 +121,7 @@ class Receiver:
                     return
                 receiver.bodies.append(json.loads(body))
                 receiver.headers.append(dict(self.headers))
+                receiver.paths.append(self.path)
                 self.send_response(200)
                 self.end_headers()
 
@@ -139,7 +140,7 @@ class Receiver:
 @pytest.mark.slow
 def test_webhook_retries_with_backoff_then_delivers_in_order(tmp_path, caplog):
     receiver = Receiver(fail=3)
-    sink = WebhookSink(f"http://hook:pa55word@127.0.0.1:{receiver.port}/events", tmp_path / "hook.sqlite")
+    sink = WebhookSink(f"http://hook:pa55word@127.0.0.1:{receiver.port}/events?key=t0ken", tmp_path / "hook.sqlite")
     started = time.monotonic()
     with caplog.at_level(logging.WARNING):
         for event in events(5):
@@ -153,7 +154,9 @@ def test_webhook_retries_with_backoff_then_delivers_in_order(tmp_path, caplog):
     assert 0.5 + 1 + 2 - 0.2 <= took < 10  # three failures: waits of 0.5, 1 and 2 s
     assert receiver.headers[0]["Authorization"] == "Basic aG9vazpwYTU1d29yZA=="  # hook:pa55word
     assert receiver.headers[2]["Idempotency-Key"] == receiver.bodies[2]["id"]
-    assert "HTTP 503" in caplog.text and "pa55word" not in caplog.text and "***@127.0.0.1" in caplog.text
+    assert "HTTP 503" in caplog.text and "***@127.0.0.1" in caplog.text and "/events?…" in caplog.text
+    assert "pa55word" not in caplog.text and "t0ken" not in caplog.text
+    assert receiver.paths[0] == "/events?key=t0ken"
 
 
 def test_queue_bound_drops_the_oldest_counts_and_logs(tmp_path, caplog):

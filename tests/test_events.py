@@ -80,8 +80,10 @@ def test_record_round_trips_through_json():
 
 
 def test_camera_events_and_bad_kind():
-    down, up = camera_event("gate", False, 99, 1.0), camera_event("gate", True, 99, 5.0)
-    assert (down.kind, up.kind) == ("camera_down", "camera_up") and down.id != up.id and down.track is None
+    down, up = camera_event("gate", False, 99, 1.0, 1), camera_event("gate", True, 99, 5.0, 2)
+    again = camera_event("gate", False, 99, 6.0, 3)  # down again before a frame came
+    assert (down.kind, up.kind) == ("camera_down", "camera_up") and down.track is None
+    assert len({down.id, up.id, again.id}) == 3 and Event.from_dict(again.as_dict()) == again
     with pytest.raises(ValueError, match="crossed"):
         Event("gate", "crossed", 0.0, 0)
 

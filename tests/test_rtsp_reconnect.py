@@ -12,8 +12,8 @@ import pytest
 
 from edgecnn.runtime.event_sinks import EVENT_KEYS, CameraEvents, open_event_outputs
 from edgecnn.runtime.sources import open_source
-from tests.mqtt_broker import free_port
-from tests.rtsp_server import RtspServer, rtsp_server_missing
+from mqtt_broker import free_port
+from rtsp_server import RtspServer, rtsp_server_missing
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from edgecnn.runtime.events import KINDS, Event, EventBuilder, EventSink, camera
 
 EVENT_KEYS = Schema(
     Key("camera", "camera", "this camera's name in events, MQTT topics and clip paths (letters, digits, - and _)"),
-    Key("events", None, "JSON lines of events (one Event per line; '-': stdout)"),
+    Key("events", None, "JSON lines of events, appended (one Event per line; '-': stdout)"),
     Key("mqtt", None, "MQTT broker for events and counts: mqtt://[user:pass@]host[:port] or mqtts://"),
     Key("mqtt_prefix", "edgecnn", "MQTT topic prefix (<prefix>/<camera>/events, /counts, <prefix>/availability)"),
     Key("mqtt_discovery", "homeassistant", "Home Assistant discovery prefix for the count sensors ('': none)"),
@@ -125,7 +125,7 @@ class CameraEvents:
         self.published = 0
         self.cpu_s = 0.0  # this thread's CPU seconds in `frame` (events, JPEG ring, clip triggers, queueing)
         self._counts: str | None = None
-        self._last_frame = -1
+        self._last_frame, self._changes = -1, 0
         self._closed = threading.Event()
         self._lock = threading.Lock()  # frames and the watcher thread both send
 
@@ -162,7 +162,8 @@ class CameraEvents:
         threading.Thread(target=poll, name=f"watch:{self.camera}", daemon=True).start()
 
     def camera_state(self, up: bool, epoch: float) -> Event:
-        event = camera_event(self.camera, up, self._last_frame, epoch)
+        self._changes += 1
+        event = camera_event(self.camera, up, self._last_frame, epoch, self._changes)
         self._send([event])
         return event
 

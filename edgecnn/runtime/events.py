@@ -92,9 +92,11 @@ class EventSink(Protocol):
     def close(self) -> None: ...
 
 
-def camera_event(camera: str, up: bool, frame: int, epoch: float) -> Event:
-    """camera_up / camera_down; `frame` is the last frame index read before the change."""
-    return Event(camera, "camera_up" if up else "camera_down", epoch, frame)
+def camera_event(camera: str, up: bool, frame: int, epoch: float, change: int = 0) -> Event:
+    """camera_up / camera_down; `frame` is the last frame index read before the change, `change`
+    counts the camera's changes (in its id: a camera may drop twice before its next frame)."""
+    kind = "camera_up" if up else "camera_down"
+    return Event(camera, kind, epoch, frame, id=event_id(camera, kind, None, f"change {change}", frame))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ goes first. Delivery is at-least-once: the `Idempotency-Key` header (and the bod
 event's stable id. Any other 4xx is the endpoint refusing this event for good: it is dropped,
 counted in `rejected` and logged, so one bad event cannot stall the queue forever.
 
-`user:password@` in the URL becomes a Basic `Authorization` header; the URL is shown without it.
+`user:password@` in the URL becomes a Basic `Authorization` header; the URL is shown without it and
+without its query (which may hold a token).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ class WebhookSink:
     """The `EventSink` for an HTTP(S) endpoint (`publish_counts` sends nothing: counts ride on MQTT)."""
 
     def __init__(self, url: str, queue_path: str | os.PathLike, queue_max: int = 10_000, key: str = "webhook"):
-        self.shown = without_credentials(str(url))
         parts = urlsplit(str(url))
+        # the query may carry a token too (?key=…): shown without it
+        self.shown = without_credentials(urlunsplit(parts._replace(query="…" if parts.query else "")))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"{key}={self.shown}: a webhook is an http:// or https:// URL")
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
