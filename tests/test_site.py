@@ -309,6 +309,7 @@ def test_site_page_in_headless_chromium_shows_every_camera(tmp_path):
 # --------------------------------------------------------------------------- the bundle runs a site
 
 
+@pytest.mark.slow
 def test_bundle_with_a_cameras_file_runs_the_site_from_run_sh(tmp_path):
     import tarfile
 
