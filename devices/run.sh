@@ -4,8 +4,9 @@
 #   python -m edgecnn.runtime.seg_app config=config.json [key=value ...]   (a segmenter: segmentation)
 # Arguments are key=value overrides of the app (source=…, save=…, mot=…, jsonl=…, conf=…, zones=…).
 # SERVE=host:port starts the live view (beyond loopback it needs TOKEN_FILE= or $EDGECNN_TOKEN),
-# LINES=counts.yaml counts the lines and zones in it (the segmentation app: class shares of its zones);
-# arguments given to run.sh win over them.
+# LINES=counts.yaml counts the lines and zones in it (the segmentation app: class shares of its zones),
+# CAMERAS=site.yaml runs that site's cameras (a bundle built with cameras= runs its cameras.yaml without
+# it); arguments given to run.sh win over them.
 # The Python is the bundle's venv (.venv, made by `edgecnn deploy`) unless EDGECNN_PYTHON is set.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,6 +31,7 @@ if [ "$APP" = edgecnn.runtime.seg_app ]; then
   [ -n "${LINES:-}" ] && FROM_ENV+=("zones=$LINES")
 else
   [ -n "${LINES:-}" ] && FROM_ENV+=("lines=$LINES")
+  [ -n "${CAMERAS:-}" ] && FROM_ENV+=("cameras=$CAMERAS")
 fi
 [ -n "${TOKEN_FILE:-}" ] && FROM_ENV+=("token_file=$TOKEN_FILE")
 exec "$PYTHON" -m "$APP" config="$HERE/config.json" ${FROM_ENV[@]+"${FROM_ENV[@]}"} "$@"

@@ -1,5 +1,5 @@
-"""`edgecnn bundle device=rpi5 detector=det.tflite [reid=reid.tflite] out=dist/` (the tracking app), or
-`edgecnn bundle device=rpi5 segmenter=seg.tflite` (the segmentation app)."""
+"""`edgecnn bundle device=rpi5 detector=det.tflite [reid=reid.tflite] [cameras=site.yaml] out=dist/` (the
+tracking app), or `edgecnn bundle device=rpi5 segmenter=seg.tflite` (the segmentation app)."""
 
 from edgecnn.config import ConfigError, Key, Schema
 
@@ -11,6 +11,7 @@ KEYS = Schema(
     Key("reid", None, "ReID embedder artifact(s), same rules as detector", type=list),
     Key("segmenter", None, "segmentation artifact(s) instead of a detector: the bundle runs the segmentation app",
         type=list),
+    Key("cameras", None, "cameras file (YAML) the device runs: several cameras in one process (no model: key)"),
     Key("out", "dist", "directory to write <model>-<device>.tar.gz in"),
     Key("name", None, "bundle name (default: <model file stem>-<device>)"),
 )
@@ -29,7 +30,8 @@ def run(cfg: dict) -> dict:
     for path in paths["detector"] + paths["reid"] + paths["segmenter"]:
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
-    target = build_bundle(profile, paths["detector"], paths["reid"] or None, Path(cfg["out"]), cfg["name"],
+    cameras = Path(cfg["cameras"]) if cfg["cameras"] else None
+    target = build_bundle(profile, paths["detector"], paths["reid"] or None, Path(cfg["out"]), cfg["name"], cameras,
                           segmenter=paths["segmenter"] or None)
     manifest = read_manifest(target)
     return {"device": profile.name, "size_kb": round(target.stat().st_size / 1024, 1),
