@@ -1,6 +1,6 @@
 """CamVid (11 classes, 480x360) semantic segmentation from scratch: train, then mIoU on val at full size.
 
-    python benchmarks/camvid_seg.py [--model lraspp-mnv3s] [--epochs 20] [--crop 240 320] [--batch 8]
+    PYTHONPATH=. python benchmarks/camvid_seg.py [--model lraspp-mnv3s] [--epochs 20] [--crop 240 320] [--batch 8]
                                     [--camvid ../shared/data/camvid] [--device auto]
 
 Writes a `task: segment` data.yaml for the CamVid folder at run time (the data is never copied),
@@ -19,9 +19,10 @@ import logging
 import time
 from pathlib import Path
 
+from common import OUT, run_command
+
 from edgecnn.fileio import atomic_write_json
 
-OUT = Path("runs/benchmarks")
 CAMVID = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "camvid"
 NAMES = ("sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car", "pedestrian", "bicyclist")
 IGNORE = 11
@@ -36,19 +37,11 @@ def camvid_yaml(camvid: Path, out: Path) -> Path:
 
 
 def train(data: Path, out: Path, args) -> dict:
-    from edgecnn.commands import train as command
-
     keys = {"data": str(data), "out": str(out), "model": args.model, "imgsz": [360, 480], "crop": list(args.crop),
             "epochs": args.epochs, "batch": args.batch, "lr0": args.lr0, "warmup_epochs": 1.0, "patience": 0,
             "class_weights": "auto", "device": args.device, "workers": args.workers, "plots": True,
             "resume": (out / "last.pt").is_file()}
-    return command.run(command.KEYS.resolve(keys, "camvid_seg"))
-
-
-def validate(best: Path, data: Path) -> dict:
-    from edgecnn.commands import val as command
-
-    return command.run(command.KEYS.resolve({"model": str(best), "data": str(data)}, "camvid_seg"))
+    return run_command("train", keys)
 
 
 def main() -> None:
@@ -71,7 +64,7 @@ def main() -> None:
     data = camvid_yaml(args.camvid, out)
     start = time.perf_counter()
     summary = train(data, out, args)
-    scores = validate(out / "best.pt", data)
+    scores = run_command("val", {"model": str(out / "best.pt"), "data": str(data)})
     history = json.loads((out / "results.json").read_text())["history"]
     record = {"model": args.model, "dataset": "CamVid val (101 frames, 480x360, 11 classes, 11 ignored)",
               "from_scratch": True, "train": {"imgsz": [360, 480], "crop": list(args.crop), "batch": args.batch,
