@@ -30,11 +30,13 @@ KEYS = Schema(
     Key("imgsz", None, "input size (default: the checkpoint's imgsz)", type=int, min=32),
     Key("dynamic", False, "ONNX with free batch, height and width (format=onnx only)"),
     Key("opset", 17, "ONNX opset", min=11, max=21),
-    Key("calib", None, "directory of calibration images (default: the data.yaml's val images)"),
+    Key("calib", None, "directory of calibration images (default: the data.yaml's train images)"),
     Key("calib_images", 64, "calibration images used for int8", min=1),
     Key("data", None, "data.yaml: parity images and the mAP of each artifact"),
     Key("reference", None, "fp32 artifact or checkpoint the int8 gate compares with (default: model)"),
     Key("max_map_drop", 1.0, "int8 gate: largest allowed mAP50_95 drop in points", min=0.0),
+    Key("compare", None, "other artifacts of the same model scored on data= next to this one, comma-separated "
+        "(e.g. Ultralytics' best_int8.tflite); the log says which is better", type=(list, type(None))),
     Key("parity_images", 8, "real images for the parity check", min=1),
     Key("val_images", None, "score mAP on the first N val images only", type=int, min=1),
     Key("threads", 2, "CPU threads for the latency measurement", min=1),
@@ -55,6 +57,8 @@ def run(cfg: dict) -> dict:
         raise ConfigError("edgecnn export: precision/io apply to format=tflite; an ONNX export is fp32")
     if cfg["format"] == "tflite" and cfg["dynamic"]:
         raise ConfigError("edgecnn export: dynamic=true is for format=onnx; TFLite models have a fixed input")
+    if cfg["compare"] and not cfg["data"]:
+        raise ConfigError("edgecnn export: compare= scores other artifacts on data=; give data= (a data.yaml)")
     images_from = cfg["data"] or cfg["calib"]
     if not images_from:
         raise ConfigError("edgecnn export: give data= (a data.yaml) or calib= (an image directory, e.g. a set from "
@@ -79,6 +83,8 @@ def run(cfg: dict) -> dict:
     result = {k: v for k, v in final.items() if k != "parity_max_abs_diff"}
     result.update(parity_max_abs_diff=final["parity_max_abs_diff"], per_artifact=report,
                   artifacts={k: str(v) for k, v in artifacts.items()})
+    if cfg["compare"]:
+        result["compared"] = _compare(final, cfg, Path(artifacts[cfg["format"]]))
     if cfg["precision"] == "int8" and cfg["data"]:
         result.update(_gate(final, cfg, source))
     return result
@@ -114,7 +120,8 @@ def _tflite_from(onnx_path: Path, cfg: dict, out: Path, size: tuple[int, int]) -
     from edgecnn.export.parity import image_paths, letterboxed_images
     from edgecnn.export.tflite import export_tflite
 
-    calib = letterboxed_images(image_paths(cfg["calib"] or cfg["data"], cfg["calib_images"]), size)
+    # never the val images the int8 model is then scored on: a data.yaml's train split
+    calib = letterboxed_images(image_paths(cfg["calib"] or cfg["data"], cfg["calib_images"], split="train"), size)
     suffix = f"_{cfg['precision']}" + (f"_{cfg['io']}" if cfg["io"] != "float" else "")
     return export_tflite(onnx_path, out / f"{onnx_path.stem}{suffix}.tflite", calib,
                          precision=cfg["precision"], io=cfg["io"], quant_type=cfg["quant_type"],
@@ -132,6 +139,28 @@ def _measure(backend, path: Path, cfg: dict) -> dict:
         scores = validate(backend, cfg["data"], max_images=cfg["val_images"])
         row.update({k: v for k, v in scores.items() if k != "latency_ms_p50"})
     return row
+
+
+def _compare(row: dict, cfg: dict, ours: Path) -> dict:
+    """Score each `compare=` artifact on data= as this one was; log which route scores best. A file
+    the runtime refuses (an Ultralytics int8 file that cannot detect) is reported with the reason."""
+    from edgecnn.evaluate import validate
+    from edgecnn.runtime.backends import load_backend
+
+    metric = "mAP50_95" if "mAP50_95" in row else "top1"
+    scores, refused = {str(ours): row[metric]}, {}
+    for other in cfg["compare"]:
+        try:
+            backend = load_backend(other, threads=cfg["threads"])
+        except ValueError as err:
+            refused[other] = str(err)
+            LOG.warning("compare: %s", err)
+            continue
+        scores[other] = validate(backend, cfg["data"], max_images=cfg["val_images"])[metric]
+    best = max(scores, key=scores.get)
+    LOG.info("%s on %s: %s; best: %s", metric, cfg["data"],
+             ", ".join(f"{Path(p).name} {100 * v:.2f}" for p, v in scores.items()), Path(best).name)
+    return {"metric": metric, "scores": scores, "refused": refused, "best": best}
 
 
 def _gate(int8_row: dict, cfg: dict, source) -> dict:
