@@ -42,23 +42,27 @@ from ultralytics_env import (  # noqa: E402
 from edgecnn.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
 WORK = OUT / "ultralytics_tflite"
-COCO128 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "coco128" / "images"
+COCO128 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "coco128"
 LABEL_CONF = 0.3
 
 
-def pseudo_labelled_coco(imgsz: int) -> tuple[Path, Path]:
+def pseudo_labelled_coco(coco128: Path, imgsz: int) -> tuple[Path, Path]:
     """(best.pt, data.yaml): a spread-statistics yolov8n saved as a checkpoint, coco128's images
     linked in (never copied), val2017 labelled with its own predictions."""
     from ultralytics import YOLO
 
     folder = (WORK / "coco128-pseudo").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
     weights = folder / "yolov8n.pt"
     build("yolov8n", folder).save(weights)  # Ultralytics' own checkpoint format (half weights)
     model = YOLO(str(weights))
     for split, source in (("train", "train2017"), ("val", "val2017")):
         images = folder / "images" / split
         images.mkdir(parents=True, exist_ok=True)
-        for path in sorted((COCO128 / source).glob("*.jpg")):
+        found = sorted((coco128 / "images" / source).glob("*.jpg"))
+        if not found:
+            raise SystemExit(f"ultralytics_tflite: no coco128 images in {coco128 / 'images' / source} (--coco128)")
+        for path in found:
             if not (images / path.name).exists():
                 (images / path.name).symlink_to(path.resolve())
     write_predicted_labels(model, sorted((folder / "images" / "val").iterdir()), folder / "labels" / "val", imgsz, LABEL_CONF)
@@ -114,6 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default=None, help="an Ultralytics detection best.pt (default: byo_ultralytics')")
     parser.add_argument("--data", default=None, help="its data.yaml (with --weights)")
+    parser.add_argument("--coco128", type=Path, default=COCO128, help="coco128 (without --weights)")
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--calib-images", type=int, default=64)
     parser.add_argument("--val-images", type=int, default=None, help="score the first N val images only")
@@ -121,7 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     ultralytics = import_ultralytics()
     WORK.mkdir(parents=True, exist_ok=True)
-    weights, data = (Path(args.weights), Path(args.data)) if args.weights else pseudo_labelled_coco(args.imgsz)
+    weights, data = (Path(args.weights), Path(args.data)) if args.weights else pseudo_labelled_coco(args.coco128, args.imgsz)
     calib = calibration_yaml(data, args.calib_images)
     results = {"weights": str(weights), "data": str(data), "imgsz": args.imgsz, "calibration_images": args.calib_images,
                "ultralytics": ultralytics.__version__}

@@ -64,3 +64,10 @@ def test_bad_requests_are_config_errors(dataset, tmp_path, capsys):
     assert "give data=" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nope.pt"), f"data={dataset}"]) == 1
     assert "nope.pt" in capsys.readouterr().err
+
+
+def test_calibration_images_come_from_train_parity_images_from_val(dataset):
+    from edgecnn.export.parity import image_paths
+
+    assert all(p.parent.name == "train" for p in image_paths(dataset, 8, split="train"))
+    assert all(p.parent.name == "val" for p in image_paths(dataset, 8))  # parity images: val
