@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -127,18 +128,18 @@ def main() -> None:
     ultralytics = import_ultralytics()
     WORK.mkdir(parents=True, exist_ok=True)
     weights, data = (Path(args.weights), Path(args.data)) if args.weights else pseudo_labelled_coco(args.coco128, args.imgsz)
-    calib = calibration_yaml(data, args.calib_images)
+    calib = calibration_yaml(data, args.calib_images).resolve()  # Ultralytics exports in another folder
     results = {"weights": str(weights), "data": str(data), "imgsz": args.imgsz, "calibration_images": args.calib_images,
                "ultralytics": ultralytics.__version__}
     files = {}
     for route in ("pixels", "normalized"):
         folder = WORK / route
         if folder.exists():
-            import shutil
-
             shutil.rmtree(folder)
-        files[route] = export_tflite_files(ultralytics.YOLO(str(weights)), WORK, calib, args.imgsz,
-                                           normalized=route == "normalized")
+        exported = export_tflite_files(ultralytics.YOLO(str(weights)), WORK, calib, args.imgsz,
+                                       normalized=route == "normalized")
+        # Ultralytics writes beside the weights and clears that folder on each export: keep each route's files
+        files[route] = {name: Path(shutil.copy(path, folder / path.name)) for name, path in exported.items()}
         results[route] = score_files(files[route], route == "normalized", data, args.val_images)
         atomic_write_json(OUT / "ultralytics_tflite.json", results)
     if not args.no_ours:
