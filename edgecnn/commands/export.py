@@ -1,9 +1,13 @@
 """`edgecnn export`: checkpoint (or ONNX) → ONNX / TFLite, each artifact checked and measured.
 
 For every artifact: parity against the source model on real images (max abs output difference),
-size, latency p50/p90 and, with `data=`, mAP through the device's own pre/post-processing. An
-int8 artifact that loses more than `max_map_drop` points of mAP50_95 against the fp32 reference
-fails the gate.
+size, latency p50/p90 and, with `data=`, mAP through the device's own pre/post-processing. int8
+calibrates on the data.yaml's train split, never on the val images it is scored on. An int8
+artifact that loses more than `max_map_drop` points of mAP50_95 against the fp32 reference is not
+refused at once (`recover=true`): the remedies of `_remedies` are exported and scored on the same
+val images, cheapest first, and the first that passes is kept (`recovered_by`; every try in
+`int8_tries`); only when none passes does the gate fail, naming the closest. `compare=` scores
+other artifacts of the same model (e.g. Ultralytics' .tflite files) on data= and logs the best.
 """
 
 from __future__ import annotations

@@ -8,8 +8,14 @@ class`. `UltralyticsLayout` turns either into `boxes (B, A, 4)` ltrb distances i
 metadata_props are Python literals (`str()` of dicts and lists): read with `ast.literal_eval`,
 which evaluates nothing but literals. Their .tflite files carry the same dict as a zip appended
 to the flatbuffer (`metadata.json`; a Python literal in files of tflite-support days), read with
-`zipfile`; their `[B, 4 + nc, N]` boxes are in pixels or divided by the input size, depending on
-the route that wrote them, which the file does not record (`box_units` measures it).
+`zipfile` (only a dict with `author: Ultralytics` counts). Their one output `[B, 4 + nc, N]` is
+dequantized when int8; NMS-inside outputs are refused for TFLite. Input `(1, H, W, 3)` (onnx2tf
+routes) or `(1, 3, H, W)` (litert-torch), float or int8. Box units are not recorded: 8.4.190's
+`saved_model` route writes pixels, its `edgetpu` route, litert-torch and older `format=tflite`
+exports divide by the input size; `box_units` runs the model once on a grey image at load and fits
+the slope of box centres on anchor centres (about 1 in pixels, 1/size normalized). An integer
+tensor of the output's shape with a step above `MAX_SCORE_STEP` (pixel boxes and scores in one
+int8 scale: 8.4.190's `_integer_quant` and `_full_integer_quant`) is refused with the fix.
 """
 
 from __future__ import annotations
