@@ -1,9 +1,10 @@
 """Run an exported model: ONNX Runtime or a TFLite interpreter behind one interface.
 
 `load_backend(path)` reads the artifact's own metadata (class names, input size, normalization,
-strides, task), so the device needs nothing else. `Backend.predict` takes letterboxed uint8 RGB
-images (N, H, W, 3) and returns float32 outputs by name; it applies the normalization and the
-int8/uint8 (de)quantization the artifact's tensors ask for. numpy only: no torch, no TensorFlow.
+strides, task), or an Ultralytics ONNX / .tflite's own (`ultralytics_layout`), so the device needs
+nothing else. `Backend.predict` takes letterboxed uint8 RGB images (N, H, W, 3) and returns
+float32 outputs by name; it applies the normalization and the int8/uint8 (de)quantization the
+artifact's tensors ask for. numpy only: no torch, no TensorFlow.
 """
 
 from __future__ import annotations
