@@ -44,12 +44,13 @@ from edgecnn.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
 WORK = OUT / "ultralytics_tflite"
 COCO128 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "coco128"
-LABEL_CONF = 0.3
+LABEL_CONF = 0.25
 
 
-def pseudo_labelled_coco(coco128: Path, imgsz: int) -> tuple[Path, Path]:
+def pseudo_labelled_coco(coco128: Path, imgsz: int, boxes: int) -> tuple[Path, Path]:
     """(best.pt, data.yaml): a spread-statistics yolov8n saved as a checkpoint, coco128's images
-    linked in (never copied), val2017 labelled with its own predictions."""
+    linked in (never copied), val2017 labelled with its own `boxes` best predictions per image (an
+    untrained model finds hundreds of boxes above any threshold)."""
     from ultralytics import YOLO
 
     folder = (WORK / "coco128-pseudo").resolve()
@@ -66,7 +67,8 @@ def pseudo_labelled_coco(coco128: Path, imgsz: int) -> tuple[Path, Path]:
         for path in found:
             if not (images / path.name).exists():
                 (images / path.name).symlink_to(path.resolve())
-    write_predicted_labels(model, sorted((folder / "images" / "val").iterdir()), folder / "labels" / "val", imgsz, LABEL_CONF)
+    write_predicted_labels(model, sorted((folder / "images" / "val").iterdir()), folder / "labels" / "val", imgsz, LABEL_CONF,
+                           max_det=boxes)
     data = atomic_write_text(folder / "data.yaml", f"path: {folder}\ntrain: images/train\nval: images/val\nnames: {NAMES}\n")
     return weights, data
 
@@ -124,22 +126,32 @@ def main() -> None:
     parser.add_argument("--calib-images", type=int, default=64)
     parser.add_argument("--val-images", type=int, default=None, help="score the first N val images only")
     parser.add_argument("--no-ours", action="store_true", help="skip edgecnn's own int8 export of the .pt")
+    parser.add_argument("--label-boxes", type=int, default=10, help="ground-truth boxes per image (without --weights)")
+    parser.add_argument("--routes", default="pixels,normalized", help="which export routes, comma-separated")
+    parser.add_argument("--reuse", action="store_true", help="score the files a previous run left in each route's folder")
     args = parser.parse_args()
     ultralytics = import_ultralytics()
     WORK.mkdir(parents=True, exist_ok=True)
-    weights, data = (Path(args.weights), Path(args.data)) if args.weights else pseudo_labelled_coco(args.coco128, args.imgsz)
+    if args.weights:
+        weights, data = Path(args.weights), Path(args.data)
+    else:
+        weights, data = pseudo_labelled_coco(args.coco128, args.imgsz, args.label_boxes)
     calib = calibration_yaml(data, args.calib_images).resolve()  # Ultralytics exports in another folder
-    results = {"weights": str(weights), "data": str(data), "imgsz": args.imgsz, "calibration_images": args.calib_images,
+    out_json = OUT / "ultralytics_tflite.json"
+    results = json.loads(out_json.read_text()) if args.reuse and out_json.is_file() else {}
+    results |= {"weights": str(weights), "data": str(data), "imgsz": args.imgsz, "calibration_images": args.calib_images,
                "ultralytics": ultralytics.__version__}
     files = {}
-    for route in ("pixels", "normalized"):
+    for route in args.routes.split(","):
         folder = WORK / route
-        if folder.exists():
-            shutil.rmtree(folder)
-        exported = export_tflite_files(ultralytics.YOLO(str(weights)), WORK, calib, args.imgsz,
-                                       normalized=route == "normalized")
-        # Ultralytics writes beside the weights and clears that folder on each export: keep each route's files
-        files[route] = {name: Path(shutil.copy(path, folder / path.name)) for name, path in exported.items()}
+        if args.reuse:
+            files[route] = {name: next(folder.glob(f"*_{name}.tflite")) for name in TFLITE_FILES}
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            exported = export_tflite_files(ultralytics.YOLO(str(weights)), WORK, calib, args.imgsz,
+                                           normalized=route == "normalized")
+            # Ultralytics writes beside the weights and clears that folder on each export: keep each route's files
+            files[route] = {name: Path(shutil.copy(path, folder / path.name)) for name, path in exported.items()}
         results[route] = score_files(files[route], route == "normalized", data, args.val_images)
         atomic_write_json(OUT / "ultralytics_tflite.json", results)
     if not args.no_ours:

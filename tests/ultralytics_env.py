@@ -57,13 +57,13 @@ def build(arch: str, folder: Path, nc: int = len(NAMES)):
     return model
 
 
-def write_predicted_labels(model, images: list[Path], labels: Path, imgsz: int, conf: float) -> None:
+def write_predicted_labels(model, images: list[Path], labels: Path, imgsz: int, conf: float, max_det: int = 300) -> None:
     """YOLO label files in `labels/`: the PyTorch model's own predictions above `conf` (ground truth
     that makes an untrained model's float mAP high, so that decodings can be told apart); boxes
     under 1 % of the image wide or high (clipped at its border) are left out."""
     labels.mkdir(parents=True, exist_ok=True)
     for path in images:
-        boxes = model.predict(str(path), imgsz=imgsz, conf=conf, device="cpu", verbose=False)[0].boxes
+        boxes = model.predict(str(path), imgsz=imgsz, conf=conf, max_det=max_det, device="cpu", verbose=False)[0].boxes
         rows = [f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, (x, y, w, h) in zip(boxes.cls.tolist(), boxes.xywhn.tolist())
                 if min(w, h) > 0.01]
         (labels / f"{path.stem}.txt").write_text("\n".join(rows))
