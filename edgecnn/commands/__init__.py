@@ -24,6 +24,7 @@ COMMANDS = {
     "pipeline": "run a staged pipeline YAML with caching",
     "bundle": "build a self-contained device bundle",
     "deploy": "copy a bundle to a device over SSH and install it",
+    "check-device": "run a bundle in an emulated arm64 root (or on a device) and compare it with this host",
 }
 
 

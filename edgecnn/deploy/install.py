@@ -16,8 +16,9 @@ import shlex
 from pathlib import Path
 
 from edgecnn.deploy.bundle import read_manifest
+from edgecnn.deploy.emulation import ShellTarget
 from edgecnn.deploy.profiles import DeviceProfile
-from edgecnn.deploy.ssh import Remote, RemoteError, require_local
+from edgecnn.deploy.ssh import Remote, RemoteError
 
 LOG = logging.getLogger(__name__)
 VENV_MB = 450  # numpy + OpenCV + scipy + an interpreter, installed
@@ -37,11 +38,11 @@ def copy_path(path: str) -> str:
     return path[2:] if path.startswith("~/") else path
 
 
-def deploy(bundle: Path, profile: DeviceProfile, remote: Remote, root: str = "~/edgecnn",
+def deploy(bundle: Path, profile: DeviceProfile, remote: Remote | ShellTarget, root: str = "~/edgecnn",
            python: str | None = None, venv: str | None = None, service: bool = False) -> dict:
-    """Install `bundle` on `remote`; returns where it went. Errors on the device raise RemoteError."""
-    for program in ("ssh", "scp"):
-        require_local(program)
+    """Install `bundle` on `remote` (a device over SSH, or an `emulation.ShellTarget`: the arm64 root
+    or this host); returns where it went. Errors on the device raise RemoteError."""
+    remote.check_local()
     manifest = read_manifest(bundle)
     if manifest["device"] != profile.name:
         raise RemoteError(f"{bundle} was built for {manifest['device']}, not {profile.name}")
