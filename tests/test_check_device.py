@@ -52,6 +52,8 @@ def test_small_box_shifts_agree_but_are_measured_and_classes_must_match():
     assert agreement([(shifted, host)])["max_box_shift_px"] == pytest.approx(0.75)
     assert frame_differs(dets([[10, 10, 50, 60, 0.9, 1]]), host, conf=0.25)  # another class
     assert frame_differs(dets([[30, 10, 70, 60, 0.9, 0]]), host, conf=0.25)  # IoU 1/3: another box
+    flat = dets([[10, 0, 50, 0, 0.6, 0]])  # no area (clipped at the top edge): equal to itself all the same
+    assert not frame_differs(flat, flat, conf=0.25)
 
 
 def test_low_score_tail_is_left_out_of_the_score_difference():
@@ -146,6 +148,36 @@ def test_check_of_a_tiny_bundle_in_the_arm64_root(tmp_path):
     assert "emulation" in report["fps"]["device_note"] and report["fps"]["device"] > 0
     assert {p.split("==")[0].lower() for p in report["packages"]["device"]} >= {"numpy", "ai-edge-litert"}
     assert json.loads(Path(report["artifacts"]["report"]).read_text())["bundle"] == report["bundle"]
+
+
+@pytest.mark.slow
+def test_check_over_ssh_of_a_machine_against_itself(tmp_path):
+    """The SSH route (`host=`): a bundle on this machine reached through a real sshd and on this
+    machine directly give the same outputs: nothing differs, the mAPs are equal."""
+    from device_venv import base_python, device_venv
+    from edgecnn.deploy.check import build_payload, compare, run_side
+    from edgecnn.deploy.bundle import build_bundle
+    from edgecnn.deploy.profiles import load_profile
+    from runtime_models import exported_models, synthetic_video
+    from sshd import private_sshd
+
+    models = exported_models()
+    profile = load_profile("rpi5")
+    bundle = build_bundle(profile, [models["det_tflite"]], [models["reid_tflite"]], tmp_path / "dist")
+    payload = build_payload(str(two_class_data(tmp_path / "data")), "val", 4,
+                            str(synthetic_video(tmp_path / "video.mp4", frames=10)), tmp_path / "payload")
+    keys = {"conf": 0.001, "iou": 0.6, "max_det": 300, "frames": 10}
+    install = {"python": base_python(), "venv": str(device_venv("rpi5"))}  # the cached venv: no pip here
+    (tmp_path / "ssh").mkdir()
+    with private_sshd(tmp_path / "ssh") as remote:
+        device = run_side(bundle, profile, remote, str(tmp_path / "device"), payload, keys, **install)
+    host = run_side(bundle, profile, emulation.host_target(tmp_path / "home"), str(tmp_path / "host"), payload,
+                    keys, **install)
+    report = compare(bundle, payload, device, host, 0.25, emulated=False)
+    assert report["target"]["device"].endswith("@127.0.0.1:" + str(remote.port))
+    assert report["images"]["frames"] == 4 and report["images"]["frames_differ"] == 0
+    assert report["images"]["max_score_diff"] == 0 and report["mAP50_95"]["diff"] == 0
+    assert report["video_tracks"]["frames_differ"] == 0 and report["fps"]["device_note"] == "on the device"
 
 
 def two_class_data(out: Path) -> Path:

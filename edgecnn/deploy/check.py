@@ -110,10 +110,12 @@ def require_detect_module(bundle: Path) -> None:
         raise ValueError(f"{bundle} has no {DETECT_MODULE} (built by an older edgecnn): rebuild it with `edgecnn bundle`")
 
 
-def run_side(bundle: Path, profile: DeviceProfile, target, install_dir: str, payload: Payload, keys: dict) -> dict:
-    """Install `bundle` on `target` as deploy does, run it on the payload there; its outputs and times."""
+def run_side(bundle: Path, profile: DeviceProfile, target, install_dir: str, payload: Payload, keys: dict,
+             **install) -> dict:
+    """Install `bundle` on `target` as deploy does (`install`: deploy's python=, venv=), run it on the
+    payload there; its outputs and times."""
     tic = time.perf_counter()
-    installed = deploy(bundle, profile, target, root=install_dir)
+    installed = deploy(bundle, profile, target, root=install_dir, **install)
     install_s = time.perf_counter() - tic
     target.copy(payload.archive, copy_path(f"{install_dir}/check.tar.gz"))
     script = RUN.format(R=shell_path(install_dir), name=shlex.quote(installed["bundle"]), video=payload.video,

@@ -21,13 +21,17 @@ from edgecnn.runtime.postprocess import Detections
 
 SAME_IOU = 0.9  # boxes this close are the same detection
 PAIR_IOU = 0.5  # boxes this close are the same object, for measuring score differences
+SAME_PX = 1e-3  # boxes whose corners are all this close are equal
 
 
 def pair(a: Detections, b: Detections, min_iou: float = PAIR_IOU) -> tuple[np.ndarray, np.ndarray]:
     """Indices (ia, ib) of detections paired one-to-one: same class, IoU >= `min_iou`, most overlap first."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    ious = iou_matrix(np.asarray(a.xyxy, np.float64), np.asarray(b.xyxy, np.float64))
+    xyxy_a, xyxy_b = np.asarray(a.xyxy, np.float64), np.asarray(b.xyxy, np.float64)
+    ious = iou_matrix(xyxy_a, xyxy_b)
+    # equal boxes are the same box even when they have no area (IoU 0/0): clipped at an image edge
+    ious[np.abs(xyxy_a[:, None, :] - xyxy_b[None, :, :]).max(-1) <= SAME_PX] = 1.0
     ious[np.asarray(a.classes)[:, None] != np.asarray(b.classes)[None, :]] = 0.0
     rows, cols = linear_sum_assignment(-ious)
     keep = ious[rows, cols] >= min_iou

@@ -56,7 +56,7 @@ def detect_images(cfg: dict, write) -> int:
         tic = time.perf_counter()
         det = detector.detect(frame)
         ms = (time.perf_counter() - tic) * 1e3
-        write(json.dumps({"image": name, "xyxy": det.xyxy.round(3).tolist(), "scores": det.scores.tolist(),
+        write(json.dumps({"image": name, "xyxy": det.xyxy.astype(float).round(3).tolist(), "scores": det.scores.tolist(),
                           "classes": det.classes.tolist(), "ms": round(ms, 3)}) + "\n")
     return len(names)
 
