@@ -76,12 +76,12 @@ def test_tracks_compare_by_id_frame_by_frame():
 def test_device_output_is_cut_into_sections_and_read():
     row = {"image": "images/00000.jpg", "xyxy": [[1, 2, 3, 4]], "scores": [0.5], "classes": [1], "ms": 3.5}
     out = f"free_mb=9\n@@machine\naarch64 Python 3.11.2\n@@packages\nnumpy==1.26.4\n@@detections\n{json.dumps(row)}\n" \
-          "@@app\n{\"fps\": 3.0}\n@@tracks\n"
+          "@@frames\nab12\n@@app\n{\"fps\": 3.0}\n@@tracks\n"
     sections = split_sections(out)
     assert sections["machine"] == "aarch64 Python 3.11.2" and sections["tracks"] == ""
     (det,), ms = read_detections(sections["detections"])
     assert det.xyxy.tolist() == [[1, 2, 3, 4]] and det.classes.tolist() == [1] and ms == [3.5]
-    with pytest.raises(RuntimeError, match="lacks app, tracks"):
+    with pytest.raises(RuntimeError, match="lacks app, frames, tracks"):
         split_sections("@@machine\nx\n@@packages\n@@detections\n")
 
 
@@ -144,6 +144,7 @@ def test_check_of_a_tiny_bundle_in_the_arm64_root(tmp_path):
     assert report["machine"]["device"].startswith("aarch64 Python 3.11")
     assert report["machine"]["host"].startswith("x86_64") or report["machine"]["host"].startswith("aarch64")
     assert report["images"]["frames"] == 4 and report["video_tracks"]["source"] == "video.mp4"
+    assert 0 <= report["video_tracks"]["frames_decoded_alike"] <= 12
     assert abs(report["mAP50_95"]["diff"]) < 0.05 and report["images"]["max_score_diff"] < 0.1
     assert "emulation" in report["fps"]["device_note"] and report["fps"]["device"] > 0
     assert {p.split("==")[0].lower() for p in report["packages"]["device"]} >= {"numpy", "ai-edge-litert"}
@@ -177,7 +178,8 @@ def test_check_over_ssh_of_a_machine_against_itself(tmp_path):
     assert report["target"]["device"].endswith("@127.0.0.1:" + str(remote.port))
     assert report["images"]["frames"] == 4 and report["images"]["frames_differ"] == 0
     assert report["images"]["max_score_diff"] == 0 and report["mAP50_95"]["diff"] == 0
-    assert report["video_tracks"]["frames_differ"] == 0 and report["fps"]["device_note"] == "on the device"
+    assert report["video_tracks"]["frames_differ"] == 0 and report["video_tracks"]["frames_decoded_alike"] == 10
+    assert report["fps"]["device_note"] == "on the device"
 
 
 def two_class_data(out: Path) -> Path:

@@ -19,7 +19,7 @@ KEYS = Schema(
     Key("video", None, "video for the tracking app (default: the val images as a 10 FPS video)"),
     Key("split", "val", "split of data"),
     Key("max_images", 100, "images run on both sides", min=1),
-    Key("frames", 100, "video frames the tracking app runs (0: all)", min=0),
+    Key("frames", 30, "video frames the tracking app runs (0: all; under emulation each takes seconds)", min=0),
     Key("conf", 0.25, "score from which a detection counts when comparing the two sides", min=0.0, max=1.0),
     Key("root", None, "the arm64 root (default: ~/.cache/edgecnn/roots/bookworm-arm64); built when absent"),
     Key("rebuild", False, "build the root again even when one is cached"),

@@ -40,6 +40,15 @@ echo "@@packages"
 echo "@@detections"
 PYTHONPATH=. .venv/bin/python -m edgecnn.runtime.detect_images config=config.json images=../check/images.txt \
   conf={conf} iou={iou} max_det={max_det}
+echo "@@frames"
+.venv/bin/python -c 'import cv2, hashlib, sys
+capture, limit = cv2.VideoCapture(sys.argv[1]), int(sys.argv[2]) or 1 << 30
+while limit:
+    ok, frame = capture.read()
+    if not ok:
+        break
+    print(hashlib.sha256(frame.tobytes()).hexdigest()[:16])
+    limit -= 1' ../check/{video} {frames}
 echo "@@app"
 ./run.sh source=../check/{video} mot=../check/tracks.txt max_frames={frames} log_every=0 --json
 echo "@@tracks"
@@ -126,7 +135,7 @@ def run_side(bundle: Path, profile: DeviceProfile, target, install_dir: str, pay
     sections = split_sections(out)
     return {"target": target.target, "machine": sections["machine"].strip(),
             "packages": sections["packages"].split(), "detections": read_detections(sections["detections"]),
-            "app": read_app_report(sections["app"]), "tracks": sections["tracks"],
+            "frames": sections["frames"].split(), "app": read_app_report(sections["app"]), "tracks": sections["tracks"],
             "install_s": round(install_s, 1), "run_s": round(run_s, 1)}
 
 
@@ -139,7 +148,7 @@ def split_sections(out: str) -> dict[str, str]:
             current = sections.setdefault(line[2:].strip(), [])
         elif current is not None:
             current.append(line)
-    expected = {"machine", "packages", "detections", "app", "tracks"}
+    expected = {"machine", "packages", "detections", "frames", "app", "tracks"}
     if not expected <= set(sections):
         raise RuntimeError(f"the device's output lacks {', '.join(sorted(expected - set(sections)))}:\n{out[-2000:]}")
     return {name: "\n".join(lines) for name, lines in sections.items()}
@@ -202,12 +211,14 @@ def compare(bundle: Path, payload: Payload, device: dict, host: dict, compare_co
                      "diff": dev_map["mAP50_95"] - host_map["mAP50_95"]},
         "mAP50": {"device": dev_map["mAP50"], "host": host_map["mAP50"], "diff": dev_map["mAP50"] - host_map["mAP50"]},
         "images": {**agreement(list(zip(dev_det, host_det)), conf=compare_conf), "source": "val images"},
-        "video_tracks": {**track_agreement(device["tracks"], host["tracks"]), "source": payload.video_note},
+        "video_tracks": {**track_agreement(device["tracks"], host["tracks"]), "source": payload.video_note,
+                         "frames_decoded_alike": sum(a == b for a, b in zip(device["frames"], host["frames"]))},
         "fps": {"device": device["app"].get("fps"), "host": host["app"].get("fps"), "device_note": fps_label},
         "model_ms_p50": {"device": round(float(np.median(dev_ms)), 2), "host": round(float(np.median(host_ms)), 2)},
         "machine": {"device": device["machine"], "host": host["machine"]},
         "target": {"device": device["target"], "host": host["target"]},
         "packages": {"device": device["packages"], "host": host["packages"]},
+        "tracks_mot": {"device": device["tracks"], "host": host["tracks"]},  # written beside the report
     }
 
 
@@ -223,7 +234,8 @@ def summary(report: dict) -> str:
         f"  images whose detections (score >= {img['conf']}) differ: {img['frames_differ']}/{img['frames']} "
         f"({100 * (img['share_differ'] or 0):.0f} %); largest score difference {img['max_score_diff']:.4f}, "
         f"largest box shift {img['max_box_shift_px']:.2f} px",
-        f"  video frames whose tracks differ: {trk['frames_differ']}/{trk['frames']} ({trk['source']})",
+        f"  video frames whose tracks differ: {trk['frames_differ']}/{trk['frames']} ({trk['source']}; "
+        f"{trk['frames_decoded_alike']} frames decoded to the same pixels on both)",
         f"  tracking FPS: device {fps['device']} ({fps['device_note']}), host {fps['host']}",
         f"  took {seconds['total']:.0f} s (root {'reused' if report['root_reused'] else 'built'}: "
         f"{seconds['root_build']:.0f} s; device install {seconds['device_install']:.0f} s, "
@@ -233,7 +245,13 @@ def summary(report: dict) -> str:
 
 
 def write_report(report: dict, out: Path) -> dict:
-    """`report.json` and `summary.txt` in `out`; the report with their paths under `artifacts`."""
+    """`report.json`, `summary.txt` and each side's tracks (`tracks-device.txt`, MOTChallenge) in `out`;
+    the report with their paths under `artifacts`."""
+    report = dict(report)
+    tracks = report.pop("tracks_mot")
+    for side, text in tracks.items():
+        atomic_write_text(out / f"tracks-{side}.txt", text + "\n" if text else "")
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "summary.txt", summary(report) + "\n")
-    return {**report, "artifacts": {"report": str(out / "report.json"), "summary": str(out / "summary.txt")}}
+    return {**report, "artifacts": {"report": str(out / "report.json"), "summary": str(out / "summary.txt"),
+                                    **{f"tracks_{side}": str(out / f"tracks-{side}.txt") for side in tracks}}}
