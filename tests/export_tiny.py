@@ -6,6 +6,7 @@ Sizes are chosen so no head tensor has H == W == C (onnx2tf cannot tell NCHW fro
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -113,3 +114,13 @@ class FixedDetector(nn.Module):
     def forward(self, x):
         zero = x[:, :1, 0, :1] * 0  # (B, 1, 1): ties the outputs to the input's batch
         return self.ltrb + zero, self.probs + zero
+
+
+# The labelled frames of the `dataset` fixture (conftest.py) and where a FixedDetector must put them.
+FRAME_W, FRAME_H = 120, 80  # letterboxed into 96x96: scale 0.8, 16 px of padding above and below
+GT = np.array([[20, 10, 60, 50], [70, 30, 110, 70]], np.float32)
+GT_CLASSES = [0, 1]
+
+
+def to_model_pixels(boxes: np.ndarray) -> np.ndarray:
+    return boxes * 0.8 + np.array([0, 16, 0, 16], np.float32)

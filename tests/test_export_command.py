@@ -12,7 +12,7 @@ from edgecnn.commands import export as export_command
 from edgecnn.export.onnx import export_onnx
 from edgecnn.metrics.gate import GateError
 from export_tiny import IMGSZ, META, FixedDetector
-from test_val import GT, GT_CLASSES, dataset, to_model_pixels  # noqa: F401  (the fixture)
+from export_tiny import GT, GT_CLASSES, to_model_pixels
 
 
 def run_export(**overrides):

@@ -2,7 +2,7 @@
 
 from edgecnn.config import Key, Schema
 
-HELP = "Build a self-contained, reproducible device bundle (.tar.gz) for a device profile."
+HELP = "build a self-contained, reproducible device bundle (.tar.gz) for a device profile"
 KEYS = Schema(
     Key("device", None, "device profile: a name in devices/ (rpi4, rpi5, jetson-nano, jetson-orin-nano, x86-cpu)",
         required=True),

@@ -1,9 +1,9 @@
 """The device check: one bundle on the device's CPU architecture and on this host, scored and compared.
 
-`check_device` installs the bundle with `install.deploy` twice, on the device side (the arm64
-root under qemu-user, or a real device over SSH) and on this host, copies the same images and
-video to both, runs the bundle's own code on each (`edgecnn.runtime.detect_images` on the
-images, `run.sh`, the tracking app, on the video), and compares what comes back here: the mAP
+`edgecnn check-device` installs the bundle with `install.deploy` twice, on the device side (the
+arm64 root under qemu-user, or a real device over SSH) and on this host, copies the same images
+and video to both, runs the bundle's own code on each (`devices/deploy/run-check.sh`:
+`edgecnn.runtime.detect_images` on the images, `run.sh`, the tracking app, on the video), and compares what comes back here: the mAP
 of each (`metrics.detection`, the metric of `edgecnn val`), the share of images and video frames
 whose detections or tracks differ and the largest score difference (`metrics.agreement`), FPS.
 """
@@ -20,40 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.deploy.bundle import read_manifest
-from edgecnn.deploy.install import copy_path, deploy, shell_path
+from edgecnn.deploy.install import copy_path, deploy, script, shell_path
 from edgecnn.deploy.profiles import DeviceProfile
 from edgecnn.fileio import atomic_write_json, atomic_write_text
 
 LOG = logging.getLogger(__name__)
 DETECT_MODULE = "edgecnn/runtime/detect_images.py"
 VIDEO_FPS = 10  # the frame rate of the video made from the images when no video is given
-
-RUN = """
-set -euo pipefail
-cd {R}
-rm -rf check && mkdir check && tar -xzf check.tar.gz -C check && rm -f check.tar.gz
-cd {name}
-echo "@@machine"
-.venv/bin/python -c 'import platform; print(platform.machine(), "Python", platform.python_version())'
-echo "@@packages"
-.venv/bin/python -m pip list --format=freeze 2>/dev/null | grep -i -E '^(numpy|scipy|opencv|ai.edge.litert|tflite|onnxruntime)' || true
-echo "@@detections"
-PYTHONPATH=. .venv/bin/python -m edgecnn.runtime.detect_images config=config.json images=../check/images.txt \
-  conf={conf} iou={iou} max_det={max_det}
-echo "@@frames"
-.venv/bin/python -c 'import cv2, hashlib, sys
-capture, limit = cv2.VideoCapture(sys.argv[1]), int(sys.argv[2]) or 1 << 30
-while limit:
-    ok, frame = capture.read()
-    if not ok:
-        break
-    print(hashlib.sha256(frame.tobytes()).hexdigest()[:16])
-    limit -= 1' ../check/{video} {frames}
-echo "@@app"
-./run.sh source=../check/{video} mot=../check/tracks.txt max_frames={frames} log_every=0 --json
-echo "@@tracks"
-cat ../check/tracks.txt
-"""
 
 
 @dataclass
@@ -127,10 +100,10 @@ def run_side(bundle: Path, profile: DeviceProfile, target, install_dir: str, pay
     installed = deploy(bundle, profile, target, root=install_dir, **install)
     install_s = time.perf_counter() - tic
     target.copy(payload.archive, copy_path(f"{install_dir}/check.tar.gz"))
-    script = RUN.format(R=shell_path(install_dir), name=shlex.quote(installed["bundle"]), video=payload.video,
-                        **keys)
+    values = {"root": shell_path(install_dir), "name": shlex.quote(installed["bundle"]), "video": payload.video,
+              **{key: str(value) for key, value in keys.items()}}
     tic = time.perf_counter()
-    out = target.run(script, "running the bundle on the check's images and video")
+    out = target.run(script("run-check.sh", values), "running the bundle on the check's images and video")
     run_s = time.perf_counter() - tic
     sections = split_sections(out)
     return {"target": target.target, "machine": sections["machine"].strip(),

@@ -41,7 +41,7 @@ def export_onnx(
     dynamic: bool = False,
     opset: int = 17,
 ) -> Path:
-    """Write `model` (normalized float NCHW in, outputs per DEVELOPERS.md) as a checked ONNX file.
+    """Write `model` (normalized float NCHW in, outputs per edgecnn/models/__init__.py) as a checked ONNX file.
 
     `dynamic` leaves batch, height and width free; the metadata still records `imgsz`.
     """

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import re
-import sys
 import tempfile
 import time
 import warnings
@@ -31,7 +30,8 @@ import numpy as np
 
 from edgecnn.export.layout import cube_shapes, pad_cube_convs
 from edgecnn.export.qdq import strip_qdq
-from edgecnn.fileio import atomic_write_bytes
+from edgecnn.config import split_list
+from edgecnn.fileio import atomic_write_bytes, stdout_to_stderr
 from edgecnn.runtime.backends import META_KEY, OUTPUTS, json_or_text, tflite_interpreter_class
 
 LOG = logging.getLogger(__name__)
@@ -57,7 +57,6 @@ def export_tflite(
     `float_ops`: TFLite op names kept in float in an int8 model, "none", or "auto" (`auto_float_ops`).
     """
     import onnx
-    import onnx2tf
 
     if precision not in PRECISIONS or io not in IO_TYPES:
         raise ValueError(f"precision must be one of {PRECISIONS} and io one of {IO_TYPES}; got {precision}, {io}")
@@ -68,9 +67,8 @@ def export_tflite(
     meta = {p.key: json_or_text(p.value) for p in graph.metadata_props}
     if "task" not in meta:
         raise ValueError(f"{onnx_path}: no edgecnn metadata; write it with `edgecnn export format=onnx`")
-    image_input = graph.graph.input[0]
     onnx_outputs = [o.name for o in graph.graph.output]
-    if any(not d.dim_value for d in image_input.type.tensor_type.shape.dim):
+    if any(not d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim):
         raise ValueError(f"{onnx_path}: has dynamic axes; TFLite needs a static ONNX export (dynamic=false)")
     calib = calibration_array(calib_images, tuple(meta["input_size"]), onnx_path)
     has_qdq = any(n.op_type == "QuantizeLinear" for n in graph.graph.node)
@@ -83,6 +81,30 @@ def export_tflite(
     if float_ops:
         LOG.info("int8 with %s kept in float (float_ops=none puts every op in int8)", ", ".join(float_ops))
 
+    model_bytes = _convert(onnx_path, graph, float_graph, meta, calib_images, calib, precision, io, quant_type,
+                           float_ops)
+    outputs = output_tensor_names(model_bytes, onnx_outputs, graph, onnx_path)
+    meta.update(
+        format="tflite", precision=precision, io=io, outputs=outputs, calibration_images=len(calib),
+        quant_type=quant_type if precision == "int8" else None, float_ops=float_ops,
+        int8_ranges=("calibrated within the QAT ranges (Q/DQ pairs converted to Clip)" if has_qdq else "calibrated")
+        if precision == "int8" else None,
+    )
+    meta.pop("dynamic", None)
+    meta.pop("opset", None)
+    path = atomic_write_bytes(path, with_tflite_metadata(model_bytes, {META_KEY: json.dumps(meta).encode()}))
+    LOG.info("TFLite %s model written to %s", precision, path)
+    return path
+
+
+def _convert(onnx_path: Path, graph, float_graph, meta: dict, calib_images: np.ndarray, calib: np.ndarray,
+             precision: str, io: str, quant_type: str, float_ops: list[str]) -> bytes:
+    """onnx2tf in a scratch working directory: the fp32 model checked against ONNX Runtime, then
+    the bytes of the precision asked for."""
+    import onnx
+    import onnx2tf
+
+    image_input = graph.graph.input[0]
     with _working_dir() as work:
         source = work / onnx_path.name  # a copy: onnx2tf rewrites its input file in place
         onnx.save(float_graph, str(source))
@@ -92,7 +114,7 @@ def export_tflite(
         mean = np.asarray(meta["mean"], np.float32).reshape(1, 1, 1, 3)
         std = np.asarray(meta["std"], np.float32).reshape(1, 1, 1, 3)
         tic = time.perf_counter()
-        with _stdout_to_stderr(), _onnx2tf_exit_as_error(onnx_path):
+        with stdout_to_stderr(), _onnx2tf_exit_as_error(onnx_path):
             onnx2tf.convert(
                 input_onnx_file_path=str(convert),
                 output_folder_path="saved_model",
@@ -110,19 +132,7 @@ def export_tflite(
             else:
                 model_bytes = produced[precision].read_bytes()
         LOG.info("onnx2tf converted %s (%s, io=%s) in %.0f s", onnx_path.name, precision, io, time.perf_counter() - tic)
-
-    outputs = output_tensor_names(model_bytes, onnx_outputs, graph, onnx_path)
-    meta.update(
-        format="tflite", precision=precision, io=io, outputs=outputs, calibration_images=len(calib),
-        quant_type=quant_type if precision == "int8" else None, float_ops=float_ops,
-        int8_ranges=("calibrated within the QAT ranges (Q/DQ pairs converted to Clip)" if has_qdq else "calibrated")
-        if precision == "int8" else None,
-    )
-    meta.pop("dynamic", None)
-    meta.pop("opset", None)
-    path = atomic_write_bytes(path, with_tflite_metadata(model_bytes, {META_KEY: json.dumps(meta).encode()}))
-    LOG.info("TFLite %s model written to %s", precision, path)
-    return path
+    return model_bytes
 
 
 def check_layout(source: Path, fp32_bytes: bytes, meta: dict, images: np.ndarray, graph) -> None:
@@ -203,7 +213,7 @@ def resolve_float_ops(float_ops: str | Sequence[str] | None, graph) -> list[str]
     if isinstance(float_ops, str):
         if float_ops == "auto":
             return auto_float_ops(graph)
-        float_ops = [op for op in re.split(r"[\s,\[\]]+", float_ops) if op]  # "A,B" or "[A, B]"
+        float_ops = split_list(float_ops)  # "A,B" or "[A, B]"
     bad = [op for op in float_ops if not re.fullmatch(r"[A-Z][A-Z0-9_]*", op)]
     if bad:
         raise ValueError(f"float_ops: {', '.join(map(repr, bad))} are not TFLite builtin op names "
@@ -238,21 +248,6 @@ def _working_dir() -> Iterator[Path]:
             yield Path(work)
         finally:
             os.chdir(previous)
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send everything written to stdout, by Python or by C++ (fd 1), to stderr."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 @contextlib.contextmanager

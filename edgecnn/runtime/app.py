@@ -186,21 +186,20 @@ class TrackingPipeline:
         times.add("pre", timed.started - picked)
         times.add("inference", timed.ended - timed.started)
         times.add("post", done - timed.ended)
-        # boxes clipped to nothing (they lay in the letterbox padding) have no extent to track
-        keep = (detections.xyxy[:, 2:] - detections.xyxy[:, :2] >= 1).all(axis=1)
-        boxes, scores, classes = detections.xyxy[keep], detections.scores[keep], detections.classes[keep]
+        # no crop or camera-motion mask for boxes the tracker leaves out
+        detections = detections.select(detections.has_area())
         features = None
         if self.encoder is not None:
             start = time.monotonic()
-            features = self.encoder.encode(frame.image, boxes)
+            features = self.encoder.encode(frame.image, detections.xyxy)
             times.add("reid", time.monotonic() - start)
         warp = None
         if self.camera is not None:
             start = time.monotonic()
-            warp = self.camera.estimate(frame.image, boxes)
+            warp = self.camera.estimate(frame.image, detections.xyxy)
             times.add("cmc", time.monotonic() - start)
         start = time.monotonic()
-        tracks = self.tracker.update(boxes, scores, features, classes, warp)
+        tracks = self.tracker.update(detections, features=features, warp=warp)
         times.add("tracking", time.monotonic() - start)
         return tracks
 
@@ -216,23 +215,17 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
     cfg = load_config(cfg, "app")
     pipeline = TrackingPipeline(cfg)
-    live_view = contextlib.nullcontext()
-    if cfg["serve"]:  # http.server and the page are loaded only for a live view
-        from edgecnn.runtime.web import open_live_view
-
-        live_view = open_live_view(cfg)
     counter = open_counter(cfg, pipeline.names)
     annotator, times = Annotator(pipeline.names, counter=counter), pipeline.times
     frames, track_ids, fps, latency = 0, set(), None, None
     error: BaseException | None = None
-    with live_view as view, \
+    with _live_view(cfg) as view, \
             open_source(cfg["source"], live=cfg["live"], reconnect_timeout=cfg["reconnect_timeout"]) as source:
         # dwell times in video time for files (as fast as they decode), in real time for cameras
         video_time = isinstance(source, FileSource) and source.fps
         sinks = open_sinks(cfg, pipeline.names, source.fps or 30.0, counter)
         annotate = any(s.annotates for s in sinks)
-        LOG.info("tracking %s with %s%s", source.name, Path(cfg["model"]).name,
-                 f" + {Path(cfg['reid']).name}" if cfg["reid"] else "")
+        LOG.info("tracking %s with %s%s", source.name, Path(cfg["model"]).name, f" + {Path(cfg['reid']).name}" if cfg["reid"] else "")
         start = last_log = done_at = time.monotonic()
         try:
             for frame in source:
@@ -267,6 +260,25 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
             for sink in sinks:
                 sink.close(error)
         elapsed = time.monotonic() - start
+    report = run_report(cfg, pipeline, source, frames, elapsed, len(track_ids), counter)
+    log_report(report)
+    return report
+
+
+def _live_view(cfg: Mapping[str, Any]):
+    """The live view's context (it yields the view), or one that yields None without `serve`."""
+    if not cfg["serve"]:
+        return contextlib.nullcontext()
+    from edgecnn.runtime.web import open_live_view  # http.server and the page load only for a live view
+
+    return open_live_view(cfg)
+
+
+def run_report(cfg: Mapping[str, Any], pipeline: TrackingPipeline, source, frames: int, elapsed: float, tracks: int,
+               counter) -> dict[str, Any]:
+    """What `run` returns: throughput, latency percentiles and per-stage medians, the source's
+    drops and reconnects, the tracks seen, the thresholds used, the files written, the counts."""
+    times = pipeline.times
     report = {
         "frames": frames,
         "fps": round(frames / elapsed, 2) if frames else 0.0,
@@ -276,13 +288,12 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "wait_ms_p50": times.ms("wait"),
         "dropped": source.dropped,
         "reconnects": source.reconnects,
-        "tracks": len(track_ids),
+        "tracks": tracks,
         "thresholds": pipeline.thresholds,
         "artifacts": {k: str(cfg[k]) for k in ("save", "mot", "jsonl") if cfg[k] and cfg[k] != "-"},
     }
     if counter is not None:
         report["counts"] = counter.summary()
-    log_report(report)
     return report
 
 

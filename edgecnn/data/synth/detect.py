@@ -13,6 +13,8 @@ import numpy as np
 
 from edgecnn.data import scene
 from edgecnn.data.scene import CLASSES, Layer
+from edgecnn.data.yolo import format_labels
+from edgecnn.runtime.boxes import xyxy_to_cxcywh
 from edgecnn.data.synth.dataset import GENERATOR_VERSION, MIN_BOX_PX, MIN_VISIBILITY, build_dataset, image_rng, progress
 
 
@@ -51,13 +53,11 @@ def synth_detect_image(rng: np.random.Generator, imgsz: int) -> tuple[np.ndarray
             break
         layers = [layer for layer in layers if layer.owner not in hidden]
     frame = scene.apply_lighting(frame, scene.sample_lighting(rng), rng)
-    labels = [[classes[k], (box[0] + box[2]) / 2 / w, (box[1] + box[3]) / 2 / h, (box[2] - box[0]) / w, (box[3] - box[1]) / h]
-              for k, (box, _) in sorted(visible.items())]
-    return frame, np.asarray(labels, np.float32).reshape(-1, 5)
-
-
-def format_labels(labels: np.ndarray) -> str:
-    return "".join(f"{int(c)} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}\n" for c, cx, cy, bw, bh in labels)
+    order = sorted(visible)
+    boxes = np.array([visible[k][0] for k in order], np.float64).reshape(-1, 4)
+    labels = np.concatenate([np.array([classes[k] for k in order], np.float64)[:, None],
+                             xyxy_to_cxcywh(boxes) / [w, h, w, h]], axis=1)
+    return frame, labels.astype(np.float32)
 
 
 def synth_detect(out: str | os.PathLike, n: int = 800, imgsz: int = 320, seed: int = 0, val: int | None = None,
