@@ -102,12 +102,22 @@ def test_cannot_emulate_says_what_is_missing_and_exits_3():
         if os.geteuid() == 0:
             if shutil.which("setpriv") is None:
                 pytest.skip("running as root and no setpriv (util-linux) to drop privileges")
-            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+            drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(work)}
+            probe = subprocess.run([*drop, sys.executable, "-c", "import edgecnn.cli"], capture_output=True, env=env,
+                                   cwd=work, timeout=60)
+            if probe.returncode != 0:
+                pytest.skip(f"user nobody cannot run this checkout's Python ({sys.executable}, {ROOT})")
+            command = [*drop, *command]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(work)}
         result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=work, timeout=120)
         assert result.returncode == 3, result.stderr
         assert "skipped" in result.stdout and "root privileges" in result.stdout
         assert "Traceback" not in result.stderr and not (work / "out").exists()
+        as_json = subprocess.run([*command, "--json"], capture_output=True, text=True, env=env, cwd=work, timeout=120)
+        assert as_json.returncode == 3
+        report = json.loads(as_json.stdout)  # the whole of stdout: one object
+        assert report["status"] == "skipped" and any("root privileges" in need for need in report["missing"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
