@@ -3,7 +3,8 @@
 #   python -m edgecnn.runtime.app config=config.json [key=value ...]
 # Arguments are key=value overrides of the app (source=…, save=…, mot=…, jsonl=…, conf=…).
 # SERVE=host:port starts the live view (beyond loopback it needs TOKEN_FILE= or $EDGECNN_TOKEN),
-# LINES=counts.yaml counts the lines and zones in it; arguments given to run.sh win over them.
+# LINES=counts.yaml counts the lines and zones in it, CAMERAS=site.yaml runs that site's cameras (a
+# bundle built with cameras= runs its cameras.yaml without it); arguments given to run.sh win over them.
 # The Python is the bundle's venv (.venv, made by `edgecnn deploy`) unless EDGECNN_PYTHON is set.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,5 +25,6 @@ export PYTHONPATH="$HERE" PYTHONDONTWRITEBYTECODE=1
 FROM_ENV=()
 [ -n "${SERVE:-}" ] && FROM_ENV+=("serve=$SERVE")
 [ -n "${LINES:-}" ] && FROM_ENV+=("lines=$LINES")
+[ -n "${CAMERAS:-}" ] && FROM_ENV+=("cameras=$CAMERAS")
 [ -n "${TOKEN_FILE:-}" ] && FROM_ENV+=("token_file=$TOKEN_FILE")
 exec "$PYTHON" -m edgecnn.runtime.app config="$HERE/config.json" ${FROM_ENV[@]+"${FROM_ENV[@]}"} "$@"

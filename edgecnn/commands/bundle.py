@@ -1,4 +1,4 @@
-"""`edgecnn bundle device=rpi5 detector=det.tflite [reid=reid.tflite] out=dist/`."""
+"""`edgecnn bundle device=rpi5 detector=det.tflite [reid=reid.tflite] [cameras=site.yaml] out=dist/`."""
 
 from edgecnn.config import Key, Schema
 
@@ -9,6 +9,7 @@ KEYS = Schema(
     Key("detector", None, "detector artifact(s); several (comma-separated): the fastest measured here ships", type=list,
         required=True),
     Key("reid", None, "ReID embedder artifact(s), same rules as detector", type=list),
+    Key("cameras", None, "cameras file (YAML) the device runs: several cameras in one process (no model: key)"),
     Key("out", "dist", "directory to write <model>-<device>.tar.gz in"),
     Key("name", None, "bundle name (default: <detector file stem>-<device>)"),
 )
@@ -25,7 +26,8 @@ def run(cfg: dict) -> dict:
     for path in paths["detector"] + paths["reid"]:
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
-    target = build_bundle(profile, paths["detector"], paths["reid"] or None, Path(cfg["out"]), cfg["name"])
+    cameras = Path(cfg["cameras"]) if cfg["cameras"] else None
+    target = build_bundle(profile, paths["detector"], paths["reid"] or None, Path(cfg["out"]), cfg["name"], cameras)
     manifest = read_manifest(target)
     return {"device": profile.name, "size_kb": round(target.stat().st_size / 1024, 1),
             "files": len(manifest["files"]) + 1, "models": {k: v["file"] for k, v in manifest["models"].items()},

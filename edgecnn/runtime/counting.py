@@ -19,6 +19,7 @@ pixels otherwise (they may lie outside the frame)::
     zones:
       - name: counter
         points: [[0.1, 0.6], [0.4, 0.6], [0.4, 1.0], [0.1, 1.0]]
+        dwell: 30                  # optional, zones: a `dwell` event when a visit passes 30 s
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from edgecnn.runtime.tracker import Tracks
 
 DEFAULT_BAND = 6.0  # pixels: above a detector's frame-to-frame jitter of a standing person's feet
-ENTRY_KEYS = {"name", "points", "classes", "band"}
+ENTRY_KEYS = {"name", "points", "classes", "band", "dwell"}
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Region:
     points: np.ndarray  # (P, 2) float, as given
     classes: tuple[int, ...] | None
     band: float
+    dwell: float | None = None  # zones: seconds after which a visit raises a `dwell` event
     pixels: np.ndarray | None = None
 
     def fit(self, width: int, height: int) -> None:
@@ -223,11 +225,13 @@ def open_counter(cfg: Mapping[str, Any], names: Sequence[str]) -> Counter | None
 # --------------------------------------------------------------------------- the counts file
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML file as plain Python values, with OpenCV's YAML 1.0 reader (no code runs from it)."""
+def read_yaml(path: Path, expected: str = "a mapping with 'lines:' and/or 'zones:'",
+              kind: str = "counts file") -> dict[str, Any]:
+    """A YAML file as plain Python values, with OpenCV's YAML 1.0 reader (no code runs from it);
+    `expected` says what the top level must be, `kind` what the file is (both for errors)."""
     if not path.is_file():
-        raise FileNotFoundError(f"counts file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+        raise FileNotFoundError(f"{kind} not found: {path}")
+    text = "\n".join(without_comment(line) for line in path.read_text(encoding="utf-8").splitlines())
     if not text.lstrip().startswith("%YAML"):
         text = "%YAML:1.0\n" + text  # OpenCV wants the directive; lines shift by one in its errors
     try:
@@ -237,8 +241,23 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not valid YAML ({str(cause).strip().splitlines()[-1]})") from None
     root = storage.root()
     if root.empty() or not root.isMap():
-        raise ValueError(f"{path}: expected a mapping with 'lines:' and/or 'zones:'")
+        raise ValueError(f"{path}: expected {expected}")
     return _node_value(root)
+
+
+def without_comment(line: str) -> str:
+    """`line` without its `# comment`: OpenCV keeps a comment that follows a plain value as part of
+    the value (`fps: 5  # at most` reads as the text "5  # at most"). A `#` inside quotes, or not
+    after a space, is text."""
+    quote = None
+    for i, char in enumerate(line):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i].rstrip()
+    return line
 
 
 def _node_value(node) -> Any:
@@ -296,6 +315,10 @@ def parse_entry(entry: Any, kind: str, where: str, names: Sequence[str]) -> Regi
     band = entry.get("band", DEFAULT_BAND)
     if not isinstance(band, (int, float)) or band < 0:
         raise ValueError(f"{where}: band must be a number of pixels >= 0, got {band!r}")
+    dwell = entry.get("dwell")
+    if dwell is not None and (kind != "zone" or not isinstance(dwell, (int, float)) or dwell <= 0):
+        raise ValueError(f"{where}: dwell is a zone's limit in seconds > 0, got {dwell!r}"
+                         + ("" if kind == "zone" else " on a line"))
     classes = entry.get("classes")
     if classes is not None:
         from edgecnn.runtime.detector import class_ids
@@ -304,4 +327,4 @@ def parse_entry(entry: Any, kind: str, where: str, names: Sequence[str]) -> Regi
             classes = class_ids(classes if isinstance(classes, list) else [classes], list(names))
         except ConfigError as err:
             raise ValueError(f"{where}: {err}") from None
-    return Region(name, kind, points, classes, float(band))
+    return Region(name, kind, points, classes, float(band), None if dwell is None else float(dwell))
