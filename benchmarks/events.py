@@ -243,7 +243,7 @@ def compare(work: Path, camera: str, live: list[dict], fps: float | None, names:
 def soak(args, work: Path) -> dict:
     from runtime_models import exported_models
 
-    model = args.model or str(exported_models("yolo-n")["det_tflite"])
+    model = str(Path(args.model).resolve()) if args.model else str(exported_models("yolo-n")["det_tflite"])
     thresholds = {} if args.trained else THRESHOLDS
     video = looped(Path(args.video) if args.video else VIDEO if VIDEO.is_file() else SHARED_VIDEO,
                    work / "street.mp4", args.loops)
@@ -321,8 +321,6 @@ def soak(args, work: Path) -> dict:
                       "max": max(m for _, m in memory), "end": memory[-1][1]},
         "sizes": {"max": {k: max(s.get(k, 0) for s in sizes) for k in sizes[-1]}, "end": sizes[-1]},
     }
-    if tiny:
-        subprocess.run(["umount", str(clips)], check=False)
     return figures
 
 
@@ -448,9 +446,13 @@ def main() -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     with tempfile.TemporaryDirectory(prefix="edgecnn-events-") as tmp:
-        work = Path(args.work or tmp)
+        work = Path(args.work or tmp).resolve()
         work.mkdir(parents=True, exist_ok=True)
-        figures = {"clip_write": clip_costs(VIDEO if VIDEO.is_file() else SHARED_VIDEO), **soak(args, work)}
+        try:
+            figures = {"clip_write": clip_costs(VIDEO if VIDEO.is_file() else SHARED_VIDEO), **soak(args, work)}
+        finally:  # the clips tmpfs goes, whatever happened
+            if os.path.ismount(work / "clips"):
+                subprocess.run(["umount", str(work / "clips")], check=False)
     out = Path(args.out)
     atomic_write_json(out / "events.json", figures)
     plot(figures, out / "events.png")
