@@ -26,8 +26,9 @@ class ParityError(RuntimeError):
     """An exported artifact's outputs differ from its source model's beyond tolerance."""
 
 
-def image_paths(source: str | os.PathLike, limit: int) -> list[Path]:
-    """Up to `limit` image paths, evenly spread, from a data.yaml's val split or an image directory."""
+def image_paths(source: str | os.PathLike, limit: int, split: str = "val") -> list[Path]:
+    """Up to `limit` image paths, evenly spread, from a data.yaml's `split` (else its first split)
+    or an image directory."""
     from edgecnn.data import dataset_format, open_dataset
     from edgecnn.data.yolo import image_files
 
@@ -36,7 +37,7 @@ def image_paths(source: str | os.PathLike, limit: int) -> list[Path]:
         raise FileNotFoundError(f"image source not found: {source}")
     if dataset_format(source) in ("yolo", "segment"):
         spec = open_dataset(source)
-        paths = spec.images("val" if "val" in spec.splits else next(iter(spec.splits)))
+        paths = spec.images(split if split in spec.splits else next(iter(spec.splits)))
     else:
         paths = image_files([source])
     if not paths:
