@@ -71,9 +71,9 @@ class StageTimes:
     """Seconds spent per stage and per frame over the last `window` frames (a site runs for weeks:
     4096 frames, minutes at camera rates, steady percentiles in a few MB for 8 cameras); percentiles in ms."""
 
-    def __init__(self, window: int = 4096):
+    def __init__(self, stages: tuple[str, ...] = STAGES, window: int = 4096):
         self.samples: dict[str, deque[float]] = {name: deque(maxlen=window)
-                                                 for name in (*STAGES, "capture_to_output", "wait", "events")}
+                                                 for name in (*stages, "capture_to_output", "wait", "events")}
 
     def add(self, stage: str, seconds: float) -> None:
         self.samples[stage].append(seconds)
@@ -123,9 +123,9 @@ class TimedBackend:
             self.ended = time.monotonic()
 
 
-def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app",
+def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app", keys: Schema = APP_KEYS,
                 require_model: bool = True) -> dict[str, Any]:
-    """APP_KEYS resolved from `config=<json>` (if given) updated by `overrides`.
+    """`keys` (APP_KEYS, or the segmentation app's) resolved from `config=<json>` (if given) updated by `overrides`.
 
     Model (and cameras file) paths in the config file are relative to the file, so a bundle runs
     from anywhere. A site's cameras file may name the model: `require_model=False` reads it first.
@@ -148,10 +148,10 @@ def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app"
             for name, value in options.items():
                 if name.endswith("_path") and isinstance(value, str) and not Path(value).is_absolute():
                     options[name] = str(path.parent / value)
-        APP_KEYS.resolve(defaults, str(path))
-    cfg = APP_KEYS.resolve({**defaults, **overrides}, where)
+        keys.resolve(defaults, str(path))
+    cfg = keys.resolve({**defaults, **overrides}, where)
     if require_model and not cfg["model"]:
-        raise ConfigError(f"{where}: model= is required (a .tflite or .onnx detector from `edgecnn export`)")
+        raise ConfigError(f"{where}: model= is required (a .tflite or .onnx from `edgecnn export`)")
     return cfg
 
 
@@ -159,9 +159,13 @@ def open_sinks(cfg: Mapping[str, Any], names: list[str], fps: float, counter=Non
     """The sinks `cfg` asks for; if one cannot open, those already open are closed again."""
     from edgecnn.runtime.sinks import JsonlSink, MotSink, VideoSink, WindowSink
 
-    makers = [(cfg["show"], WindowSink), (cfg["save"], lambda: VideoSink(cfg["save"], fps)),
-              (cfg["mot"], lambda: MotSink(cfg["mot"])),
-              (cfg["jsonl"], lambda: JsonlSink(cfg["jsonl"], names, counter))]
+    return open_each([(cfg["show"], WindowSink), (cfg["save"], lambda: VideoSink(cfg["save"], fps)),
+                      (cfg["mot"], lambda: MotSink(cfg["mot"])),
+                      (cfg["jsonl"], lambda: JsonlSink(cfg["jsonl"], names, counter))])
+
+
+def open_each(makers: list) -> list:
+    """`make()` for each (wanted, make) pair that is wanted; on an error, those opened are closed again."""
     sinks = []
     try:
         for wanted, make in makers:
@@ -184,6 +188,10 @@ class Models:
         # ONNX Runtime takes a provider with options as a (name, dict) tuple; JSON gives a list
         providers = [tuple(p) if isinstance(p, list) else p for p in cfg["providers"]] if cfg["providers"] else None
         backend = load_backend(cfg["model"], threads=cfg["threads"], providers=providers)
+        task = backend.meta["task"]
+        if task != "detect":
+            hint = " (run it with `edgecnn segment`)" if task == "segment" else ""
+            raise ConfigError(f"model={cfg['model']}: a {task} model; the tracking app needs a detector{hint}")
         if cfg["imgsz"] and max(backend.input_size) != cfg["imgsz"]:
             raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
         self.meta, self.model_name = backend.meta, Path(cfg["model"]).name
