@@ -97,12 +97,14 @@ def validate_classifier(backend, data, split, batch, max_images) -> dict:
 
 
 def validate_segmenter(backend, data, split, max_images) -> dict:
-    """mIoU, per-class IoU and pixel accuracy at each image's own size: letterbox, the model, the
-    class map cut out of the letterbox and resized back (nearest)."""
+    """mIoU, per-class IoU and pixel accuracy at each image's own size, through the device's
+    `runtime.segmenter.Segmenter`: letterbox, the model, its upsampling (the artifact's
+    `seg_upsample`) and argmax, the class map cut out of the letterbox and resized back (nearest)."""
     from edgecnn.data import open_task_dataset
     from edgecnn.data.loaders import read_rgb
     from edgecnn.data.segment import read_mask, scan_segment_split
     from edgecnn.metrics.segmentation import score_segmentation
+    from edgecnn.runtime.segmenter import Segmenter
 
     spec = open_task_dataset(data, "segment")
     names = list(backend.meta["names"])
@@ -111,23 +113,9 @@ def validate_segmenter(backend, data, split, max_images) -> dict:
     pairs = scan_segment_split(spec, split, check=False)[:max_images]
     samples = ((image, read_mask(source, path, spec, image.shape[:2]))
                for path, source in pairs for image in [read_rgb(path)])
-    scores = score_segmentation(lambda image: class_map(backend, image), samples, names, spec.ignore_index)
+    segmenter = Segmenter(backend)
+    scores = score_segmentation(lambda image: segmenter.segment(image, bgr=False), samples, names, spec.ignore_index)
     return {k: scores[k] for k in ("mIoU", "pixel_acc", "mean_acc", "iou", "images", "latency_ms_p50")}
-
-
-def class_map(backend, image):
-    """(H, W) class ids of an RGB image: the model's output (NHWC logits or NHW ids) un-letterboxed."""
-    import cv2
-    import numpy as np
-
-    from edgecnn.runtime.preprocess import letterbox, letterbox_geometry
-
-    out = backend.predict(letterbox(image, backend.input_size)[0][None])["segmentation"][0]
-    ids = out.argmax(-1) if out.ndim == 3 else out
-    h, w = image.shape[:2]
-    _, (new_h, new_w), (left, top) = letterbox_geometry((h, w), tuple(ids.shape))
-    ids = ids[top : top + new_h, left : left + new_w].astype(np.uint8 if ids.max() < 256 else np.uint16)
-    return cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
 def _read_bgr(path: Path):
@@ -137,3 +125,35 @@ def _read_bgr(path: Path):
     if frame is None:
         raise ValueError(f"{path}: cannot read image")
     return frame
+
+
+def segmentation_samples(backend, data, path, split: str = "val", count: int = 4) -> Path:
+    """A PNG of `count` images of `split` (evenly spread), each as image | ground truth | the
+    device path's prediction, in the app's class colours (ignored pixels black)."""
+    import numpy as np
+
+    from edgecnn.data import open_task_dataset
+    from edgecnn.data.loaders import read_rgb
+    from edgecnn.data.segment import read_mask, scan_segment_split
+    from edgecnn.plots import figure, save_figure
+    from edgecnn.runtime.segmenter import Segmenter, palette
+
+    spec = open_task_dataset(data, "segment")
+    pairs = scan_segment_split(spec, split, check=False)
+    picks = [pairs[i] for i in dict.fromkeys(np.linspace(0, len(pairs) - 1, min(count, len(pairs))).astype(int))]
+    segmenter = Segmenter(backend)
+    colors = np.concatenate([palette(spec.nc)[:, ::-1], np.zeros((1, 3), np.uint8)])  # RGB; the last: ignored
+
+    def paint(classes):
+        return colors[np.where(classes < spec.nc, classes, spec.nc)]
+
+    fig, axes = figure(len(picks), 3, figsize=(9, 2.4 * len(picks)), squeeze=False)
+    for row, (image_path, source) in zip(axes, picks):
+        image = read_rgb(image_path)
+        truth = read_mask(source, image_path, spec, image.shape[:2])
+        for ax, shown, title in zip(row, (image, paint(truth), paint(segmenter.segment(image, bgr=False))),
+                                    ("image", "ground truth", f"prediction ({Path(backend.path).name})")):
+            ax.imshow(shown)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    return save_figure(fig, path)

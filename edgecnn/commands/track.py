@@ -1,4 +1,5 @@
-"""`edgecnn track model=det.tflite source=0 [reid=…] [save=…] [mot=…] [jsonl=…]`, or on a det.txt:
+"""`edgecnn track model=det.tflite source=0 [reid=…] [save=…] [mot=…] [jsonl=…]`, a site's cameras in one
+process: `edgecnn track cameras=site.yaml` (runtime/site.py), or on a det.txt:
 `edgecnn track detections=det.txt out=results.txt [images=img1/] [reid=…]` (the tracker alone;
 add `backfill=true interpolate=4` to refine the tracks offline, which a camera cannot)."""
 

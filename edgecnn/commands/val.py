@@ -20,6 +20,8 @@ KEYS = Schema(
     Key("batch", 8, "images per backend call (TFLite models take one at a time)", min=1),
     Key("threads", None, "CPU threads of the backend", type=int, min=1),
     Key("max_images", None, "score only the first N images", type=int, min=1),
+    Key("out", None, "segment: directory for segmentation_samples.png (image | ground truth | prediction)"),
+    Key("samples", 4, "segment: images in segmentation_samples.png", min=1),
     Key("save_operating_point", False, "detect: write the measured operating point (the tracker's thresholds for "
         "this detector) into the .onnx/.tflite, where `edgecnn track` reads it"),
 )
@@ -39,4 +41,10 @@ def run(cfg: dict) -> dict:
         from edgecnn.export.metadata import store_operating_point
 
         store_operating_point(cfg["model"], result, cfg["data"], cfg["split"])
+    if cfg["out"] and backend.meta["task"] == "segment":
+        from edgecnn.evaluate import segmentation_samples
+
+        png = segmentation_samples(backend, cfg["data"], Path(cfg["out"]) / "segmentation_samples.png",
+                                   cfg["split"], cfg["samples"])
+        result["artifacts"] = {"samples": str(png)}
     return {"model": str(cfg["model"]), "format": backend.kind, **result}

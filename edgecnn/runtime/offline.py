@@ -8,20 +8,26 @@ is the whole sequence, REFINE_KEYS may also refine the tracks after the run, as 
 StrongSORT++ do for their MOTChallenge figures: `backfill` adds the frames a track spent
 tentative before it was confirmed, `interpolate` fills short gaps inside a track. Neither is
 possible online; figures with them on are offline figures.
+
+`replay_events` is the offline reference for events: the tracks of a run's JSON lines through a
+fresh counter and `events.EventBuilder`, which the events the run sent must equal.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Tuple
+from typing import Any, Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
 from edgecnn.config import ConfigError, Key, Schema
 from edgecnn.runtime.boxes import tlwh_to_xyxy
+from edgecnn.runtime.counting import Counter, Region
+from edgecnn.runtime.events import Event, EventBuilder
 from edgecnn.runtime.mot import COLUMNS, read_mot, result_rows, stack_rows, write_mot
 from edgecnn.runtime.tracker import TRACKER_KEYS, Detections, Tracker, Tracks
 
@@ -184,3 +190,25 @@ def _read_frame(frame_paths: dict[int, Path], frame: int) -> np.ndarray:
     if image is None:
         raise FileNotFoundError(f"frame {frame}: image missing or unreadable: {path}")
     return image
+
+
+def replay_events(jsonl: str | os.PathLike, regions: Sequence[Region], size: tuple[int, int], camera: str = "camera",
+                  names: Sequence[str] = (), fps: float | None = None, max_age: int = 30) -> list[Event]:
+    """The events that the tracks of a JSON lines file the app wrote (`jsonl=`) give, replayed
+    offline through a fresh `Counter` and `EventBuilder`: the reference the live events (MQTT,
+    webhook, `events=`) must equal. `size` is the frames' (width, height); `fps` the video's rate
+    for video time (files), None for the records' capture times (cameras)."""
+    counter = Counter(regions, max_age=max_age) if regions else None
+    builder = EventBuilder(camera, names, max_age)
+    events = []
+    with open(jsonl, encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            items = record["tracks"]
+            tracks = Tracks(np.array([t["box"] for t in items], np.float64).reshape(-1, 4),
+                            np.array([t["id"] for t in items], np.int64), np.array([t["score"] for t in items]),
+                            np.array([t["class"] for t in items], np.int64))
+            if counter is not None:
+                counter.update(tracks, record["frame"] / fps if fps else record["time"], size)
+            events += builder.update(record["frame"], record["time"], tracks, counter)
+    return events
