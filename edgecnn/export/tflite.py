@@ -48,6 +48,7 @@ def export_tflite(
     io: str = "float",
     quant_type: str = "per-channel",
     float_ops: str | Sequence[str] | None = "auto",
+    float_layers: int = 0,
 ) -> Path:
     """Convert a static-shape ONNX file written by `export_onnx` into a .tflite at `path`.
 
@@ -55,6 +56,7 @@ def export_tflite(
     calibrates on them, every precision writes onnx2tf's sample file from them. `io` sets the
     int8 model's input/output type (float keeps quantize/dequantize inside the model).
     `float_ops`: TFLite op names kept in float in an int8 model, "none", or "auto" (`auto_float_ops`).
+    `float_layers`: that many more tensors kept in float, those int8 hurts most (`sensitive_tensors`).
     """
     import onnx
 
@@ -75,18 +77,19 @@ def export_tflite(
     # onnx2tf mis-converts Q/DQ graphs: a QAT export converts as its float graph
     float_graph = strip_qdq(graph) if has_qdq else graph
     float_ops = resolve_float_ops(float_ops, float_graph) if precision == "int8" else []
-    if float_ops and io == "uint8":
-        raise ValueError(f"io=uint8 cannot be combined with float_ops={','.join(float_ops)} (a selectively "
-                         "quantized TFLite has int8 or float I/O): use io=int8, or float_ops=none")
+    if (float_ops or float_layers) and io == "uint8":
+        raise ValueError(f"io=uint8 cannot be combined with float_ops={','.join(float_ops)} or float_layers={float_layers} "
+                         "(a selectively quantized TFLite has int8 or float I/O): use io=int8, or float_ops=none")
     if float_ops:
         LOG.info("int8 with %s kept in float (float_ops=none puts every op in int8)", ", ".join(float_ops))
 
     model_bytes = _convert(onnx_path, graph, float_graph, meta, calib_images, calib, precision, io, quant_type,
-                           float_ops)
+                           float_ops, float_layers)
     outputs = output_tensor_names(model_bytes, onnx_outputs, graph, onnx_path)
     meta.update(
         format="tflite", precision=precision, io=io, outputs=outputs, calibration_images=len(calib),
         quant_type=quant_type if precision == "int8" else None, float_ops=float_ops,
+        float_layers=float_layers if precision == "int8" else None,
         int8_ranges=("calibrated within the QAT ranges (Q/DQ pairs converted to Clip)" if has_qdq else "calibrated")
         if precision == "int8" else None,
     )
@@ -98,7 +101,7 @@ def export_tflite(
 
 
 def _convert(onnx_path: Path, graph, float_graph, meta: dict, calib_images: np.ndarray, calib: np.ndarray,
-             precision: str, io: str, quant_type: str, float_ops: list[str]) -> bytes:
+             precision: str, io: str, quant_type: str, float_ops: list[str], float_layers: int) -> bytes:
     """onnx2tf in a scratch working directory: the fp32 model checked against ONNX Runtime, then
     the bytes of the precision asked for."""
     import onnx
@@ -128,7 +131,8 @@ def _convert(onnx_path: Path, graph, float_graph, meta: dict, calib_images: np.n
                 raise RuntimeError(f"onnx2tf did not write {', '.join(f.name for f in produced.values())} for {onnx_path}")
             check_layout(source, produced["fp32"].read_bytes(), meta, calib_images, graph)
             if precision == "int8":
-                model_bytes = quantize_int8(work / "saved_model", (calib - mean) / std, io, quant_type, float_ops)
+                model_bytes = quantize_int8(work / "saved_model", (calib - mean) / std, io, quant_type, float_ops,
+                                            float_layers)
             else:
                 model_bytes = produced[precision].read_bytes()
         LOG.info("onnx2tf converted %s (%s, io=%s) in %.0f s", onnx_path.name, precision, io, time.perf_counter() - tic)
@@ -174,14 +178,15 @@ def unambiguous_copy(source: Path, folder: Path) -> Path:
 
 
 def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type: str,
-                  float_ops: Sequence[str] = ()) -> bytes:
+                  float_ops: Sequence[str] = (), float_layers: int = 0) -> bytes:
     """Full-integer int8 from onnx2tf's SavedModel, calibrated on our normalized NHWC images.
 
     Done here rather than with onnx2tf's `-oiqt`, which calibrates five variants (dynamic-range,
     int16-activation ...) where we keep one. Builtin int8 ops only (no SELECT_TF_OPS), so the
     model runs in XNNPACK or fails to convert, never silently falls back to TF kernels. With
     `float_ops`, those ops keep float kernels (TFLite's QuantizationDebugger is its public route
-    to a selectively quantized model); the rest stays int8.
+    to a selectively quantized model); so do the `float_layers` tensors int8 hurts most; the rest
+    stays int8.
     """
     import tensorflow as tf
 
@@ -193,8 +198,9 @@ def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter._experimental_disable_per_channel = quant_type == "per-tensor"
-    if float_ops:  # io is float or int8 (export_tflite refuses uint8 with float ops)
-        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops),
+    nodes = sensitive_tensors(converter, representative, float_layers) if float_layers else []
+    if float_ops or nodes:  # io is float or int8 (export_tflite refuses uint8 with float ops)
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops), denylisted_nodes=nodes,
                                                                 fully_quantize=io == "int8")
         with warnings.catch_warnings():  # it builds tf.lite.Interpreters, which warn that LiteRT replaces them
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
@@ -204,6 +210,33 @@ def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = converter.inference_output_type = {"float": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io]
     return converter.convert()
+
+
+def sensitive_tensors(converter, representative, count: int) -> list[str]:
+    """The `count` tensors int8 hurts most on the calibration images: TFLite's QuantizationDebugger
+    runs float and int8 side by side, and the error of each tensor is measured in its own
+    quantization steps (RMSE / scale, as its tutorial ranks layers for selective quantization)."""
+    import csv
+    import io as text_io
+
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        try:
+            debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative)
+            debugger.run()
+        except ValueError as err:  # a graph without quantized layers (e.g. outputs that are constants)
+            LOG.warning("the quantization debugger has no int8 layers to rank (%s); float_layers keeps none", err)
+            return []
+    dump = text_io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    rows = [r for r in csv.DictReader(text_io.StringIO(dump.getvalue())) if float(r["scale"] or 0) > 0]
+    ranked = sorted(rows, key=lambda r: -np.sqrt(float(r["mean_squared_error"])) / float(r["scale"]))
+    count = min(count, len(ranked) - 1)  # selective quantization needs an int8 layer left
+    LOG.info("int8 error in quantization steps, worst tensors: %s", ", ".join(
+        f"{r['tensor_name']} {np.sqrt(float(r['mean_squared_error'])) / float(r['scale']):.2f}" for r in ranked[:count]))
+    return [r["tensor_name"] for r in ranked[:count]]
 
 
 def resolve_float_ops(float_ops: str | Sequence[str] | None, graph) -> list[str]:
