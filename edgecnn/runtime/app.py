@@ -18,7 +18,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -430,28 +430,32 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def main(argv: list[str] | None = None) -> int:
+def app_main(argv: list[str] | None, where: str, keys, run_app: Callable[[dict], dict]) -> int:
+    """A device app's command line (`python -m <where> key=value ... [--json]`): help from `keys`,
+    errors reported by `run_reporting_errors`, the report as one JSON object on stdout with --json."""
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     if "-h" in argv or "--help" in argv:
-        print("usage: python -m edgecnn.runtime.app key=value ... [--json]\n")
-        for key, default, text in APP_KEYS.help_rows():
+        print(f"usage: python -m {where} key=value ... [--json]\n")
+        for key, default, text in keys.help_rows():
             print(f"  {key}={default}  {text}")
         return 0
-    as_json = "--json" in argv
-    where = "edgecnn.runtime.app"
 
     def work() -> dict:
         overrides = parse_overrides([a for a in argv if a != "--json"], where)
         _stop_on_sigterm()
-        return run(overrides)
+        return run_app(overrides)
 
     code, report = run_reporting_errors(where, work)
     if code:
         return code
-    if as_json:
+    if "--json" in argv:
         print(json.dumps(report))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return app_main(argv, "edgecnn.runtime.app", APP_KEYS, run)
 
 
 if __name__ == "__main__":

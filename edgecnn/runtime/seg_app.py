@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import sys
 import time
@@ -22,8 +21,8 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from edgecnn.config import ConfigError, Key, Schema, parse_overrides, run_reporting_errors
-from edgecnn.runtime.app import APP_KEYS, StageTimes, TimedBackend, _stop_on_sigterm, load_config, open_each
+from edgecnn.config import ConfigError, Key, Schema
+from edgecnn.runtime.app import APP_KEYS, StageTimes, TimedBackend, app_main, load_config, open_each
 from edgecnn.runtime.segmenter import UPSAMPLING, Segmenter, area_fractions, check_segmenter, overlay, palette
 
 LOG = logging.getLogger("edgecnn.seg_app")
@@ -229,26 +228,7 @@ def live_figures(times: StageTimes, frames: int, fps: float | None, latency: flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
-    if "-h" in argv or "--help" in argv:
-        print("usage: python -m edgecnn.runtime.seg_app key=value ... [--json]\n")
-        for key, default, text in SEG_KEYS.help_rows():
-            print(f"  {key}={default}  {text}")
-        return 0
-    where = "edgecnn.runtime.seg_app"
-
-    def work() -> dict:
-        overrides = parse_overrides([a for a in argv if a != "--json"], where)
-        _stop_on_sigterm()
-        return run(overrides)
-
-    code, report = run_reporting_errors(where, work)
-    if code:
-        return code
-    if "--json" in argv:
-        print(json.dumps(report))
-    return 0
+    return app_main(argv, "edgecnn.runtime.seg_app", SEG_KEYS, run)
 
 
 if __name__ == "__main__":
