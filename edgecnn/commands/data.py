@@ -32,6 +32,8 @@ KEYS = Schema(
     Key("images", False, "synth kind=video: also write the frames as img1/*.jpg"),
     Key("camera_motion", 0.0, "synth kind=video: film with a panning, shaking camera over this share of the view "
         "(0: a fixed camera)", min=0.0, max=0.4),
+    Key("classes", None, "synth kind=detect|video: draw only these classes of person, car, sign, ball, box "
+        "(video: with person; default: all)", type=list),
     Key("per_id", 16, "synth kind=reid: crops per identity", min=2),
     Key("seed", 0, "random seed: the same seed gives the same bytes", min=0),
     Key("force", False, "synth: remake the dataset even when one with the same config is there"),
@@ -80,7 +82,8 @@ def run_synth(cfg: dict) -> dict:
     kind = cfg["kind"]
     out = Path(cfg["out"] or f"runs/data/synth-{kind}")
     if kind == "detect":
-        info = synth.synth_detect(out, n=cfg["n"] or 800, imgsz=cfg["imgsz"] or 320, seed=cfg["seed"], force=cfg["force"])
+        info = synth.synth_detect(out, n=cfg["n"] or 800, imgsz=cfg["imgsz"] or 320, seed=cfg["seed"], force=cfg["force"],
+                                   classes=cfg["classes"])
         counts = info["splits"]
         return {"images": counts["train"]["images"] + counts["val"]["images"],
                 "boxes": counts["train"]["boxes"] + counts["val"]["boxes"], "seconds": info["seconds"],
@@ -97,7 +100,7 @@ def run_synth(cfg: dict) -> dict:
     width = cfg["imgsz"] or 640
     info = synth.synth_video(out, sequences=cfg["n"] or 4, frames=cfg["frames"], width=width, height=width * 3 // 4,
                              seed=cfg["seed"], images=cfg["images"], force=cfg["force"],
-                             camera_motion=cfg["camera_motion"])
+                             camera_motion=cfg["camera_motion"], classes=cfg["classes"])
     test = [s for s in info["sequences"] if s["split"] == "test"][0]
     artifacts = {"root": str(out), "videos": str(out), "test": str(out / "test"),
                  "test_video": str(out / test["video"]), "test_gt": str(out / test["dir"] / "gt" / "gt.txt")}

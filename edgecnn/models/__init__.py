@@ -3,7 +3,7 @@
 Importing this package registers every model; build one with `build_model(name, **kwargs)`.
 """
 
-from edgecnn.models import lenet, mobilenet, reid, resnet, vgg, yolo, yolo_v8_11  # noqa: F401  (register models)
+from edgecnn.models import alexnet, googlenet, lenet, mobilenet, reid, resnet, vgg, yolo, yolo_v8_11  # noqa: F401  (register models)
 from edgecnn.models.checkpoint import FORMAT, load_checkpoint, load_weights, read_checkpoint, save_checkpoint, unwrap
 from edgecnn.models.registry import build_model, get_entry, list_models, register_model
 

@@ -19,6 +19,7 @@ from edgecnn.train.keys import AUGMENT_KEYS, FITNESS
 
 LOG = logging.getLogger("edgecnn")
 
+AUX_WEIGHT = 0.3  # weight of each auxiliary classifier's loss (GoogLeNet, Szegedy et al. 2014)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -161,8 +162,18 @@ class ClassifyTask(Task):
 
         images, labels, _ = batch
         x = to_device(images)
-        loss = classification_loss(model(x), labels.to(x.device), self.cfg["label_smoothing"])
-        return loss, {"cls": loss.detach()}
+        labels = labels.to(x.device)
+        out = model(x)
+        # A model with auxiliary classifiers (GoogLeNet) returns (logits, *aux) in train mode;
+        # each auxiliary loss counts AUX_WEIGHT, as in the GoogLeNet paper.
+        logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+        loss = classification_loss(logits, labels, self.cfg["label_smoothing"])
+        parts = {"cls": loss.detach()}
+        if aux:
+            aux_loss = sum(classification_loss(a, labels, self.cfg["label_smoothing"]) for a in aux)
+            parts["aux"] = aux_loss.detach()
+            loss = loss + AUX_WEIGHT * aux_loss
+        return loss, parts
 
     @torch.no_grad()
     def evaluate(self, model, loader, to_device, progress=None) -> dict:

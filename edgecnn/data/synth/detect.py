@@ -22,15 +22,16 @@ def detect_frame_size(rng: np.random.Generator, imgsz: int) -> tuple[int, int]:
     return (imgsz, round(imgsz / ratio)) if ratio > 1 else (round(imgsz * ratio), imgsz)
 
 
-def synth_detect_image(rng: np.random.Generator, imgsz: int) -> tuple[np.ndarray, np.ndarray]:
-    """One BGR image and its labels (N, 5) float32 [cls, cx, cy, w, h] normalized."""
+def synth_detect_image(rng: np.random.Generator, imgsz: int,
+                       names: tuple[str, ...] = CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """One BGR image and its labels (N, 5) float32 [cls, cx, cy, w, h] normalized, `cls` indexing `names`."""
     h, w = detect_frame_size(rng, imgsz)
     background, _ = scene.render_background(rng, h, w)
     count = 0 if rng.random() < 0.05 else int(rng.integers(1, 9))
     layers, classes = [], []
     for index in range(count):
-        cls = int(rng.integers(len(CLASSES)))
-        style = scene.sample_style(CLASSES[cls], rng)
+        cls = int(rng.integers(len(names)))
+        style = scene.sample_style(names[cls], rng)
         size = min(h, w) * float(np.exp(rng.uniform(np.log(0.05), np.log(0.75))))
         patch, mask = scene.render_object(style, size, phase=float(rng.uniform(0, 2 * np.pi)))
         ph, pw = mask.shape
@@ -61,10 +62,15 @@ def format_labels(labels: np.ndarray) -> str:
 
 
 def synth_detect(out: str | os.PathLike, n: int = 800, imgsz: int = 320, seed: int = 0, val: int | None = None,
-                 force: bool = False) -> dict:
-    """Write a YOLO dataset: `n` train and `val` (default n // 4) val images; returns its record."""
+                 force: bool = False, classes: tuple[str, ...] | None = None) -> dict:
+    """Write a YOLO dataset: `n` train and `val` (default n // 4) val images; returns its record.
+    `classes` (a subset of `scene.CLASSES`, in the order given) draws only those; None draws all,
+    byte for byte as before the option existed."""
     val = max(1, n // 4) if val is None else val
+    names = scene.check_classes(classes)
     config = {"kind": "detect", "n": n, "val": val, "imgsz": imgsz, "seed": seed, "version": GENERATOR_VERSION}
+    if classes:
+        config["classes"] = list(names)
 
     def fill(root: Path) -> dict:
         from edgecnn.data.yolo import write_data_yaml
@@ -75,14 +81,14 @@ def synth_detect(out: str | os.PathLike, n: int = 800, imgsz: int = 320, seed: i
             (root / "labels" / split).mkdir(parents=True)
             boxes = 0
             for i in progress(range(count), f"synth detect {split}"):
-                image, labels = synth_detect_image(image_rng(seed, split, i), imgsz)
+                image, labels = synth_detect_image(image_rng(seed, split, i), imgsz, names)
                 name = f"{i:06d}"
                 if not cv2.imwrite(str(root / "images" / split / f"{name}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 92]):
                     raise RuntimeError(f"could not write {root / 'images' / split / name}.jpg")
                 (root / "labels" / split / f"{name}.txt").write_text(format_labels(labels))
                 boxes += len(labels)
             counts[split] = {"images": count, "boxes": boxes}
-        write_data_yaml(root / "data.yaml", list(CLASSES), train="images/train", val="images/val")
-        return {"names": list(CLASSES), "splits": counts, "data_yaml": "data.yaml"}
+        write_data_yaml(root / "data.yaml", list(names), train="images/train", val="images/val")
+        return {"names": list(names), "splits": counts, "data_yaml": "data.yaml"}
 
     return build_dataset(out, config, fill, force)
