@@ -14,14 +14,13 @@ from torch.utils.data import DataLoader
 from edgecnn.data.augment import DEFAULTS, AugmentConfig, ClassificationAugment, DetectionAugment
 from edgecnn.data.loaders import (ClassificationDataset, DetectionDataset, PKBatchSampler, SeededSampler,
                                   collate_classification, collate_detection)
+from edgecnn.models.contract import Strided
 from edgecnn.runtime.preprocess import input_hw
 from edgecnn.train.keys import AUGMENT_KEYS, FITNESS
 
 LOG = logging.getLogger("edgecnn")
 
 AUX_WEIGHT = 0.3  # weight of each auxiliary classifier's loss (GoogLeNet, Szegedy et al. 2014)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -258,10 +257,9 @@ def make_task(task: str, cfg: dict, imgsz, names, model) -> Task:
     if task == "detect":
         if len(set(input_hw(imgsz))) != 1:
             raise ValueError(f"imgsz={imgsz}: the detector trains on square inputs (imgsz=<int>)")
-        strides = getattr(model, "strides", None)
-        if strides is None:
-            raise ValueError("a detector must carry `strides` (see the output contract)")
-        return DetectTask(cfg, imgsz, names, strides)
+        if not isinstance(model, Strided):
+            raise ValueError("a detector must carry `strides` (models/contract.py)")
+        return DetectTask(cfg, imgsz, names, model.strides)
     if task == "classify":
         return ClassifyTask(cfg, imgsz, names)
     if task == "embed":
