@@ -13,9 +13,13 @@ input four times, and a 32 px image reaches the auxiliary heads at their own 4x4
 
 from __future__ import annotations
 
+import copy
 import importlib
+import math
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from edgecnn.models.registry import register_model
 from edgecnn.models.resnet import SMALL_INPUT
@@ -39,11 +43,42 @@ class GoogLeNet(tv_googlenet.GoogLeNet):
         logits, aux2, aux1 = self._forward(x)
         return (logits, aux2, aux1) if self.training and self.aux_logits else logits
 
+    def for_export(self) -> GoogLeNet:
+        """A copy whose stride-2 ceil-mode max-pools pad with zeros (`ZeroPadMaxPool`): onnx2tf
+        pads them with -inf, which gave the int8 TFLite a 1e36 activation scale that XNNPACK
+        refuses. Their inputs come out of ReLUs, so zeros pool the same."""
+        model = copy.deepcopy(self)
+        for name in ("maxpool1", "maxpool2", "maxpool3", "maxpool4"):
+            setattr(model, name, ZeroPadMaxPool(getattr(model, name)))
+        return model
+
     def make_prunable(self) -> None:
         """Drop the auxiliary heads (and say so in `arch`, so the checkpoint rebuilds without them)."""
         self.aux_logits, self.aux1, self.aux2 = False, None, None
         if hasattr(self, "arch"):
             self.arch["kwargs"]["aux_logits"] = False
+
+
+class ZeroPadMaxPool(nn.Module):
+    """`MaxPool2d(ceil_mode=True)` for non-negative inputs: the edge windows that ceil mode adds
+    are completed with zeros, then pooled without ceil mode."""
+
+    def __init__(self, pool: nn.MaxPool2d):
+        super().__init__()
+        self.kernel, self.stride, self.padding = pool.kernel_size, pool.stride, pool.padding
+
+    def extra(self, n: int) -> int:
+        """Zeros to add after `n` pixels so that floor-mode pooling gives ceil mode's output size."""
+        k, s, p = self.kernel, self.stride, self.padding
+        out = math.ceil((n + 2 * p - k) / s) + 1
+        if (out - 1) * s >= n + p:  # PyTorch's rule: the last window starts inside the input
+            out -= 1
+        return max((out - 1) * s + k - (n + 2 * p), 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad = (self.padding, self.padding + self.extra(w), self.padding, self.padding + self.extra(h))
+        return F.max_pool2d(F.pad(x, pad) if any(pad) else x, self.kernel, self.stride)
 
 
 @register_model("googlenet", task="classify")
