@@ -20,47 +20,44 @@ from pathlib import Path
 
 import numpy as np
 
-OUT = Path("runs/benchmarks")
+from common import OUT, noisy_detections
+
 OPTIONS = {"seed": 3, "sequences": 4, "frames": 240, "motion": 0.1, "drop": 0.1, "jitter": 0.03, "model": None}
-
-
-def noisy_detections(gt: np.ndarray, frame: int, drop: float, jitter: float, rng) -> tuple:
-    from edgecnn.runtime.boxes import tlwh_to_xyxy
-
-    rows = gt[(gt[:, 0] == frame) & (gt[:, 6] > 0)]
-    rows = rows[rng.random(len(rows)) >= drop].copy()
-    rows[:, 2:6] += rng.normal(0, jitter, (len(rows), 4)) * rows[:, [4, 5, 4, 5]]
-    return tlwh_to_xyxy(rows[:, 2:6]), np.full(len(rows), 0.9), (rows[:, 7] - 1).astype(int)
 
 
 def track(seq: Path, gt: np.ndarray, options: dict, cmc: bool, detector, cfg: dict) -> dict:
     from edgecnn.data.crops import iter_frames
     from edgecnn.metrics.mot import score_sequence
-    from edgecnn.runtime.mot import result_rows
-    from edgecnn.runtime.tracker import Tracker
+    from edgecnn.runtime.boxes import tlwh_to_xyxy
+    from edgecnn.runtime.mot import stack_rows
+    from edgecnn.runtime.offline import Seconds, track_frames
+    from edgecnn.runtime.tracker import Detections, Tracker
     from edgecnn.runtime.tracker.camera_motion import CameraMotion
 
     rng = np.random.default_rng(0)  # the same detections with and without compensation
     tracker, camera = Tracker.from_config(cfg), CameraMotion()
-    rows, cmc_s, track_s, frames = [], 0.0, 0.0, 0
-    for frame, image in iter_frames(seq):
-        if detector is None:
-            boxes, scores, classes = noisy_detections(gt, frame, options["drop"], options["jitter"], rng)
-        else:
-            d = detector.detect(image)
-            boxes, scores, classes = d.xyxy, d.scores, d.classes
-        warp = None
-        if cmc:
-            start = time.process_time()
-            warp = camera.estimate(image, boxes)
-            cmc_s += time.process_time() - start
-        start = time.process_time()
-        out = tracker.update(boxes, scores, None, classes, warp)
-        track_s += time.process_time() - start
-        frames += 1
-        rows.append(result_rows(frame, out))
-    counts = score_sequence(gt[gt[:, 6] > 0], np.concatenate(rows) if rows else np.empty((0, 10)))
-    return {"counts": counts, "cmc_ms": 1000 * cmc_s / frames, "tracker_ms": 1000 * track_s / frames}
+    cmc_time, tracker_time, frames = Seconds(), Seconds(), 0
+
+    def frames_with_motion():
+        nonlocal frames
+        for frame, image in iter_frames(seq):
+            if detector is None:
+                visible = gt[(gt[:, 0] == frame) & (gt[:, 6] > 0)]
+                rows = noisy_detections(visible, options["drop"], options["jitter"], rng)
+                detections = Detections.of(tlwh_to_xyxy(rows[:, 2:6]), np.full(len(rows), 0.9), rows[:, 7] - 1)
+            else:
+                detections = detector.detect(image)
+            warp = None
+            if cmc:
+                start = time.process_time()
+                warp = camera.estimate(image, detections.xyxy)
+                cmc_time.cpu_s += time.process_time() - start
+            frames += 1
+            yield frame, detections, None, warp
+
+    rows = [r for _, r in track_frames(tracker, frames_with_motion(), tracker_time)]
+    counts = score_sequence(gt[gt[:, 6] > 0], stack_rows(rows))
+    return {"counts": counts, "cmc_ms": 1000 * cmc_time.cpu_s / frames, "tracker_ms": 1000 * tracker_time.cpu_s / frames}
 
 
 def main() -> None:

@@ -20,9 +20,10 @@ import logging
 import time
 from pathlib import Path
 
+from common import OUT, run_command
+
 from edgecnn.fileio import atomic_write_json
 
-OUT = Path("runs/benchmarks")
 # The canon LeNet-5 recipe: AdamW with warmup and a cosine decay, weight EMA, and the classic
 # rotation/shift/shear/zoom augmentation that the classify task applies by default.
 LENET = dict(model="lenet5", batch=64, optimizer="adamw", lr0=0.002, scheduler="cosine", patience=0)
@@ -60,12 +61,9 @@ def sklearn_digits() -> Path:
 def train(data: Path, name: str, **keys) -> dict:
     import json
 
-    from edgecnn.commands import train as command
-
     out = OUT / "classifiers" / name
-    cfg = command.KEYS.resolve({"data": str(data), "out": str(out), **keys}, "benchmark")
     start = time.perf_counter()
-    result = command.run(cfg)
+    result = run_command("train", {"data": str(data), "out": str(out), **keys})
     history = json.loads((out / "results.json").read_text())["history"]
     errors = [1 - row["val/top1"] for row in history]
     val_images = sum(1 for p in (data / "val").rglob("*.png"))

@@ -1,6 +1,6 @@
 """Int8 TFLite against fp32 TFLite on real photographs with 80 classes: ../shared/data/coco128.
 
-    PYTHONPATH=.:benchmarks python benchmarks/coco128_int8.py [--epochs 80] [--model yolo-n] [--imgsz 320]
+    PYTHONPATH=. python benchmarks/coco128_int8.py [--epochs 80] [--model yolo-n] [--imgsz 320]
         [--parent best.pt] [--calib-images 64]
 
 Trains `--model` from scratch on coco128's 128 train images (or takes `--parent`), exports it to
@@ -22,11 +22,12 @@ from pathlib import Path
 
 import yaml
 
+from common import OUT, run_command
+
 from edgecnn.fileio import atomic_write_json, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "coco128"
-OUT = Path("runs/benchmarks")
 TARGET_DROP, GOAL_DROP = 1.0, 0.5
 MEANINGFUL_MAP = 0.05  # below this fp32 mAP50-95 a drop of a point says nothing about int8
 
@@ -41,24 +42,19 @@ def seen_images_yaml(coco: Path, out: Path) -> Path:
 
 
 def train_parent(data: Path, out: Path, args) -> Path:
-    from edgecnn.commands import train as command
-
-    cfg = command.KEYS.resolve({"data": str(data), "out": str(out), "model": args.model, "imgsz": args.imgsz,
-                                "epochs": args.epochs, "batch": args.batch, "device": args.device,
-                                "close_mosaic": max(1, args.epochs // 8), "plots": True}, "benchmark")
-    command.run(cfg)
+    run_command("train", {"data": str(data), "out": str(out), "model": args.model, "imgsz": args.imgsz,
+                          "epochs": args.epochs, "batch": args.batch, "device": args.device,
+                          "close_mosaic": max(1, args.epochs // 8), "plots": True})
     return out / "best.pt"
 
 
 def export(model: Path, data: Path, out: Path, precision: str, args, reference: Path | None = None) -> dict:
-    from edgecnn.commands import export as command
-
     keys = {"model": str(model), "format": "tflite", "precision": precision, "data": str(data), "out": str(out),
             "calib_images": args.calib_images, "threads": 2, "runs": args.runs}
     if reference is not None:
         # The gate is what this benchmark measures, so it reports the drop instead of failing on it.
         keys.update(reference=str(reference), max_map_drop=100.0)
-    return command.run(command.KEYS.resolve(keys, "benchmark"))
+    return run_command("export", keys)
 
 
 def score(path: Path, data: Path) -> dict:

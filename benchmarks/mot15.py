@@ -26,6 +26,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from common import idf1_plus_mota
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "mot15"
 OUT = ROOT / "runs" / "benchmarks"
@@ -137,11 +139,6 @@ def summed(per_seq: dict, names: list[str]):
     from edgecnn.metrics import mot
 
     return sum((per_seq[n] for n in names), mot.MOTCounts())
-
-
-def idf1_plus_mota(counts) -> float:
-    m = counts.metrics()
-    return m["IDF1"] + m["MOTA"]
 
 
 def leave_one_out(sequences: list[Path], overrides: dict) -> dict:

@@ -20,16 +20,17 @@ import argparse
 import json
 from pathlib import Path
 
+from common import OUT
+
 from edgecnn.fileio import atomic_write_json
 
-OUT = Path("runs/benchmarks")
 TARGET_DROP = 1.0
 MEANINGFUL_MAP = 0.1  # below this parent mAP50-95 a drop of a point says nothing
 
 
 def parent_checkpoint(args) -> tuple[Path, Path]:
     """(checkpoint, data.yaml): the given parent, or one trained here on the synthetic set."""
-    from train_detector import synthetic_detect_data, train
+    from common import synthetic_detect_data, train
 
     data = Path(args.data) if args.data else synthetic_detect_data(args.n, max(args.n // 4, 8), args.imgsz)
     if args.parent:

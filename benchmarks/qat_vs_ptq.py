@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from common import OUT
+
 from edgecnn.fileio import atomic_write_json
 
-OUT = Path("runs/benchmarks")
 TARGET_DROP = 0.5
 
 

@@ -20,32 +20,26 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-OUT = Path("runs/benchmarks")
+from common import OUT, noisy_detections
+
 OPTIONS = {"reid": None, "seed": 2, "sequences": 8, "drop": 0.1, "jitter": 0.03}
 
 
-def noisy_detections(gt: np.ndarray, drop: float, jitter: float, seed: int = 0) -> np.ndarray:
-    """Visible ground-truth rows as detections: a share dropped, boxes jittered, class kept."""
-    rng = np.random.default_rng(seed)
-    det = gt[rng.random(len(gt)) >= drop].copy()
-    det[:, 2:6] += rng.normal(0, jitter, (len(det), 4)) * det[:, [4, 5, 4, 5]]
-    return det
-
-
 def track(seq: Path, det: np.ndarray, encoder, tracker_cfg: dict) -> np.ndarray:
-    from edgecnn.runtime.mot import result_rows
-    from edgecnn.runtime.tracker import Tracker
+    from edgecnn.runtime.mot import stack_rows
+    from edgecnn.runtime.offline import track_frames
+    from edgecnn.runtime.tracker import Detections, Tracker
 
-    tracker, rows = Tracker.from_config(tracker_cfg), []
-    for frame in range(1, int(det[:, 0].max()) + 1):
-        d = det[det[:, 0] == frame]
-        boxes = np.concatenate([d[:, 2:4], d[:, 2:4] + d[:, 4:6]], axis=1)
-        features = None
-        if encoder is not None:
-            features = encoder.encode(cv2.imread(str(seq / "img1" / f"{frame:06d}.jpg")), boxes)
-        out = tracker.update(boxes, np.full(len(d), 0.9), features, d[:, 7] - 1)  # gt class column is class + 1
-        rows.append(result_rows(frame, out))
-    return np.concatenate(rows) if rows else np.empty((0, 10))
+    def frames():
+        for frame in range(1, int(det[:, 0].max()) + 1):
+            d = det[det[:, 0] == frame]
+            boxes = np.concatenate([d[:, 2:4], d[:, 2:4] + d[:, 4:6]], axis=1)
+            features = None
+            if encoder is not None:
+                features = encoder.encode(cv2.imread(str(seq / "img1" / f"{frame:06d}.jpg")), boxes)
+            yield frame, Detections.of(boxes, np.full(len(d), 0.9), d[:, 7] - 1), features, None  # gt class: class + 1
+
+    return stack_rows([rows for _, rows in track_frames(Tracker.from_config(tracker_cfg), frames())])
 
 
 def main() -> None:
@@ -71,7 +65,7 @@ def main() -> None:
     for record in info["sequences"]:
         seq = videos / record["dir"]
         gt = read_mot(seq / "gt" / "gt.txt", min_confidence=1)
-        det = noisy_detections(gt, options["drop"], options["jitter"])
+        det = noisy_detections(gt, options["drop"], options["jitter"], np.random.default_rng(0))
         per_seq[record["name"]] = {}
         for name, enc in (("motion only", None), ("with ReID", encoder)):
             counts = score_sequence(gt, track(seq, det, enc, tracker_cfg))

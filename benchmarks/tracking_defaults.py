@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from itertools import product
 from pathlib import Path
 
 import numpy as np
+
+from common import idf1_plus_mota
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "benchmarks"
@@ -45,19 +46,21 @@ GRIDS = {
 def track_sequence(frames: list, cfg: dict) -> tuple[np.ndarray, float]:
     """MOT result rows of one sequence's per-frame (boxes xyxy, scores, classes), and the tracker's
     CPU seconds; detections below the floor (`conf`, else low_conf) never reach it, as in the app."""
-    from edgecnn.runtime.mot import result_rows
-    from edgecnn.runtime.tracker import TRACKER_KEYS, Tracker
+    from edgecnn.runtime.mot import stack_rows
+    from edgecnn.runtime.offline import Seconds, track_frames
+    from edgecnn.runtime.tracker import TRACKER_KEYS, Detections, Tracker
 
     tracker = Tracker(**{k: v for k, v in cfg.items() if k in TRACKER_KEYS})
     floor = cfg.get("conf", cfg.get("low_conf", 0.0))
-    rows, seconds = [], 0.0
-    for frame, (boxes, scores, classes) in enumerate(frames, 1):
-        keep = scores >= floor
-        start = time.process_time()  # CPU time: on a shared machine the steadier figure
-        out = tracker.update(boxes[keep], scores[keep], None, None if classes is None else classes[keep])
-        seconds += time.process_time() - start
-        rows.append(result_rows(frame, out))
-    return (np.concatenate(rows) if rows else np.empty((0, 10))), seconds
+
+    def above_floor():
+        for frame, (boxes, scores, classes) in enumerate(frames, 1):
+            keep = scores >= floor
+            yield frame, Detections.of(boxes[keep], scores[keep], None if classes is None else classes[keep]), None, None
+
+    tracker_time = Seconds()  # CPU time: on a shared machine the steadier figure
+    rows = [r for _, r in track_frames(tracker, above_floor(), tracker_time)]
+    return stack_rows(rows), tracker_time.cpu_s
 
 
 def score(seq: dict, cfg: dict):
@@ -73,11 +76,6 @@ def summed(counts: list):
     from edgecnn.metrics.mot import MOTCounts
 
     return sum(counts, MOTCounts())
-
-
-def idf1_plus_mota(counts) -> float:
-    m = counts.metrics()
-    return m["IDF1"] + m["MOTA"]
 
 
 def leave_one_out_grid(seqs: list[dict], grid: dict, base: dict) -> dict:
@@ -152,7 +150,7 @@ def camera_sequences(model: Path, videos: Path, cache: Path | None = None) -> li
             frames = []
             for _, image in iter_frames(seq):
                 d = detector.detect(image)
-                keep = (d.xyxy[:, 2:] - d.xyxy[:, :2] >= 1).all(axis=1)
+                keep = d.has_area()
                 frames.append((d.xyxy[keep].astype(np.float64), d.scores[keep].astype(np.float64), d.classes[keep]))
             if cached:
                 cached.parent.mkdir(parents=True, exist_ok=True)

@@ -12,34 +12,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 from pathlib import Path
 
+from common import OUT, draw_curves, synthetic_detect_data, train
+
 from edgecnn.fileio import atomic_write_json
-
-OUT = Path("runs/benchmarks")
-
-
-def synthetic_detect_data(n: int, val: int, imgsz: int) -> Path:
-    from edgecnn.data.synth import synth_detect
-
-    root = OUT / "data" / f"synth-detect-{n}-{val}-{imgsz}"
-    synth_detect(root, n=n, val=val, imgsz=imgsz, seed=0)
-    return root / "data.yaml"
-
-
-def train(data: Path, out: Path, **keys) -> tuple[dict, list[dict], float]:
-    """Run `edgecnn train`; returns its result, its per-epoch history and the total wall time."""
-    import json
-
-    from edgecnn.commands import train as command
-
-    cfg = command.KEYS.resolve({"data": str(data), "out": str(out), **keys}, "benchmark")
-    start = time.perf_counter()
-    result = command.run(cfg)
-    wall = time.perf_counter() - start
-    history = json.loads((out / "results.json").read_text())["history"]
-    return result, history, wall
 
 
 def plot(curves: dict[str, list[tuple[float, float]]], path: Path, title: str) -> None:
@@ -48,15 +25,6 @@ def plot(curves: dict[str, list[tuple[float, float]]], path: Path, title: str) -
     fig, ax = figure(figsize=(6, 4))
     draw_curves(ax, curves, title)
     save_figure(fig, path, dpi=100)
-
-
-def draw_curves(ax, curves: dict[str, list[tuple[float, float]]], title: str) -> None:
-    """mAP50-95 against training wall time, one line per run."""
-    for label, points in curves.items():
-        ax.plot([t / 60 for t, _ in points], [m for _, m in points], marker="o", label=label)
-    ax.set(xlabel="training wall time (min)", ylabel="mAP50-95 (val)", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend()
 
 
 def main() -> None:

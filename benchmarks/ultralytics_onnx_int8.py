@@ -7,7 +7,7 @@ wrote it, and our full-int8 TFLite (int8 I/O) cut from it, on the same held-out 
 `--weights` (an Ultralytics .pt) is exported here with Ultralytics itself (`export(format="onnx")`,
 a benchmark dependency); `--onnx` takes an export as it is. int8 calibrates on `--calib` (default:
 the data.yaml's train images), never on the val images it is scored on. Both models are scored by
-`edgecnn.commands.val.validate` (the device's letterbox, decoding and NMS; conf 0.001, IoU 0.6).
+`edgecnn.evaluate.validate` (the device's letterbox, decoding and NMS; conf 0.001, IoU 0.6).
 Writes runs/benchmarks/ultralytics_onnx_int8.json.
 
 The README's figure: `edgecnn data synth kind=detect n=600 out=D`, then Ultralytics'
@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-OUT = Path("runs/benchmarks")
+from common import OUT, run_command
+
 
 
 def ultralytics_onnx(weights: Path, imgsz: int, nms: bool, dest: Path) -> Path:
@@ -57,8 +58,7 @@ def main() -> None:
     parser.add_argument("--val-images", type=int)
     args = parser.parse_args()
 
-    from edgecnn.commands import export
-    from edgecnn.commands.val import validate
+    from edgecnn.evaluate import validate
     from edgecnn.data.yolo import load_data_yaml
     from edgecnn.runtime.backends import load_backend
 
@@ -68,10 +68,10 @@ def main() -> None:
     calib = args.calib or spec.images("train")[0].parent
     float_scores = validate(load_backend(onnx_path, threads=2), args.data, max_images=args.val_images)
     tic = time.perf_counter()
-    result = export.run(export.KEYS.resolve({
+    result = run_command("export", {
         "model": str(onnx_path), "format": "tflite", "precision": "int8", "io": "int8", "data": str(args.data),
         "calib": str(calib), "calib_images": args.calib_images, "val_images": args.val_images,
-        "max_map_drop": 100.0, "out": str(work / "export")}))
+        "max_map_drop": 100.0, "out": str(work / "export")})
     report = {
         "source": str(onnx_path), "nms_inside": args.nms, "imgsz": args.imgsz, "calibration": str(calib),
         "calib_images": args.calib_images, "val_images": float_scores["images"],

@@ -2,7 +2,7 @@
 pretrained weights; mAP50-95 and training wall time of both, then both exported to fp32 and int8
 TFLite: each artifact's mAP50-95, the int8 drop and the interpreter's latency, in the same run.
 
-    PYTHONPATH=.:benchmarks python benchmarks/vs_ultralytics.py [--n 800] [--epochs 30] [--imgsz 320]
+    PYTHONPATH=. python benchmarks/vs_ultralytics.py [--n 800] [--epochs 30] [--imgsz 320]
         [--device cpu] [--calib-images 64] [--runs 50]
 
 Ultralytics goes into its own venv (runs/benchmarks/ultralytics-venv) that reuses this
@@ -42,10 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_detector import OUT, draw_curves, synthetic_detect_data, train  # noqa: E402
+from common import OUT, draw_curves, run_command, synthetic_detect_data, train
 
-from edgecnn.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+from edgecnn.fileio import atomic_write_json, atomic_write_text
 
 VENV = OUT / "ultralytics-venv"
 ULTRALYTICS = "ultralytics==8.4.190"
@@ -175,12 +174,10 @@ def calibration_set(data: Path, count: int, imgsz: int) -> dict:
 
 def export_ours(checkpoint: Path, calib: dict, precision: str, args, io: str = "float") -> tuple[Path, float]:
     """`edgecnn export format=tflite` of our checkpoint; (the .tflite, seconds it took)."""
-    from edgecnn.commands import export as command
-
     keys = {"model": str(checkpoint), "format": "tflite", "precision": precision, "io": io, "calib": str(calib["folder"]),
             "calib_images": calib["images"], "out": str(WORK / "edgecnn-export"), "threads": 2, "runs": 3}
     start = time.perf_counter()
-    result = command.run(command.KEYS.resolve(keys, "benchmark"))
+    result = run_command("export", keys)
     return Path(result["artifacts"]["tflite"]), time.perf_counter() - start
 
 

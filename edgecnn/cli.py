@@ -1,14 +1,20 @@
 """The `edgecnn` command: one entry point, subcommands, `key=value` overrides, `--json`.
 
-Each subcommand is a module in `edgecnn.commands`, registered there in `COMMANDS`, with `HELP`
-(one line), `KEYS` (a Schema), optionally `POSITIONAL` (key names filled by bare words, in
+Each subcommand is a module in `edgecnn.commands` (listed there in `COMMANDS`), with `HELP`
+(its first line is the command's line in `edgecnn --help`), `KEYS` (a Schema), optionally `POSITIONAL` (key names filled by bare words, in
 order) and `run(cfg) -> dict`.
 `run` returns its metrics under their usual names plus an `artifacts` mapping of paths. Command
-modules import heavy libraries inside `run`, so `edgecnn --help` stays fast.
+modules import heavy libraries inside `run`, so `edgecnn --help` stays fast. A result with
+`status: skipped` (the machine lacks what the command needs; it says what) exits with `SKIPPED`.
+
+With `--json`, stdout carries exactly one JSON object: while the command runs, everything written
+to stdout (NNCF's progress bars and `INFO:nncf:` lines, onnx2tf and TensorFlow prints, tqdm/rich,
+C libraries writing to file descriptor 1) goes to stderr instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -16,10 +22,12 @@ from types import ModuleType
 from typing import Any
 
 from edgecnn import __version__
-from edgecnn.commands import COMMANDS, load_command
+from edgecnn.commands import COMMANDS, command_summary, load_command
 from edgecnn.config import ConfigError, parse_value, run_reporting_errors
+from edgecnn.fileio import stdout_to_stderr
 
 LOG = logging.getLogger("edgecnn")
+SKIPPED = 3  # exit code of a command that could not run here and did nothing (e.g. check-device without emulation)
 
 
 def parse_command_args(module: ModuleType, args: list[str], where: str) -> dict[str, Any]:
@@ -59,7 +67,7 @@ def print_help() -> None:
     width = max(map(len, COMMANDS))
     lines = [f"edgecnn {__version__}: CNNs from training to a camera on an edge device", "",
              "usage: edgecnn <command> [key=value ...] [--json]", "", "commands:"]
-    lines += [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {command_summary(name)}" for name in COMMANDS]
     lines += ["", "`edgecnn <command> --help` lists a command's keys with their defaults and meaning."]
     print("\n".join(lines))
 
@@ -126,12 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         print_command_help(name, module)
         return 0
     where = f"edgecnn {name}"
-    code, result = run_reporting_errors(
-        where, lambda: module.run(module.KEYS.resolve(parse_command_args(module, args, where), where)) or {})
+    with stdout_to_stderr() if as_json else contextlib.nullcontext():
+        code, result = run_reporting_errors(
+            where, lambda: module.run(module.KEYS.resolve(parse_command_args(module, args, where), where)) or {})
     if code:
         return code
     if as_json:
         print(json.dumps(result, default=str))
     else:  # a command may have its own human view (e.g. summary's per-layer table)
         getattr(module, "print_human", print_result)(result)
-    return 0
+    return SKIPPED if result.get("status") == "skipped" else 0

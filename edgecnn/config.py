@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import ast
 import difflib
+import inspect
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping
 
 
@@ -82,13 +83,13 @@ class Key:
         if str in types and isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
         if list in types and isinstance(value, (tuple, str)):
-            return list(value) if isinstance(value, tuple) else _split_list(value)
+            return list(value) if isinstance(value, tuple) else split_list(value)
         raise ConfigError(
             f"{where}: {self.name}={value!r} has the wrong type ({type(value).__name__}); allowed: {self.allowed()}"
         )
 
 
-def _split_list(text: str) -> list[str]:
+def split_list(text: str) -> list[str]:
     """'a,b', or '[a, b]' as a shell passes an unquoted list (not a Python literal): ['a', 'b']."""
     text = text.strip()
     if text.startswith("[") and text.endswith("]"):
@@ -137,6 +138,21 @@ class Schema:
     def help_rows(self) -> list[tuple[str, str, str]]:
         return [(k.name, "(required)" if k.required else repr(k.default), f"{k.help} [{k.allowed()}]")
                 for k in self.keys.values()]
+
+
+def signature_keys(func: Callable, *keys: Key, names: Mapping[str, str] | None = None) -> Schema:
+    """`keys` with their defaults taken from `func`'s signature, so each default is written once,
+    where the code that uses it is. Write `...` as each Key's default; every Key must name a
+    parameter of `func` that has a default (`names` maps a key to a parameter of another name)."""
+    params = inspect.signature(func).parameters
+    filled = []
+    for key in keys:
+        param = params.get((names or {}).get(key.name, key.name))
+        if param is None or param.default is inspect.Parameter.empty or key.default is not ...:
+            raise TypeError(f"Key '{key.name}': expected default ... and a parameter of {func.__qualname__} "
+                            "with a default")
+        filled.append(replace(key, default=param.default))
+    return Schema(*filled)
 
 
 def parse_value(text: str) -> Any:

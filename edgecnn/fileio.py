@@ -1,10 +1,12 @@
-"""Atomic writes and content hashes (stdlib only: the device bundle ships this module)."""
+"""Atomic writes, content hashes, stdout sent to stderr (stdlib only: the device bundle ships this module)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,3 +73,26 @@ def sha256_tree(path: str | os.PathLike) -> str:
         digest.update(str(file.relative_to(path)).encode())
         digest.update(sha256_file(file).encode())
     return digest.hexdigest()
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send stdout to stderr while the block runs, at the file-descriptor level too: libraries that
+    kept a reference to `sys.stdout`, or write to fd 1 from C/C++ (TensorFlow, onnx2tf), land on
+    stderr as well. `edgecnn … --json` keeps stdout for its one JSON object this way."""
+    sys.stdout.flush()
+    saved_fd = os.dup(1)
+    saved_stream = sys.stdout
+    try:
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        yield
+    finally:
+        sys.stderr.flush()
+        with contextlib.suppress(OSError, AttributeError, TypeError):  # C stdio buffers written while redirected
+            import ctypes
+
+            ctypes.CDLL(None).fflush(None)
+        sys.stdout = saved_stream
+        os.dup2(saved_fd, 1)
+        os.close(saved_fd)

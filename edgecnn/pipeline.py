@@ -280,18 +280,7 @@ def run_pipeline(
         LOG.info("%s: %s …", prefix, stage.command)
         record = {"stage": stage.name, "command": stage.command, "status": "running", "config": fingerprint,
                   "code_version": code, "inputs": inputs, "versions": library_versions(), "started": time.time()}
-        atomic_write_json(stage_dir / MANIFEST, record)
-        t0 = time.perf_counter()
-        try:
-            result = _jsonable(run_command(stage.command, cfg))
-        except Exception as err:
-            # A failure (a gate, bad data) reruns from scratch; only a killed run resumes.
-            record.update(status="failed", error=f"{type(err).__name__}: {err}", seconds=round(time.perf_counter() - t0, 3))
-            atomic_write_json(stage_dir / MANIFEST, record)
-            raise
-        seconds = time.perf_counter() - t0
-        record.update(status="done", result=result, seconds=round(seconds, 3), finished=time.time())
-        atomic_write_json(stage_dir / MANIFEST, record)
+        result, seconds = _run_stage(run_command, stage.command, cfg, record, stage_dir / MANIFEST)
         LOG.info("%s: done in %.1fs%s", prefix, seconds, f" ({_summary(result)})" if _summary(result) else "")
         results[stage.name] = result
         outcome["stages"][stage.name] = {"status": "ran", "seconds": round(seconds, 3), **_metrics(result)}
@@ -300,13 +289,34 @@ def run_pipeline(
             outcome["artifacts"][f"{name}.{key}"] = path
     outcome["seconds"] = round(time.perf_counter() - t_start, 3)
     if pipeline.report:
-        from edgecnn.report import write_report
-
-        headline = [{**item, "value": _headline_value(item.get("value"), results, pipeline.vars)}
-                    for item in pipeline.headline]
-        outcome["artifacts"].update(write_report(root, pipeline.name, pipeline.stage_names()[: last + 1], headline,
-                                                 note=pipeline.vars.get("note")))
+        outcome["artifacts"].update(_write_report(pipeline, root, results, last))
     return outcome
+
+
+def _run_stage(run_command: Callable[[str, dict[str, Any]], dict[str, Any]], command: str, cfg: dict[str, Any],
+               record: dict[str, Any], manifest: Path) -> tuple[dict[str, Any], float]:
+    """Run one stage with its `manifest` saying "running" until it is "done" or "failed"; (result, seconds)."""
+    atomic_write_json(manifest, record)
+    t0 = time.perf_counter()
+    try:
+        result = _jsonable(run_command(command, cfg))
+    except Exception as err:
+        # A failure (a gate, bad data) reruns from scratch; only a killed run resumes.
+        record.update(status="failed", error=f"{type(err).__name__}: {err}", seconds=round(time.perf_counter() - t0, 3))
+        atomic_write_json(manifest, record)
+        raise
+    seconds = time.perf_counter() - t0
+    record.update(status="done", result=result, seconds=round(seconds, 3), finished=time.time())
+    atomic_write_json(manifest, record)
+    return result, seconds
+
+
+def _write_report(pipeline: Pipeline, root: Path, results: dict[str, dict[str, Any]], last: int) -> dict[str, str]:
+    from edgecnn.report import write_report
+
+    headline = [{**item, "value": _headline_value(item.get("value"), results, pipeline.vars)}
+                for item in pipeline.headline]
+    return write_report(root, pipeline.name, pipeline.stage_names()[: last + 1], headline, note=pipeline.vars.get("note"))
 
 
 def _headline_value(ref: Any, results: dict[str, dict[str, Any]], variables: dict[str, Any]) -> Any:

@@ -14,6 +14,9 @@ import numpy as np
 
 NAMES = ["q0", "q1", "q2", "q3"]
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+# A three-class detector for the quantization tests, and random calibration images for it.
+DETECTOR_IMGSZ = 64
+DETECTOR_META = {"task": "detect", "names": ["a", "b", "c"], "mean": [0.0] * 3, "std": [1.0] * 3, "strides": [8, 16, 32]}
 
 
 def write_quadrant_dataset(root: Path, train: int = 400, val: int = 160, seed: int = 0) -> Path:
@@ -46,3 +49,10 @@ def trained_lenet(data: Path, out: Path) -> Path:
     meta = {"names": NAMES, "imgsz": 32, **IMAGENET}
     Trainer(model.train(), train_cfg(data, epochs=10), out / "train", meta, save=False).fit()
     return save_checkpoint(out / "lenet.pt", model, meta)
+
+
+def calibration_dir(tmp_path, count: int = 4):
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        cv2.imwrite(str(tmp_path / f"{i}.jpg"), (rng.random((48, 80, 3)) * 255).astype(np.uint8))
+    return sorted(tmp_path.glob("*.jpg"))

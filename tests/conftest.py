@@ -27,3 +27,26 @@ def one_torch_thread():
     torch.manual_seed(0)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """A YOLO data.yaml of 3 train and 3 val frames (FRAME_W x FRAME_H) with the boxes GT (export_tiny)."""
+    import cv2
+    import numpy as np
+
+    from edgecnn.data.yolo import format_labels, write_data_yaml
+    from edgecnn.runtime.boxes import xyxy_to_cxcywh
+    from export_tiny import FRAME_H, FRAME_W, GT, GT_CLASSES, META, random_images
+
+    size = [FRAME_W, FRAME_H, FRAME_W, FRAME_H]
+    labels = format_labels(np.concatenate([np.array(GT_CLASSES)[:, None], xyxy_to_cxcywh(GT) / size], axis=1))
+
+    root = tmp_path_factory.mktemp("data")
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i, image in enumerate(random_images(3, size=FRAME_W, seed=len(split))):
+            cv2.imwrite(str(root / "images" / split / f"{i}.jpg"), image[:FRAME_H])
+            (root / "labels" / split / f"{i}.txt").write_text(labels)
+    return write_data_yaml(root / "data.yaml", META["names"], "images/train", "images/val", root=str(root))

@@ -2,8 +2,9 @@
 
 `frame(connection, i)` gives the BGR image to send (or its JPEG bytes, to spare the encoding
 when measuring the receiving side); the first connection drops (the server
-closes it) after `drop_after` frames, later ones stream until `stop()`. Used by the source tests
-and benchmarks/stream_fps.py. `parts(reply)` reads such a stream (the live view's, in its test and
+closes it) after `drop_after` frames, later ones stream until `stop()`; a new server given the
+stopped one's `port` is that camera back. Used by the source and site tests and
+benchmarks/stream_fps.py. `parts(reply)` reads such a stream (the live view's, in its test and
 benchmark/live_view.py).
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 
 class MjpegServer:
     def __init__(self, frame: Callable[[int, int], np.ndarray | bytes], drop_after: int | None = None, fps: float = 30.0,
-                 quality: int = 80):
+                 quality: int = 80, port: int = 0):
         self.connections = 0
         self.sent = 0
         self.stopped = threading.Event()
@@ -51,7 +52,7 @@ class MjpegServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)  # port: restart a stopped one
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.mjpg"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -10,7 +10,7 @@ import pytest
 from edgecnn.data.synth import synth_video
 from edgecnn.data.synth.video import CameraPath
 from edgecnn.runtime.mot import read_mot
-from edgecnn.runtime.tracker import Tracker
+from edgecnn.runtime.tracker import Detections, Tracker
 from edgecnn.runtime.tracker.camera_motion import CameraMotion, warp_states
 
 
@@ -66,8 +66,8 @@ def test_compensation_keeps_identities_when_the_camera_jumps():
     ids = {}
     for name, warp in (("plain", None), ("compensated", jump)):
         tracker = Tracker(n_init=1)
-        first = tracker.update(boxes, np.full(2, 0.9))
-        second = tracker.update(boxes + [45, 0, 45, 0], np.full(2, 0.9), warp=warp)
+        first = tracker.update(Detections.of(boxes, np.full(2, 0.9)))
+        second = tracker.update(Detections.of(boxes + [45, 0, 45, 0], np.full(2, 0.9)), warp=warp)
         ids[name] = (sorted(first.ids), sorted(second.ids))
     assert ids["compensated"][0] == ids["compensated"][1]
     assert ids["plain"][0] != ids["plain"][1]

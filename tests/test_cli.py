@@ -12,11 +12,14 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "edgecnn", *args], capture_output=True, text=True, timeout=120)
 
 
-def test_help_lists_every_command():
+def test_help_lists_every_command_with_its_own_first_help_line():
     out = run_cli("--help")
     assert out.returncode == 0
+    assert set(COMMANDS) >= {"data", "train", "export", "track", "mot-eval"}
     for name in COMMANDS:
-        assert f"  {name} " in out.stdout
+        first_line = load_command(name).HELP.splitlines()[0]
+        assert f"  {name} " in out.stdout and first_line in out.stdout, name
+    assert "data crops" in out.stdout and "data mot" in out.stdout
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))

@@ -12,7 +12,7 @@ from edgecnn.commands import export as export_command
 from edgecnn.export.onnx import export_onnx
 from edgecnn.metrics.gate import GateError
 from export_tiny import IMGSZ, META, FixedDetector
-from test_val import GT, GT_CLASSES, dataset, to_model_pixels  # noqa: F401  (the fixture)
+from export_tiny import GT, GT_CLASSES, to_model_pixels
 
 
 def run_export(**overrides):
@@ -49,9 +49,12 @@ def test_int8_gate_passes_and_fails(dataset, tmp_path):
     assert point["recall"] == pytest.approx(1.0) and "operating_point" not in load_backend(good).meta
     # a model that finds one of the two objects, judged against the perfect one: the gate must stop it
     half = export_onnx(FixedDetector(to_model_pixels(GT[:1]), GT_CLASSES[:1]), META, tmp_path / "half.onnx", imgsz=IMGSZ)
-    with pytest.raises(GateError, match="mAP50_95 fell from 100.00"):
+    # and no remedy can help it: each is tried and scored, then the refusal names the closest
+    with pytest.raises(GateError, match=r"mAP50_95 fell from 100.00.*no int8 remedy passes either \(drop in points: "
+                                        r"as asked: \d+\.\d+; 32 calibration images: .*closest: "):
         run_export(model=str(half), format="tflite", precision="int8", data=str(dataset), reference=str(good),
-                   out=str(tmp_path / "out2"))
+                   calib_images=8, out=str(tmp_path / "out2"))
+    assert len(list((tmp_path / "out2").glob("half_int8_remedy*.tflite"))) == 3
 
 
 def test_bad_requests_are_config_errors(dataset, tmp_path, capsys):
@@ -62,5 +65,15 @@ def test_bad_requests_are_config_errors(dataset, tmp_path, capsys):
     assert main(["export", str(onnx_path), "format=tflite", "dynamic=true", f"data={dataset}"]) == 2
     assert main(["export", str(onnx_path), "format=tflite"]) == 2
     assert "give data=" in capsys.readouterr().err
+    (tmp_path / "best_int8.tflite").write_bytes(b"x")
+    assert main(["export", str(tmp_path / "best_int8.tflite"), f"data={dataset}"]) == 2
+    assert "give the .pt or ONNX it came from" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nope.pt"), f"data={dataset}"]) == 1
     assert "nope.pt" in capsys.readouterr().err
+
+
+def test_calibration_images_come_from_train_parity_images_from_val(dataset):
+    from edgecnn.export.parity import image_paths
+
+    assert all(p.parent.name == "train" for p in image_paths(dataset, 8, split="train"))
+    assert all(p.parent.name == "val" for p in image_paths(dataset, 8))  # parity images: val

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_mot_metrics import synthetic_sequence
+from tracking_data import synthetic_sequence
 
 from edgecnn.metrics.hota import ALPHAS, HOTA_METRICS, HOTACounts, score_files, score_sequence
 from edgecnn.runtime.mot import write_mot

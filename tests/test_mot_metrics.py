@@ -7,6 +7,7 @@ import pytest
 
 from edgecnn.metrics.mot import METRICS, MOTCounts, score_files, score_sequence, sequence_name
 from edgecnn.runtime.mot import write_mot
+from tracking_data import synthetic_sequence
 
 # /work/shared/data/README.md, mot-reference (py-motmetrics, IoU >= 0.5).
 REFERENCE = {
@@ -33,35 +34,6 @@ def test_reference_values(shared_data):
         assert_metrics(counts.metrics(), dict(zip(METRICS, REFERENCE[seq])), 1e-6)
         total = total + counts
     assert_metrics(total.metrics(), dict(zip(METRICS, REFERENCE["both"])), 1e-6)
-
-
-def synthetic_sequence(seed: int, frames: int = 60, objects: int = 6):
-    """Ground truth of people walking, and a tracker's output with noise, misses, false alarms,
-    swapped and broken identities: every event the metrics count."""
-    rng = np.random.default_rng(seed)
-    start = rng.uniform([0, 0], [400, 200], (objects, 2))
-    velocity = rng.uniform(-4, 4, (objects, 2))
-    size = rng.uniform([30, 60], [60, 140], (objects, 2))
-    gt, hyp = [], []
-    for f in range(1, frames + 1):
-        for o in range(objects):
-            if rng.random() < 0.1:  # object not annotated this frame
-                continue
-            xy = start[o] + velocity[o] * f
-            gt.append([f, o + 1, *xy, *size[o], 1, -1, -1, -1])
-            if rng.random() < 0.15:  # missed
-                continue
-            hid = o + 1 + (100 if f > frames // 2 and o % 3 == 0 else 0)  # broken identity
-            if o == 1 and 20 <= f < 30:
-                hid = 3  # identity swap between objects 1 and 2 (ids 2 and 3)
-            elif o == 2 and 20 <= f < 30:
-                hid = 2
-            noise = rng.normal(0, 4, 4) * (3 if rng.random() < 0.1 else 1)
-            hyp.append([f, hid, *(xy + noise[:2]), *(size[o] + noise[2:]), -1, -1, -1, -1])
-        for k in range(rng.poisson(0.7)):  # false alarms
-            hyp.append([f, 500 + f * 10 + k, *rng.uniform(0, 500, 2), 40, 90, -1, -1, -1, -1])
-    hyp.append([frames + 2, 999, 10, 10, 40, 90, -1, -1, -1, -1])  # a frame that only results have
-    return np.array(gt, float), np.array(hyp, float)
 
 
 def motmetrics_scores(gt_file: Path, res_files: dict[str, Path]):

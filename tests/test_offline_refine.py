@@ -10,8 +10,8 @@ from edgecnn.config import ConfigError
 from edgecnn.metrics.mot import score_files
 from edgecnn.runtime.mot import read_mot, write_mot
 from edgecnn.runtime.offline import interpolate_gaps, track_detections
-from edgecnn.runtime.tracker import Tracker
-from test_tracker import synthetic_scene, walk
+from edgecnn.runtime.tracker import Detections, Tracker
+from tracking_data import synthetic_scene, walk
 
 
 def det_rows(frames, boxes_xyxy, scores):
@@ -96,7 +96,7 @@ def test_defaults_are_the_online_trackers_output_byte_for_byte(tmp_path):
     tracker, online = Tracker(output_conf=0.7), []
     for frame in range(1, int(det[:, 0].max()) + 1):
         d = det[det[:, 0] == frame]
-        out = tracker.update(np.concatenate([d[:, 2:4], d[:, 2:4] + d[:, 4:6]], axis=1), d[:, 6])
+        out = tracker.update(Detections.of(np.concatenate([d[:, 2:4], d[:, 2:4] + d[:, 4:6]], axis=1), d[:, 6]))
         online += [[frame, i, b[0], b[1], b[2] - b[0], b[3] - b[1], s, -1, -1, -1]
                    for b, i, s in zip(out.boxes, out.ids, out.scores)]
     write_mot(tmp_path / "online.txt", np.array(online))

@@ -13,12 +13,11 @@ import pytest
 import torch
 from torch import nn
 
-from compress_data import train_cfg, trained_lenet, write_quadrant_dataset
+from compress_data import DETECTOR_IMGSZ, DETECTOR_META, calibration_dir, train_cfg, trained_lenet, write_quadrant_dataset
 from edgecnn.compress import qat
 from edgecnn.models import build_model, load_checkpoint, read_checkpoint
 
-IMGSZ = 64
-META = {"task": "detect", "names": ["a", "b", "c"], "mean": [0.0] * 3, "std": [1.0] * 3, "strides": [8, 16, 32]}
+IMGSZ, META = DETECTOR_IMGSZ, DETECTOR_META
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -33,13 +32,6 @@ def detector() -> nn.Module:
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 2.0)
     return model.eval()
-
-
-def calibration_dir(tmp_path, count: int = 4):
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        cv2.imwrite(str(tmp_path / f"{i}.jpg"), (rng.random((48, 80, 3)) * 255).astype(np.uint8))
-    return sorted(tmp_path.glob("*.jpg"))
 
 
 def test_folding_batchnorm_keeps_the_function_in_eval_and_training_mode():

@@ -8,11 +8,13 @@ from edgecnn.runtime.offline import track_detections
 from edgecnn.runtime.mot import read_mot, write_mot
 from edgecnn.runtime.reid import ReidEncoder
 from edgecnn.runtime.tracker import TRACKER_KEYS, Detections, Tracker
+from edgecnn.runtime.tracker.gallery import GalleryCandidates
 from edgecnn.runtime.tracker.iou_matching import covered_fraction, iou_cost, iou_matrix
 from edgecnn.runtime.tracker.kalman_filter import CHI2INV95, KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
 from edgecnn.runtime.tracker.linear_assignment import gate_cost_matrix, matching_cascade, min_cost_matching
 from edgecnn.runtime.tracker.nn_matching import NearestNeighborDistanceMetric
 from edgecnn.runtime.tracker.track import Track
+from tracking_data import synthetic_scene, walk
 
 
 def test_kalman_predict_and_update_match_hand_math():
@@ -158,17 +160,11 @@ def test_keys_and_from_config():
         Tracker.from_config({"n_init": 0})
 
 
-def walk(start, velocity, frames, size=(40, 100)):
-    """xyxy boxes of a person moving at constant velocity."""
-    xy = np.asarray(start, float) + np.outer(np.arange(frames), velocity)
-    return np.concatenate([xy, xy + size], axis=1)
-
-
 def test_new_tracks_wait_for_n_init_and_ids_are_stable():
     tracker = Tracker(n_init=3)
-    tracker.update(np.empty((0, 4)))  # the first frame confirms at once; start after it
+    tracker.update(Detections.of(np.empty((0, 4))))  # the first frame confirms at once; start after it
     path = walk((100, 100), (2, 0), 10)
-    outputs = [tracker.update(path[f:f + 1], np.array([0.9])) for f in range(10)]
+    outputs = [tracker.update(Detections.of(path[f:f + 1], np.array([0.9]))) for f in range(10)]
     assert [len(o) for o in outputs[:3]] == [0, 0, 1]
     assert {int(o.ids[0]) for o in outputs[2:]} == {1}
     assert np.allclose(outputs[-1].boxes[0], path[-1], atol=1.0)
@@ -177,12 +173,12 @@ def test_new_tracks_wait_for_n_init_and_ids_are_stable():
 def test_weak_detections_only_continue_tracks_and_classes_do_not_mix():
     tracker = Tracker(n_init=1, track_conf=0.6, low_conf=0.1)
     box = np.array([[100.0, 100, 140, 200]])
-    assert len(tracker.update(box, np.array([0.3]))) == 0  # too weak to start a track
-    assert len(tracker.update(box, np.array([0.9]), classes=np.array([0]))) == 1
-    out = tracker.update(box + 2, np.array([0.3]), classes=np.array([0]))
+    assert len(tracker.update(Detections.of(box, np.array([0.3])))) == 0  # too weak to start a track
+    assert len(tracker.update(Detections.of(box, np.array([0.9]), np.array([0])))) == 1
+    out = tracker.update(Detections.of(box + 2, np.array([0.3]), np.array([0])))
     assert len(out) == 1 and out.ids.tolist() == [1] and out.classes.tolist() == [0]
     assert out.scores.tolist() == [0.3]  # the matched detection's confidence
-    other = tracker.update(box + 4, np.array([0.9]), classes=np.array([1]))
+    other = tracker.update(Detections.of(box + 4, np.array([0.9]), np.array([1])))
     assert other.ids.tolist() == [2] and other.classes.tolist() == [1]  # a new track, not the class-0 one
 
 
@@ -198,24 +194,26 @@ def test_identity_kept_through_a_crossing_with_appearance():
         features = looks + rng.normal(0, 0.05, looks.shape).astype(np.float32)
         if 18 <= f <= 21:  # the two overlap: only the one in front is detected
             boxes, features = boxes[:1], features[:1]
-        out = tracker.update(boxes, np.full(len(boxes), 0.9), features)
+        out = tracker.update(Detections.of(boxes, np.full(len(boxes), 0.9)), features=features)
         for box, track_id in zip(out.boxes, out.ids):
             who = int(np.argmin(np.abs(np.array([a[f, 0], b[f, 0]]) - box[0])))
             owner.setdefault(int(track_id), set()).add(who)
     assert len(owner) == 2 and all(len(who) == 1 for who in owner.values())
 
 
-def test_detections_drop_boxes_without_area_and_mark_covered_crops():
+def test_boxes_without_area_are_dropped_and_covered_crops_kept_out_of_the_gallery():
     boxes = np.array([[0, 0, 10, 10], [60, 20, 60, 80], [5, 0, 15, 10], [100, 100, 110, 120]], float)
-    features = np.arange(8, dtype=np.float32).reshape(4, 2)
-    dets = Detections.from_arrays(boxes, np.array([0.9, 0.8, 0.7, 0.6]), features, max_crop_overlap=0.1)
-    assert len(dets) == 3 and dets.scores.tolist() == [0.9, 0.7, 0.6] and dets.classes.tolist() == [-1, -1, -1]
-    assert dets.features[:, 0].tolist() == [0, 4, 6]  # each embedding stays with its box
-    assert dets.clean.tolist() == [False, False, True]  # the first two cover half of each other
-    assert dets.feature(0) is None and dets.feature(2).tolist() == [6, 7]
-    assert not Detections.from_arrays(boxes).clean.any()  # without embeddings nothing is matched by appearance
+    dets = Detections.of(boxes, np.array([0.9, 0.8, 0.7, 0.6]))
+    assert dets.has_area().tolist() == [True, False, True, True] and dets.classes.tolist() == [-1] * 4
+    kept = dets.select(dets.has_area())
+    assert kept.scores.tolist() == [0.9, 0.7, 0.6]
+    features = np.arange(6, dtype=np.float32).reshape(3, 2)
+    gallery = GalleryCandidates(kept.xyxy, features, max_crop_overlap=0.1)
+    assert gallery.clean.tolist() == [False, False, True]  # the first two cover half of each other
+    assert gallery.feature(0) is None and gallery.feature(2).tolist() == [4, 5]
+    assert not GalleryCandidates(kept.xyxy, None).clean.any()  # without embeddings nothing is matched by appearance
     with pytest.raises(ValueError, match="3 features for 4 boxes"):
-        Detections.from_arrays(boxes, features=features[:3])
+        Tracker().update(dets, features=features)
 
 
 def test_covered_fraction_is_the_largest_share_another_box_hides():
@@ -240,8 +238,8 @@ def test_appearance_finds_a_person_who_waited_unseen_where_motion_cannot():
             if visible[f]:
                 boxes.insert(0, [x[f], 100, x[f] + 30, 180])
                 feats.insert(0, looks["walker"])
-            out = tracker.update(np.array(boxes, float), np.full(len(boxes), 0.9),
-                                 np.array(feats) if with_appearance else None)
+            out = tracker.update(Detections.of(np.array(boxes, float), np.full(len(boxes), 0.9)),
+                                 features=np.array(feats) if with_appearance else None)
             ids |= set(out.ids[out.boxes[:, 0] < 400].tolist())
         return ids
 
@@ -261,7 +259,8 @@ def test_a_look_alike_is_left_to_motion():
                                                           ("b", [x + 20, 100, x + 50, 180], look_b))
                   if not (who == "b" and f in (20, 21) or who == "a" and f == 22)]
         boxes = np.array([box for _, box, _ in people], float)
-        out = tracker.update(boxes, np.full(len(boxes), 0.9), np.stack([look for *_, look in people]))
+        out = tracker.update(Detections.of(boxes, np.full(len(boxes), 0.9)),
+                             features=np.stack([look for *_, look in people]))
         for reported, track_id in zip(out.boxes, out.ids):
             who = next(w for w, box, _ in people if np.allclose(box, reported))
             owner.setdefault(who, set()).add(int(track_id))
@@ -271,40 +270,15 @@ def test_a_look_alike_is_left_to_motion():
 def test_a_crop_another_box_covers_is_neither_matched_nor_remembered_by_appearance():
     tracker = Tracker(n_init=1)
     look_a, look_b = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
-    tracker.update(np.array([[0, 0, 40, 100], [200, 0, 240, 100]], float), np.array([0.9, 0.9]),
-                   np.stack([look_a, look_b]))
+    tracker.update(Detections.of(np.array([[0, 0, 40, 100], [200, 0, 240, 100]], float), np.array([0.9, 0.9])),
+                   features=np.stack([look_a, look_b]))
     # B walks in front of A: A's crop is mostly B, so its embedding looks like B.
-    out = tracker.update(np.array([[0, 0, 40, 100], [20, 0, 60, 100]], float), np.array([0.9, 0.9]),
-                         np.stack([look_b, look_b]))
+    out = tracker.update(Detections.of(np.array([[0, 0, 40, 100], [20, 0, 60, 100]], float), np.array([0.9, 0.9])),
+                         features=np.stack([look_b, look_b]))
     ids = {tuple(box[:2]): int(track_id) for box, track_id in zip(out.boxes, out.ids)}
     assert ids[(0.0, 0.0)] == 1  # A kept by motion, not handed to B's track by appearance
     gallery = tracker.metric.samples[1]
     assert np.allclose(gallery, look_a[None])  # and its gallery holds no picture of B
-
-
-def synthetic_scene(seed=0, frames=120, people=8):
-    """Ground truth of people crossing a 960x540 view, and noisy detections: 10% missed,
-    jittered boxes, spurious one-frame boxes and weak duplicates."""
-    rng = np.random.default_rng(seed)
-    gt, det = [], []
-    start = rng.uniform([0, 100], [800, 380], (people, 2))
-    velocity = rng.uniform(-5, 5, (people, 2)) * [1, 0.3]
-    size = rng.uniform([30, 80], [60, 160], (people, 2))
-    for f in range(1, frames + 1):
-        for p in range(people):
-            x, y = start[p] + velocity[p] * f
-            w, h = size[p]
-            if not (0 <= x <= 960 - w):
-                continue
-            gt.append([f, p + 1, x, y, w, h, 1, -1, -1, -1])
-            if rng.random() < 0.1:
-                continue
-            jitter = rng.normal(0, 0.03, 4) * [w, h, w, h]
-            box = [x + jitter[0], y + jitter[1], w + jitter[2], h + jitter[3]]
-            det.append([f, -1, *box, rng.uniform(0.6, 1), -1, -1, -1])
-        if rng.random() < 0.3:
-            det.append([f, -1, *rng.uniform([0, 0], [900, 400]), 40, 100, rng.uniform(0.5, 0.8), -1, -1, -1])
-    return np.array(gt), np.array(det)
 
 
 def test_motion_only_tracking_of_a_synthetic_scene(tmp_path):
@@ -392,5 +366,5 @@ def test_boxes_without_area_are_ignored_not_fatal():
     tracker = Tracker(n_init=1)
     boxes = np.array([[10, 10, 50, 90], [60, 20, 60, 80], [5, 5, 30, 5]], dtype=float)  # zero width, zero height
     for _ in range(3):
-        out = tracker.update(boxes, np.array([0.9, 0.9, 0.9]), features=np.eye(3, 8))
+        out = tracker.update(Detections.of(boxes, np.array([0.9, 0.9, 0.9])), features=np.eye(3, 8))
     assert len(out) == 1 and out.boxes.tolist() == [[10, 10, 50, 90]]

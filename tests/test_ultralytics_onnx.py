@@ -10,14 +10,13 @@ class logits scaled up (as `runtime_models.spread_statistics` does for ours).
 from __future__ import annotations
 
 import contextlib
-import math
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ultralytics_env import import_ultralytics
+from ultralytics_env import NAMES, build, import_ultralytics
 
 ultralytics = import_ultralytics()
 
@@ -25,38 +24,7 @@ from edgecnn.runtime.backends import load_backend  # noqa: E402 (after the Ultra
 from edgecnn.runtime.detector import Detector  # noqa: E402
 
 IMGSZ = 160
-NAMES = ["person", "car"]
 IOU = 0.7  # Ultralytics' predict default, which its nms=True export bakes in (with conf 0.25)
-
-
-def build(arch: str, folder: Path, nc: int = len(NAMES)):
-    """An Ultralytics model from its own YAML with `nc` classes, statistics spread (seeded)."""
-    import torch
-    import yaml
-    from ultralytics import YOLO
-    from ultralytics.nn.tasks import yaml_model_load
-
-    torch.manual_seed(0)
-    cfg = dict(yaml_model_load(f"{arch}.yaml"), nc=nc)
-    cfg_path = folder / f"{arch}.yaml"  # the file name carries the scale (n)
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    model = YOLO(str(cfg_path))
-    net = model.model
-    if nc == len(NAMES):
-        net.names = dict(enumerate(NAMES))
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.2, 2.0)
-        head = net.model[-1]
-        for branch in getattr(head, "cv3", []):  # class scores that differ across anchors
-            branch[-1].weight.mul_(20.0)
-            branch[-1].bias.fill_(math.log(0.05 / 0.95))
-        for branch in getattr(head, "cv2", []):  # boxes about one stride wide: NMS has no close calls
-            branch[-1].weight.mul_(0.1)
-            branch[-1].bias.view(4, -1).copy_(torch.tensor([8.0, 8.0] + [0.0] * (head.reg_max - 2)))
-    return model
 
 
 def export(model, folder: Path, name: str, **kwargs) -> Path:

@@ -16,31 +16,7 @@ from edgecnn.export.onnx import export_onnx
 from edgecnn.export.tflite import export_tflite
 from edgecnn.export.torch_backend import TorchBackend
 from edgecnn.runtime.backends import load_backend
-from export_tiny import IMGSZ, META, FixedDetector, random_images
-
-FRAME_W, FRAME_H = 120, 80  # letterboxed into 96x96: scale 0.8, 16 px of padding above and below
-GT = np.array([[20, 10, 60, 50], [70, 30, 110, 70]], np.float32)
-GT_CLASSES = [0, 1]
-
-
-def to_model_pixels(boxes: np.ndarray) -> np.ndarray:
-    return boxes * 0.8 + np.array([0, 16, 0, 16], np.float32)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    for split in ("train", "val"):
-        (root / "images" / split).mkdir(parents=True)
-        (root / "labels" / split).mkdir(parents=True)
-        for i, image in enumerate(random_images(3, size=FRAME_W, seed=len(split))):
-            cv2.imwrite(str(root / "images" / split / f"{i}.jpg"), image[:FRAME_H])
-            cxcy = (GT[:, :2] + GT[:, 2:]) / 2 / [FRAME_W, FRAME_H]
-            wh = (GT[:, 2:] - GT[:, :2]) / [FRAME_W, FRAME_H]
-            rows = [f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, (x, y), (w, h) in zip(GT_CLASSES, cxcy, wh)]
-            (root / "labels" / split / f"{i}.txt").write_text("\n".join(rows) + "\n")
-    return write_data_yaml(root / "data.yaml", META["names"], "images/train", "images/val", root=str(root))
-
+from export_tiny import GT, GT_CLASSES, IMGSZ, META, FixedDetector, random_images, to_model_pixels
 
 @pytest.fixture(scope="module")
 def fixed_onnx(tmp_path_factory):

@@ -80,7 +80,7 @@ def test_qat_trains_exports_qdq_and_reloads(tmp_path):
 
     from edgecnn.compress import qat
     from edgecnn.train.losses import DetectionLoss
-    from test_qat import IMGSZ, META, calibration_dir
+    from compress_data import DETECTOR_IMGSZ as IMGSZ, DETECTOR_META as META, calibration_dir
 
     model = randomized(name)
     x = torch.rand(2, 3, IMGSZ, IMGSZ)

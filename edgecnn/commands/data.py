@@ -3,6 +3,7 @@
   edgecnn data synth kind=detect out=datasets/synth n=800 imgsz=320 seed=0
   edgecnn data synth kind=video out=datasets/synth-video n=4 frames=240
   edgecnn data synth kind=reid out=datasets/synth-reid n=300 per_id=16
+  edgecnn data synth kind=segment out=datasets/synth-seg n=400 imgsz=320
   edgecnn data check data=datasets/synth/data.yaml
   edgecnn data calib data=datasets/synth/data.yaml n=200 out=calibration/synth
   edgecnn data crops source=datasets/synth-video/train out=datasets/synth-reid
@@ -11,41 +12,62 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
+from typing import Any, Callable
 
 from edgecnn.config import Key, Schema
+from edgecnn.data.calib import sample_calibration
+from edgecnn.data.crops import cut_identity_crops
+from edgecnn.data.mot_yolo import mot_to_yolo
+from edgecnn.data.synth import synth_classify, synth_detect, synth_reid, synth_segment, synth_video
 
-HELP = ("Make synthetic datasets, check and summarize datasets, sample calibration sets, cut ReID crops, "
-        "turn annotated MOT sequences or videos into a YOLO dataset.")
+
+def _default(func: Callable, name: str) -> Any:
+    """The default of `func`'s parameter `name`: the one statement of it, quoted in the help below."""
+    return inspect.signature(func).parameters[name].default
+
+
+HELP = ("make, check and sample datasets (data synth|check|calib), cut ReID crops (data crops), "
+        "MOT sequences or videos → a YOLO dataset (data mot)")
 POSITIONAL = ("action",)
 KEYS = Schema(
     Key("action", "check", "what to do", choices=("synth", "check", "calib", "crops", "mot")),
     Key("kind", "detect", "synth: which dataset to make (reid: identity crops for a ReID embedder)",
-        choices=("detect", "video", "classify", "reid")),
+        choices=("detect", "video", "classify", "reid", "segment")),
     Key("out", None, "output directory (synth: runs/data/synth-<kind>, check: runs/data/check/<data name>, "
                      "calib: calibration/<data name>, crops: runs/data/crops, mot: runs/data/mot)", type=str),
-    Key("n", None, "synth: train images (detect 800, classify 2000), sequences (video 4) or identities (reid 300); "
-                   "calib: images (200)", type=int, min=1),
-    Key("imgsz", None, "synth: longer image side (detect 320, classify 32, video frame width 640)", type=int, min=16),
-    Key("frames", 240, "synth kind=video: frames per sequence", min=2),
-    Key("images", False, "synth kind=video: also write the frames as img1/*.jpg"),
-    Key("camera_motion", 0.0, "synth kind=video: film with a panning, shaking camera over this share of the view "
+    Key("n", None, f"synth: train images (detect {_default(synth_detect, 'n')}, classify {_default(synth_classify, 'n')}, "
+                   f"segment {_default(synth_segment, 'n')}), "
+                   f"sequences (video {_default(synth_video, 'sequences')}) or identities (reid {_default(synth_reid, 'n')}); "
+                   f"calib: images ({_default(sample_calibration, 'n')})", type=int, min=1),
+    Key("imgsz", None, f"synth: longer image side (detect {_default(synth_detect, 'imgsz')}, segment "
+                       f"{_default(synth_segment, 'imgsz')}, classify "
+                       f"{_default(synth_classify, 'imgsz')}, video frame width {_default(synth_video, 'width')})",
+        type=int, min=16),
+    Key("frames", _default(synth_video, "frames"), "synth kind=video: frames per sequence", min=2),
+    Key("images", _default(synth_video, "images"), "synth kind=video: also write the frames as img1/*.jpg"),
+    Key("camera_motion", _default(synth_video, "camera_motion"),
+        "synth kind=video: film with a panning, shaking camera over this share of the view "
         "(0: a fixed camera)", min=0.0, max=0.4),
     Key("classes", None, "synth kind=detect|video: draw only these classes of person, car, sign, ball, box "
         "(video: with person; default: all)", type=list),
-    Key("per_id", 16, "synth kind=reid: crops per identity", min=2),
+    Key("per_id", _default(synth_reid, "per_id"), "synth kind=reid: crops per identity", min=2),
     Key("seed", 0, "random seed: the same seed gives the same bytes", min=0),
     Key("force", False, "synth: remake the dataset even when one with the same config is there"),
     Key("data", None, "check/calib: a data.yaml (detection) or an ImageFolder directory (classification)", type=str),
-    Key("split", "train", "calib: the split to sample from", choices=("train", "val", "test")),
+    Key("split", _default(sample_calibration, "split"), "calib: the split to sample from", choices=("train", "val", "test")),
     Key("source", None, "crops, mot: a MOTChallenge directory (sequences with gt/gt.txt and img1/ or an .mp4)",
         type=str),
-    Key("val_fraction", 0.2, "crops and synth kind=reid: share of identities held out for validation", min=0.0, max=0.9),
-    Key("min_visibility", None, "crops, mot: skip boxes less visible than this (gt.txt column 9; crops 0.5, mot 0)",
+    Key("val_fraction", _default(cut_identity_crops, "val_fraction"),
+        "crops and synth kind=reid: share of identities held out for validation", min=0.0, max=0.9),
+    Key("min_visibility", None, "crops, mot: skip boxes less visible than this (gt.txt column 9; crops "
+        f"{_default(cut_identity_crops, 'min_visibility')}, mot {_default(mot_to_yolo, 'min_visibility')})",
         type=float, min=0.0, max=1.0),
-    Key("step", None, "crops, mot: use every step-th frame (crops 3, mot 1)", type=int, min=1),
-    Key("max_per_id", 60, "crops: at most this many crops per identity", min=1),
+    Key("step", None, f"crops, mot: use every step-th frame (crops {_default(cut_identity_crops, 'step')}, "
+                      f"mot {_default(mot_to_yolo, 'step')})", type=int, min=1),
+    Key("max_per_id", _default(cut_identity_crops, "max_per_id"), "crops: at most this many crops per identity", min=1),
     Key("names", ["person"], "mot: class names of MOT class ids 1, 2, ... (later ids are left out; -1: the first)",
         type=list),
     Key("train_frames", None, "mot: frames first-last of each sequence to train on (default: the first 60 %)"),
@@ -76,31 +98,39 @@ def need(cfg: dict, key: str) -> str:
     return cfg[key]
 
 
-def run_synth(cfg: dict) -> dict:
-    from edgecnn.data import synth
+def _given(cfg: dict, **params: str) -> dict:
+    """{parameter: cfg[key]} for the keys the user set; the others keep the function's default."""
+    return {param: cfg[key] for param, key in params.items() if cfg[key] is not None}
 
+
+def run_synth(cfg: dict) -> dict:
     kind = cfg["kind"]
     out = Path(cfg["out"] or f"runs/data/synth-{kind}")
     if kind == "detect":
-        info = synth.synth_detect(out, n=cfg["n"] or 800, imgsz=cfg["imgsz"] or 320, seed=cfg["seed"], force=cfg["force"],
-                                   classes=cfg["classes"])
+        info = synth_detect(out, **_given(cfg, n="n", imgsz="imgsz"), seed=cfg["seed"], force=cfg["force"],
+                            classes=cfg["classes"])
         counts = info["splits"]
         return {"images": counts["train"]["images"] + counts["val"]["images"],
                 "boxes": counts["train"]["boxes"] + counts["val"]["boxes"], "seconds": info["seconds"],
                 "artifacts": {"root": str(out), "data_yaml": str(out / "data.yaml")}}
+    if kind == "segment":
+        info = synth_segment(out, **_given(cfg, n="n", imgsz="imgsz"), seed=cfg["seed"], force=cfg["force"])
+        return {"images": sum(s["images"] for s in info["splits"].values()), "seconds": info["seconds"],
+                "artifacts": {"root": str(out), "data_yaml": str(out / "data.yaml")}}
     if kind == "classify":
-        info = synth.synth_classify(out, n=cfg["n"] or 2000, imgsz=cfg["imgsz"] or 32, seed=cfg["seed"], force=cfg["force"])
+        info = synth_classify(out, **_given(cfg, n="n", imgsz="imgsz"), seed=cfg["seed"], force=cfg["force"])
         return {"images": sum(s["images"] for s in info["splits"].values()), "seconds": info["seconds"],
                 "artifacts": {"root": str(out)}}
     if kind == "reid":
-        info = synth.synth_reid(out, n=cfg["n"] or 300, per_id=cfg["per_id"], seed=cfg["seed"],
-                                val_fraction=cfg["val_fraction"], force=cfg["force"])
-        return {"identities": cfg["n"] or 300, "images": (cfg["n"] or 300) * cfg["per_id"], "seconds": info["seconds"],
+        info = synth_reid(out, **_given(cfg, n="n"), per_id=cfg["per_id"], seed=cfg["seed"],
+                          val_fraction=cfg["val_fraction"], force=cfg["force"])
+        identities = info["config"]["n"]
+        return {"identities": identities, "images": identities * cfg["per_id"], "seconds": info["seconds"],
                 "artifacts": {"root": str(out)}}
-    width = cfg["imgsz"] or 640
-    info = synth.synth_video(out, sequences=cfg["n"] or 4, frames=cfg["frames"], width=width, height=width * 3 // 4,
-                             seed=cfg["seed"], images=cfg["images"], force=cfg["force"],
-                             camera_motion=cfg["camera_motion"], classes=cfg["classes"])
+    size = {} if cfg["imgsz"] is None else {"width": cfg["imgsz"], "height": cfg["imgsz"] * 3 // 4}
+    info = synth_video(out, **_given(cfg, sequences="n"), frames=cfg["frames"], **size, seed=cfg["seed"],
+                       images=cfg["images"], force=cfg["force"], camera_motion=cfg["camera_motion"],
+                       classes=cfg["classes"])
     test = [s for s in info["sequences"] if s["split"] == "test"][0]
     artifacts = {"root": str(out), "videos": str(out), "test": str(out / "test"),
                  "test_video": str(out / test["video"]), "test_gt": str(out / test["dir"] / "gt" / "gt.txt")}
@@ -127,10 +157,16 @@ def holds_identities(path: Path) -> bool:
 
 
 def load_any(data: str):
-    """(spec, scans, summary) for a data.yaml or an ImageFolder directory."""
+    """(spec, scans, summary) for a data.yaml (detect or segment) or an ImageFolder directory."""
     from edgecnn.data import dataset_format, imagefolder, open_dataset, summary, yolo
 
     path = Path(data)
+    if dataset_format(path) == "segment":
+        from edgecnn.data.segment import scan_segment_split
+
+        spec = open_dataset(path)
+        scans = {s: scan_segment_split(spec, s, check=False) for s in spec.splits}
+        return spec, scans, summary.summarize_segmentation(spec, scans)
     if dataset_format(path) == "imagefolder":
         spec = open_dataset(path, shared_classes=not holds_identities(path))
         scans = {s: imagefolder.scan_folder(spec, s) for s in spec.splits}
@@ -162,28 +198,24 @@ def run_check(cfg: dict) -> dict:
 
 
 def run_calib(cfg: dict) -> dict:
-    from edgecnn.data import calib
-
     data = need(cfg, "data")
     out = Path(cfg["out"] or Path("calibration") / dataset_name(data))
-    info = calib.sample_calibration(data, out, n=cfg["n"] or 200, split=cfg["split"], seed=cfg["seed"])
+    info = sample_calibration(data, out, **_given(cfg, n="n"), split=cfg["split"], seed=cfg["seed"])
     return {"images": info["n"], "strata": len(info["strata"]),
             "artifacts": {"calibration": str(out), "calib_json": str(out / "calib.json")}}
 
 
 def run_crops(cfg: dict) -> dict:
-    from edgecnn.data import crops
-
     out = Path(cfg["out"] or "runs/data/crops")
-    info = crops.cut_identity_crops(need(cfg, "source"), out, val_fraction=cfg["val_fraction"],
-                                    min_visibility=_or(cfg["min_visibility"], 0.5), step=_or(cfg["step"], 3),
-                                    max_per_id=cfg["max_per_id"], seed=cfg["seed"])
+    info = cut_identity_crops(need(cfg, "source"), out, val_fraction=cfg["val_fraction"],
+                              **_given(cfg, min_visibility="min_visibility", step="step"),
+                              max_per_id=cfg["max_per_id"], seed=cfg["seed"])
     return {"identities": info["identities"], "crops": info["crops"], "artifacts": {"root": str(out)}}
 
 
 def run_mot(cfg: dict) -> dict:
     from edgecnn.config import ConfigError
-    from edgecnn.data.mot_yolo import mot_to_yolo, parse_range
+    from edgecnn.data.mot_yolo import parse_range
 
     out = Path(cfg["out"] or "runs/data/mot")
     try:
@@ -191,7 +223,7 @@ def run_mot(cfg: dict) -> dict:
     except ValueError as err:
         raise ConfigError(f"edgecnn data mot: {err}") from None
     info = mot_to_yolo(need(cfg, "source"), out, [str(n) for n in cfg["names"]], **ranges,
-                       min_visibility=_or(cfg["min_visibility"], 0.0), step=_or(cfg["step"], 1))
+                       **_given(cfg, min_visibility="min_visibility", step="step"))
     artifacts = {"root": str(out), "data_yaml": str(out / "data.yaml")}
     tests = sorted(p.parent.parent for p in (out / "test").glob("*/gt/gt.txt"))
     if tests:
@@ -201,7 +233,3 @@ def run_mot(cfg: dict) -> dict:
     return {"images": splits["train"]["images"] + splits["val"]["images"],
             "boxes": splits["train"]["boxes"] + splits["val"]["boxes"], "sequences": len(info["sequences"]),
             "artifacts": artifacts}
-
-
-def _or(value, default):
-    return default if value is None else value

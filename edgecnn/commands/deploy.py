@@ -2,7 +2,7 @@
 
 from edgecnn.config import Key, Schema
 
-HELP = "Copy a bundle to a device over SSH, install its venv, optionally run it as a systemd service."
+HELP = "copy a bundle to a device over SSH, install its venv, optionally run it as a systemd service"
 KEYS = Schema(
     Key("device", None, "device profile the bundle was built for (rpi5, jetson-orin-nano, ...)", required=True),
     Key("host", None, "user@host of the device", required=True),

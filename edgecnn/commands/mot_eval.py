@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgecnn.config import Key, Schema
 
-HELP = "Score MOTChallenge tracking results against ground truth (HOTA, IDF1, MOTA, MOTP, IDs, MT/ML ...)."
+HELP = "score MOTChallenge tracking results against ground truth (HOTA, IDF1, MOTA, MOTP, IDs, MT/ML ...)"
 KEYS = Schema(
     Key("gt", None, "ground truth: a gt.txt, or a directory of <SEQ>/gt/gt.txt", required=True),
     Key("res", None, "tracker results: a .txt, or a directory of <SEQ>.txt", required=True),

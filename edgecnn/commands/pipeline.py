@@ -2,7 +2,7 @@
 
 from edgecnn.config import Key, Schema
 
-HELP = "Run a staged pipeline YAML; unchanged stages are skipped, interrupted ones resume."
+HELP = "run a staged pipeline YAML; unchanged stages are skipped, interrupted ones resume"
 POSITIONAL = ("pipeline",)
 # Keys this command does not know (`train.epochs=5`, `imgsz=416`) are overrides for the stages.
 EXTRA_OVERRIDES = True

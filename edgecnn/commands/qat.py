@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from edgecnn.config import Key, Schema
+from edgecnn.compress.workflow import qat_checkpoint
+from edgecnn.config import Key, Schema, signature_keys
 from edgecnn.train.keys import FINETUNE_KEYS, finetune_config
 
 HELP = "int8 quantization-aware training"
@@ -11,11 +12,17 @@ POSITIONAL = ("model",)
 
 KEYS = Schema(
     Key("model", None, "the float checkpoint to quantize (an edgecnn .pt, pruned or not)", required=True),
-    Key("calib", None, "calibration images: an `edgecnn data calib` set or an image folder (default: training images)"),
-    Key("subset_size", 300, "calibration images used for the initial int8 ranges", min=1),
-    Key("epochs", 3, "QAT fine-tuning epochs (0: post-training quantization only)", min=0),
-    Key("lr_scale", 0.1, "QAT learning rate as a fraction of lr0", min=0),
-    Key("max_map_drop", 0.5, "fail (GateError) when the metric drops by more points than this against the float model"),
+    signature_keys(  # defaults: qat_checkpoint's
+        qat_checkpoint,
+        Key("calib", ..., "calibration images: an `edgecnn data calib` set or an image folder "
+            "(default: training images)", type=str),
+        Key("subset_size", ..., "calibration images used for the initial int8 ranges", min=1),
+        Key("epochs", ..., "QAT fine-tuning epochs (0: post-training quantization only)", min=0),
+        Key("lr_scale", ..., "QAT learning rate as a fraction of lr0", min=0),
+        Key("max_map_drop", ..., "fail (GateError) when the metric drops by more points than this against the "
+            "float model"),
+        names={"max_map_drop": "max_drop"},
+    ),
     FINETUNE_KEYS,
     Key("out", "runs/qat", "output directory (qat.pt, qat.onnx with Q/DQ, qat.json)"),
 )
@@ -23,8 +30,6 @@ KEYS = Schema(
 
 def run(cfg: dict) -> dict:
     from pathlib import Path
-
-    from edgecnn.compress.workflow import qat_checkpoint
 
     train_cfg = finetune_config(cfg)
     return qat_checkpoint(cfg["model"], train_cfg, Path(cfg["out"]), calib=cfg["calib"], epochs=cfg["epochs"],

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from edgecnn.config import ConfigError, Key, Schema
 
-HELP = "Per-layer table of output shapes, parameters, activation memory and MACs, with totals."
+HELP = "per-layer table of output shapes, parameters, activation memory and MACs, with totals"
 POSITIONAL = ("model",)
 KEYS = Schema(
     Key("model", None, "a registered model name (e.g. yolo-n, vgg16) or a checkpoint path", type=str, required=True),

@@ -1,19 +1,21 @@
-"""`edgecnn track model=det.tflite source=0 [reid=…] [save=…] [mot=…] [jsonl=…]`, or on a det.txt:
+"""`edgecnn track model=det.tflite source=0 [reid=…] [save=…] [mot=…] [jsonl=…]`, a site's cameras in one
+process: `edgecnn track cameras=site.yaml` (runtime/site.py), or on a det.txt:
 `edgecnn track detections=det.txt out=results.txt [images=img1/] [reid=…]` (the tracker alone;
 add `backfill=true interpolate=4` to refine the tracks offline, which a camera cannot)."""
 
 from pathlib import Path
 
-from edgecnn.config import ConfigError, Key, Schema
+from edgecnn.config import ConfigError, Key, Schema, signature_keys
 from edgecnn.runtime.app import APP_KEYS
-from edgecnn.runtime.offline import REFINE_KEYS
+from edgecnn.runtime.offline import REFINE_KEYS, track_detections
 
-HELP = "Real-time detection and DeepSORT tracking on a camera, stream or file (or on a MOT det.txt)."
+HELP = "real-time detection and DeepSORT tracking on a camera, stream or file (or on a MOT det.txt)"
 KEYS = Schema(
     Schema(*(key for name, key in APP_KEYS.keys.items() if name != "config")),
     Key("detections", None, "a MOTChallenge det.txt: track these detections instead of running a detector"),
     Key("images", None, "with detections=: the sequence's img1 folder (needed for reid)"),
-    Key("min_confidence", 0.0, "with detections=: drop detections below this first", min=0.0),
+    signature_keys(track_detections, Key("min_confidence", ..., "with detections=: drop detections below this first",
+                                         min=0.0)),
     Key("out", None, "output directory for relative save/mot/jsonl paths; with detections=: the results "
                      ".txt (or a directory to put results.txt in)"),
     REFINE_KEYS,
@@ -38,7 +40,6 @@ def run(cfg: dict) -> dict:
 
 
 def _track_detections(cfg: dict) -> dict:
-    from edgecnn.runtime.offline import track_detections
     from edgecnn.runtime.tracker import TRACKER_KEYS
     from edgecnn.runtime.tracker.defaults import resolve
 

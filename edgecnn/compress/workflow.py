@@ -1,23 +1,36 @@
 """The `prune` and `qat` stages: load a checkpoint, compress, fine-tune with the normal training
-loop, measure, gate on the accuracy drop, write the artifacts and a report (JSON + PNG)."""
+loop, measure, gate on the accuracy drop, write the artifacts and a report (JSON + PNG).
+
+- `prune` writes `pruned.pt`, an ordinary checkpoint (extra entry `prune`: before/after/config)
+  that `load_checkpoint` loads without torch-pruning.
+- `qat` writes `qat.pt`, an ordinary checkpoint whose `state_dict` holds the deployed weights (BN
+  folded into the convs, every weight on its int8 grid), so `load_checkpoint` gives a float model
+  that re-quantizes to the same integers; its extra entry `quantization` (NNCF's config as JSON
+  text and the quantizers' tensors) rebuilds the QAT model with `compress.qat.restore_quantized`.
+  `qat.onnx` carries QuantizeLinear/DequantizeLinear (symmetric per-channel weights, per-tensor
+  activations).
+- Both fail with `GateError` when the task metric (`train.keys.FITNESS`) falls more than
+  `max_drop` points below the parent's; the report is written first, the model is not.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Callable
 
 from edgecnn.fileio import atomic_write_json
 from edgecnn.metrics.gate import check_drop
 
+if TYPE_CHECKING:
+    from torch import nn
+
+# Torch is imported where it is used: `edgecnn prune --help` reads the defaults from these signatures.
 LOG = logging.getLogger("edgecnn")
 
 
 def score(model: nn.Module, train_cfg: dict, meta: dict) -> float:
-    """The task's validation metric (mAP50_95, top1, mAP) of a torch model, as a fraction."""
+    """The task's validation metric (mAP50_95, top1, mAP, mIoU) of a torch model, as a fraction."""
     from edgecnn.train.keys import FITNESS
     from edgecnn.train.trainer import evaluate
 
@@ -41,6 +54,8 @@ def fine_tune(model: nn.Module, train_cfg: dict, epochs: int, out: Path, meta: d
 
 def loss_gradients(model: nn.Module, train_cfg: dict, meta: dict) -> Callable[[nn.Module], None]:
     """A function that backpropagates the training loss of the next training batch (Taylor)."""
+    import torch
+
     from edgecnn.train.tasks import read_split, to_input
     from edgecnn.train.trainer import prepare_task, train_loader
 

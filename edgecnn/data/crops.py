@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from edgecnn.fileio import atomic_write_json
+from edgecnn.runtime.mot import read_mot, stack_rows
 
 LOG = logging.getLogger(__name__)
 MIN_CROP_PX = 8
@@ -92,13 +93,12 @@ def select_rows(gt: np.ndarray, min_visibility: float, step: int, max_per_id: in
         if len(rows) > max_per_id:
             rows = rows[np.linspace(0, len(rows) - 1, max_per_id).round().astype(int)]
         chosen.append(rows)
-    return np.concatenate(chosen) if chosen else np.zeros((0, 10))
+    return stack_rows(chosen)
 
 
 def cut_identity_crops(source: str | os.PathLike, out: str | os.PathLike, val_fraction: float = 0.2,
                        min_visibility: float = 0.5, step: int = 3, max_per_id: int = 60, seed: int = 0) -> dict:
     """Write `<out>/{train,val}/<seq>_<id>/*.jpg` and `<out>/crops.json`; returns the record."""
-    from edgecnn.runtime.mot import read_mot
 
     out = Path(out)
     sequences = find_sequences(source)

@@ -25,7 +25,8 @@ import numpy as np
 
 from edgecnn.data.crops import find_sequences, iter_frames, read_seqinfo
 from edgecnn.fileio import atomic_write_json, atomic_write_text
-from edgecnn.runtime.boxes import clip_boxes, tlwh_to_xyxy
+from edgecnn.data.yolo import format_labels, write_data_yaml
+from edgecnn.runtime.boxes import clip_boxes, tlwh_to_xyxy, xyxy_to_cxcywh
 
 MIN_BOX_PX = 2
 SPLITS = ("train", "val", "test")
@@ -67,12 +68,10 @@ def label_rows(gt: np.ndarray, frame: int, names: list[str], width: int, height:
     mot_class = np.where(rows[:, 7] <= 0, 1, rows[:, 7]).astype(int)
     visibility = np.where(rows[:, 8] < 0, 1.0, rows[:, 8])
     usable = (rows[:, 6] != 0) & (visibility >= min_visibility) & (mot_class <= len(names))
-    xyxy = clip_boxes(tlwh_to_xyxy(rows[usable, 2:6]), (height, width))
-    size = xyxy[:, 2:] - xyxy[:, :2]
-    big = (size >= MIN_BOX_PX).all(axis=1)
-    centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
-    scale = np.array([width, height])
-    return np.concatenate([mot_class[usable, None] - 1, centre / scale, size / scale], axis=1)[big]
+    cxcywh = xyxy_to_cxcywh(clip_boxes(tlwh_to_xyxy(rows[usable, 2:6]), (height, width)))
+    big = (cxcywh[:, 2:] >= MIN_BOX_PX).all(axis=1)
+    scale = np.array([width, height, width, height])
+    return np.concatenate([mot_class[usable, None] - 1, cxcywh / scale], axis=1)[big]
 
 
 def mot_to_yolo(source: str | os.PathLike, out: str | os.PathLike, names: list[str],
@@ -115,8 +114,7 @@ def mot_to_yolo(source: str | os.PathLike, out: str | os.PathLike, names: list[s
             stem = f"{seq.name}_{frame_no:06d}"
             (tmp / "images" / split).mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(tmp / "images" / split / f"{stem}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            text = "".join(f"{int(r[0])} {r[1]:.6f} {r[2]:.6f} {r[3]:.6f} {r[4]:.6f}\n" for r in labels)
-            atomic_write_text(tmp / "labels" / split / f"{stem}.txt", text)
+            atomic_write_text(tmp / "labels" / split / f"{stem}.txt", format_labels(labels))
             counts[split]["images"] += 1
             counts[split]["boxes"] += len(labels)
         if writer is not None:
@@ -127,8 +125,7 @@ def mot_to_yolo(source: str | os.PathLike, out: str | os.PathLike, names: list[s
     for split in ("train", "val"):
         if not counts[split]["images"]:
             raise ValueError(f"{source}: no {split} frames (ranges {record['sequences']})")
-    names_yaml = "".join(f"  {i}: {n}\n" for i, n in enumerate(names))
-    atomic_write_text(tmp / "data.yaml", f"path: .\ntrain: images/train\nval: images/val\nnames:\n{names_yaml}")
+    write_data_yaml(tmp / "data.yaml", names, train="images/train", val="images/val")
     record["splits"] = counts
     atomic_write_json(tmp / "mot_yolo.json", record)
     shutil.rmtree(out, ignore_errors=True)

@@ -145,6 +145,11 @@ def write_data_yaml(path: str | os.PathLike, names: list[str], train: str, val: 
     return atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
+def format_labels(labels: np.ndarray) -> str:
+    """The text of a YOLO label file: one `class cx cy w h` line (normalized) per (N, 5) row."""
+    return "".join(f"{int(c)} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}\n" for c, cx, cy, bw, bh in labels)
+
+
 def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 

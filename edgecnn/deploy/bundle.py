@@ -3,7 +3,8 @@
 A bundle holds only what the device runs: the chosen artifacts under `models/`, `edgecnn/`
 reduced to `__init__`, `config`, `fileio` and `runtime/` (numpy, OpenCV, scipy and an
 interpreter; never torch or TensorFlow), the device's requirements, `run.sh`, the systemd unit,
-the README, `config.json` (the app's defaults on this device) and `manifest.json` with the
+the README, `config.json` (the app's defaults on this device), with `cameras=` the site's
+cameras file as `cameras.yaml` (config.json then runs the site), and `manifest.json` with the
 sha256 of every other file, which `run.sh` checks before it starts. The same inputs give the
 same bytes: entries are sorted, owners and mtimes fixed, and the gzip header carries no time;
 when several candidates are measured (x86), the timings go to `<name>.selection.json` beside it.
@@ -35,11 +36,12 @@ LOG = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 SHIPPED_MODULES = ("__init__.py", "config.py", "fileio.py")
 # What the shipped code may import besides the standard library and itself.
-DEVICE_IMPORTS = {"numpy", "cv2", "scipy", "onnxruntime", "ai_edge_litert", "tflite_runtime", "picamera2"}
+DEVICE_IMPORTS = {"numpy", "cv2", "scipy", "onnxruntime", "ai_edge_litert", "tflite_runtime", "picamera2", "paho"}
 HOST_ONLY_IMPORTS = {"torch", "torchvision", "tensorflow", "onnx", "onnx2tf", "nncf", "torch_pruning"}
 FIXED_MTIME = 946684800  # 2000-01-01: a fixed time that tar and unzip tools accept without warnings
 EXECUTABLES = {"run.sh"}
-TASKS = {"detector": "detect", "reid": "embed"}
+TASKS = {"detector": "detect", "reid": "embed", "segmenter": "segment"}
+APPS = {"detector": "edgecnn.runtime.app", "segmenter": "edgecnn.runtime.seg_app"}  # run.sh starts the one shipped
 
 
 def shipped_sources() -> dict[str, Path]:
@@ -121,12 +123,20 @@ def choose(paths: list[Path], role: str, profile: DeviceProfile) -> tuple[Path, 
     return best, candidates[best]["info"], timings
 
 
-def build_bundle(profile: DeviceProfile, detector: list[Path], reid: list[Path] | None, out: Path,
-                 name: str | None = None) -> Path:
-    """Write `<out>/<name>.tar.gz` (name: `<detector stem>-<device>`) and return its path."""
-    det_path, det_info, det_timings = choose(detector, "detector", profile)
-    models = {"detector": (det_path, det_info)}
-    selection = {"detector": det_timings} if det_timings else {}
+def build_bundle(profile: DeviceProfile, detector: list[Path] | None, reid: list[Path] | None, out: Path,
+                 name: str | None = None, cameras: Path | None = None, segmenter: list[Path] | None = None) -> Path:
+    """Write `<out>/<name>.tar.gz` (name: `<model stem>-<device>`) and return its path.
+
+    The bundle runs one app: tracking (`detector`, optional `reid` and `cameras`) or segmentation (`segmenter`).
+    """
+    if bool(segmenter) == bool(detector) or (segmenter and (reid or cameras)):
+        raise ConfigError("a bundle runs one app: give detector= (and optionally reid=, cameras=) or segmenter= alone")
+    if cameras is not None:
+        check_cameras(cameras)
+    role = "segmenter" if segmenter else "detector"
+    det_path, det_info, det_timings = choose(segmenter or detector, role, profile)
+    models = {role: (det_path, det_info)}
+    selection = {role: det_timings} if det_timings else {}
     if reid:
         reid_path, reid_info, reid_timings = choose(reid, "reid", profile)
         if reid_info["file"] == det_info["file"]:
@@ -141,6 +151,9 @@ def build_bundle(profile: DeviceProfile, detector: list[Path], reid: list[Path] 
         contents[info["file"]] = path.read_bytes()
     config = {"model": det_info["file"], **({"reid": models["reid"][1]["file"]} if "reid" in models else {}),
               **profile.app_config()}
+    if cameras is not None:
+        contents["cameras.yaml"] = cameras.read_bytes()
+        config["cameras"] = "cameras.yaml"
     contents["config.json"] = _json(config)
     contents["device.yaml"] = profile.path.read_bytes()
     contents["requirements.txt"] = profile.requirements.read_bytes()
@@ -151,7 +164,7 @@ def build_bundle(profile: DeviceProfile, detector: list[Path], reid: list[Path] 
         "format": "edgecnn-bundle/1", "name": name, "edgecnn_version": __version__,
         "device": profile.name, "description": profile.description, "python": profile.python,
         "system_site_packages": profile.system_site_packages,
-        "models": {role: info for role, (_, info) in models.items()},
+        "models": {role: info for role, (_, info) in models.items()}, "app": APPS[role],
         "files": {arc: hashlib.sha256(data).hexdigest() for arc, data in sorted(contents.items())},
     }
     contents["manifest.json"] = _json(manifest)
@@ -163,6 +176,17 @@ def build_bundle(profile: DeviceProfile, detector: list[Path], reid: list[Path] 
         selection_path(target).unlink(missing_ok=True)
     LOG.info("bundle written to %s (%.1f kB)", target, target.stat().st_size / 1024)
     return target
+
+
+def check_cameras(path: Path) -> None:
+    """A cameras file a bundle can ship: valid, and leaving the models to the bundle."""
+    from edgecnn.runtime.cameras import load_site
+
+    site = load_site(path)
+    shipped = sorted({"model", "reid"} & set(site.settings))
+    if shipped:
+        raise ConfigError(f"cameras={path}: sets {shipped[0]}:, but the bundle ships its own models "
+                          "(detector=, reid=); remove it from the cameras file")
 
 
 def selection_path(bundle: Path) -> Path:

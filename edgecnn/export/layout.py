@@ -34,7 +34,6 @@ def pad_cube_convs(model):
     Raises ValueError naming the tensor when a cube reaches an op this rewrite does not handle.
     """
     import onnx
-    from onnx import helper, numpy_helper
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
@@ -45,51 +44,16 @@ def pad_cube_convs(model):
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     graph_outputs = {o.name for o in graph.output}
-
-    def widen(array: np.ndarray, axis: int) -> np.ndarray:
-        pad = [(0, 0)] * array.ndim
-        pad[axis] = (0, 1)
-        return np.pad(array, pad)
-
-    def widen_input(node, index: int, axis: int) -> None:
-        """Give `node` its own copy of input `index` with one zero slice more along `axis`
-        (onnxslim shares equal constants between convs)."""
-        array = widen(numpy_helper.to_array(weights[node.input[index]]), axis)
-        name = f"{node.name}_input{index}_widened{axis}"
-        tensor = numpy_helper.from_array(array, name)
-        graph.initializer.append(tensor)
-        weights[name] = tensor
-        node.input[index] = name
-
     padded, extra_nodes = 0, []
     for node in list(graph.node):
         if node.op_type != "Conv" or node.output[0] not in cubes:
             continue
         if any(a.name == "group" and a.i != 1 for a in node.attribute) or node.input[1] not in weights:
             raise ValueError(f"cannot widen {node.name}: grouped conv or computed weights")
-        channels = cubes[node.output[0]][1]
-        widen_input(node, 1, 0)
+        _widen_input(graph, weights, node, 1, 0)
         if len(node.input) > 2:
-            widen_input(node, 2, 0)
-        frontier = [node.output[0]]
-        while frontier:
-            tensor = frontier.pop()
-            if tensor in graph_outputs:
-                raise ValueError(f"cannot widen {tensor}: it is a model output")
-            for user in consumers.get(tensor, []):
-                if user.op_type in ELEMENTWISE:
-                    frontier.append(user.output[0])
-                elif user.op_type == "Conv" and user.input[0] == tensor and user.input[1] in weights:
-                    widen_input(user, 1, 1)
-                elif user.op_type == "Reshape" and user.input[1] in weights:
-                    extra_nodes.append(_slice_after_reshape(user, weights, channels, 1, numpy_helper, helper, graph))
-                elif user.op_type == "Transpose" and _perm(user) == [0, 2, 3, 1]:  # NHWC, then flattened
-                    for reshape in consumers.get(user.output[0], []):
-                        if reshape.op_type != "Reshape" or reshape.input[1] not in weights:
-                            raise ValueError(f"cannot widen {tensor}: {user.name} feeds {reshape.op_type} {reshape.name}")
-                        extra_nodes.append(_slice_after_reshape(reshape, weights, channels, -1, numpy_helper, helper, graph))
-                else:
-                    raise ValueError(f"cannot widen {tensor}: used by {user.op_type} {user.name}")
+            _widen_input(graph, weights, node, 2, 0)
+        extra_nodes += _widen_users(graph, weights, consumers, graph_outputs, node.output[0], cubes[node.output[0]][1])
         padded += 1
     for reshape, slice_node in extra_nodes:
         index = list(graph.node).index(reshape)
@@ -101,6 +65,49 @@ def pad_cube_convs(model):
     graph.initializer.extend(kept)
     onnx.checker.check_model(model)
     return model, padded
+
+
+def _widen_input(graph, weights: dict, node, index: int, axis: int) -> None:
+    """Give `node` its own copy of input `index` with one zero slice more along `axis`
+    (onnxslim shares equal constants between convs)."""
+    from onnx import numpy_helper
+
+    array = numpy_helper.to_array(weights[node.input[index]])
+    pad = [(0, 0)] * array.ndim
+    pad[axis] = (0, 1)
+    name = f"{node.name}_input{index}_widened{axis}"
+    tensor = numpy_helper.from_array(np.pad(array, pad), name)
+    graph.initializer.append(tensor)
+    weights[name] = tensor
+    node.input[index] = name
+
+
+def _widen_users(graph, weights: dict, consumers: dict, graph_outputs: set, start: str, channels: int) -> list:
+    """Carry one more (zero) channel of the conv output `start` through the elementwise ops after it
+    to the convs that read it (their weights widened) and the reshapes (a slice drops it again);
+    returns the (reshape, slice node) pairs to insert."""
+    from onnx import helper, numpy_helper
+
+    extra_nodes, frontier = [], [start]
+    while frontier:
+        tensor = frontier.pop()
+        if tensor in graph_outputs:
+            raise ValueError(f"cannot widen {tensor}: it is a model output")
+        for user in consumers.get(tensor, []):
+            if user.op_type in ELEMENTWISE:
+                frontier.append(user.output[0])
+            elif user.op_type == "Conv" and user.input[0] == tensor and user.input[1] in weights:
+                _widen_input(graph, weights, user, 1, 1)
+            elif user.op_type == "Reshape" and user.input[1] in weights:
+                extra_nodes.append(_slice_after_reshape(user, weights, channels, 1, numpy_helper, helper, graph))
+            elif user.op_type == "Transpose" and _perm(user) == [0, 2, 3, 1]:  # NHWC, then flattened
+                for reshape in consumers.get(user.output[0], []):
+                    if reshape.op_type != "Reshape" or reshape.input[1] not in weights:
+                        raise ValueError(f"cannot widen {tensor}: {user.name} feeds {reshape.op_type} {reshape.name}")
+                    extra_nodes.append(_slice_after_reshape(reshape, weights, channels, -1, numpy_helper, helper, graph))
+            else:
+                raise ValueError(f"cannot widen {tensor}: used by {user.op_type} {user.name}")
+    return extra_nodes
 
 
 def _perm(node) -> list[int]:

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import re
-import sys
 import tempfile
 import time
 import warnings
@@ -31,7 +30,8 @@ import numpy as np
 
 from edgecnn.export.layout import cube_shapes, pad_cube_convs
 from edgecnn.export.qdq import strip_qdq
-from edgecnn.fileio import atomic_write_bytes
+from edgecnn.config import split_list
+from edgecnn.fileio import atomic_write_bytes, stdout_to_stderr
 from edgecnn.runtime.backends import META_KEY, OUTPUTS, json_or_text, tflite_interpreter_class
 
 LOG = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def export_tflite(
     io: str = "float",
     quant_type: str = "per-channel",
     float_ops: str | Sequence[str] | None = "auto",
+    float_layers: int = 0,
 ) -> Path:
     """Convert a static-shape ONNX file written by `export_onnx` into a .tflite at `path`.
 
@@ -55,9 +56,9 @@ def export_tflite(
     calibrates on them, every precision writes onnx2tf's sample file from them. `io` sets the
     int8 model's input/output type (float keeps quantize/dequantize inside the model).
     `float_ops`: TFLite op names kept in float in an int8 model, "none", or "auto" (`auto_float_ops`).
+    `float_layers`: that many more tensors kept in float, those int8 hurts most (`sensitive_tensors`).
     """
     import onnx
-    import onnx2tf
 
     if precision not in PRECISIONS or io not in IO_TYPES:
         raise ValueError(f"precision must be one of {PRECISIONS} and io one of {IO_TYPES}; got {precision}, {io}")
@@ -68,21 +69,45 @@ def export_tflite(
     meta = {p.key: json_or_text(p.value) for p in graph.metadata_props}
     if "task" not in meta:
         raise ValueError(f"{onnx_path}: no edgecnn metadata; write it with `edgecnn export format=onnx`")
-    image_input = graph.graph.input[0]
     onnx_outputs = [o.name for o in graph.graph.output]
-    if any(not d.dim_value for d in image_input.type.tensor_type.shape.dim):
+    if any(not d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim):
         raise ValueError(f"{onnx_path}: has dynamic axes; TFLite needs a static ONNX export (dynamic=false)")
     calib = calibration_array(calib_images, tuple(meta["input_size"]), onnx_path)
     has_qdq = any(n.op_type == "QuantizeLinear" for n in graph.graph.node)
     # onnx2tf mis-converts Q/DQ graphs: a QAT export converts as its float graph
     float_graph = strip_qdq(graph) if has_qdq else graph
     float_ops = resolve_float_ops(float_ops, float_graph) if precision == "int8" else []
-    if float_ops and io == "uint8":
-        raise ValueError(f"io=uint8 cannot be combined with float_ops={','.join(float_ops)} (a selectively "
-                         "quantized TFLite has int8 or float I/O): use io=int8, or float_ops=none")
+    if (float_ops or float_layers) and io == "uint8":
+        raise ValueError(f"io=uint8 cannot be combined with float_ops={','.join(float_ops)} or float_layers={float_layers} "
+                         "(a selectively quantized TFLite has int8 or float I/O): use io=int8, or float_ops=none")
     if float_ops:
         LOG.info("int8 with %s kept in float (float_ops=none puts every op in int8)", ", ".join(float_ops))
 
+    model_bytes = _convert(onnx_path, graph, float_graph, meta, calib_images, calib, precision, io, quant_type,
+                           float_ops, float_layers)
+    outputs = output_tensor_names(model_bytes, onnx_outputs, graph, onnx_path)
+    meta.update(
+        format="tflite", precision=precision, io=io, outputs=outputs, calibration_images=len(calib),
+        quant_type=quant_type if precision == "int8" else None, float_ops=float_ops,
+        float_layers=float_layers if precision == "int8" else None,
+        int8_ranges=("calibrated within the QAT ranges (Q/DQ pairs converted to Clip)" if has_qdq else "calibrated")
+        if precision == "int8" else None,
+    )
+    meta.pop("dynamic", None)
+    meta.pop("opset", None)
+    path = atomic_write_bytes(path, with_tflite_metadata(model_bytes, {META_KEY: json.dumps(meta).encode()}))
+    LOG.info("TFLite %s model written to %s", precision, path)
+    return path
+
+
+def _convert(onnx_path: Path, graph, float_graph, meta: dict, calib_images: np.ndarray, calib: np.ndarray,
+             precision: str, io: str, quant_type: str, float_ops: list[str], float_layers: int) -> bytes:
+    """onnx2tf in a scratch working directory: the fp32 model checked against ONNX Runtime, then
+    the bytes of the precision asked for."""
+    import onnx
+    import onnx2tf
+
+    image_input = graph.graph.input[0]
     with _working_dir() as work:
         source = work / onnx_path.name  # a copy: onnx2tf rewrites its input file in place
         onnx.save(float_graph, str(source))
@@ -92,7 +117,7 @@ def export_tflite(
         mean = np.asarray(meta["mean"], np.float32).reshape(1, 1, 1, 3)
         std = np.asarray(meta["std"], np.float32).reshape(1, 1, 1, 3)
         tic = time.perf_counter()
-        with _stdout_to_stderr(), _onnx2tf_exit_as_error(onnx_path):
+        with stdout_to_stderr(), _onnx2tf_exit_as_error(onnx_path):
             onnx2tf.convert(
                 input_onnx_file_path=str(convert),
                 output_folder_path="saved_model",
@@ -106,23 +131,12 @@ def export_tflite(
                 raise RuntimeError(f"onnx2tf did not write {', '.join(f.name for f in produced.values())} for {onnx_path}")
             check_layout(source, produced["fp32"].read_bytes(), meta, calib_images, graph)
             if precision == "int8":
-                model_bytes = quantize_int8(work / "saved_model", (calib - mean) / std, io, quant_type, float_ops)
+                model_bytes = quantize_int8(work / "saved_model", (calib - mean) / std, io, quant_type, float_ops,
+                                            float_layers)
             else:
                 model_bytes = produced[precision].read_bytes()
         LOG.info("onnx2tf converted %s (%s, io=%s) in %.0f s", onnx_path.name, precision, io, time.perf_counter() - tic)
-
-    outputs = output_tensor_names(model_bytes, onnx_outputs, graph, onnx_path)
-    meta.update(
-        format="tflite", precision=precision, io=io, outputs=outputs, calibration_images=len(calib),
-        quant_type=quant_type if precision == "int8" else None, float_ops=float_ops,
-        int8_ranges=("calibrated within the QAT ranges (Q/DQ pairs converted to Clip)" if has_qdq else "calibrated")
-        if precision == "int8" else None,
-    )
-    meta.pop("dynamic", None)
-    meta.pop("opset", None)
-    path = atomic_write_bytes(path, with_tflite_metadata(model_bytes, {META_KEY: json.dumps(meta).encode()}))
-    LOG.info("TFLite %s model written to %s", precision, path)
-    return path
+    return model_bytes
 
 
 def check_layout(source: Path, fp32_bytes: bytes, meta: dict, images: np.ndarray, graph) -> None:
@@ -164,14 +178,15 @@ def unambiguous_copy(source: Path, folder: Path) -> Path:
 
 
 def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type: str,
-                  float_ops: Sequence[str] = ()) -> bytes:
+                  float_ops: Sequence[str] = (), float_layers: int = 0) -> bytes:
     """Full-integer int8 from onnx2tf's SavedModel, calibrated on our normalized NHWC images.
 
     Done here rather than with onnx2tf's `-oiqt`, which calibrates five variants (dynamic-range,
     int16-activation ...) where we keep one. Builtin int8 ops only (no SELECT_TF_OPS), so the
     model runs in XNNPACK or fails to convert, never silently falls back to TF kernels. With
     `float_ops`, those ops keep float kernels (TFLite's QuantizationDebugger is its public route
-    to a selectively quantized model); the rest stays int8.
+    to a selectively quantized model); so do the `float_layers` tensors int8 hurts most; the rest
+    stays int8.
     """
     import tensorflow as tf
 
@@ -183,8 +198,9 @@ def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter._experimental_disable_per_channel = quant_type == "per-tensor"
-    if float_ops:  # io is float or int8 (export_tflite refuses uint8 with float ops)
-        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops),
+    nodes = sensitive_tensors(converter, representative, float_layers) if float_layers else []
+    if float_ops or nodes:  # io is float or int8 (export_tflite refuses uint8 with float ops)
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops), denylisted_nodes=nodes,
                                                                 fully_quantize=io == "int8")
         with warnings.catch_warnings():  # it builds tf.lite.Interpreters, which warn that LiteRT replaces them
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
@@ -196,6 +212,33 @@ def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type
     return converter.convert()
 
 
+def sensitive_tensors(converter, representative, count: int) -> list[str]:
+    """The `count` tensors int8 hurts most on the calibration images: TFLite's QuantizationDebugger
+    runs float and int8 side by side, and the error of each tensor is measured in its own
+    quantization steps (RMSE / scale, as its tutorial ranks layers for selective quantization)."""
+    import csv
+    import io as text_io
+
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        try:
+            debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative)
+            debugger.run()
+        except ValueError as err:  # a graph without quantized layers (e.g. outputs that are constants)
+            LOG.warning("the quantization debugger has no int8 layers to rank (%s); float_layers keeps none", err)
+            return []
+    dump = text_io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    rows = [r for r in csv.DictReader(text_io.StringIO(dump.getvalue())) if float(r["scale"] or 0) > 0]
+    ranked = sorted(rows, key=lambda r: -np.sqrt(float(r["mean_squared_error"])) / float(r["scale"]))
+    count = min(count, len(ranked) - 1)  # selective quantization needs an int8 layer left
+    LOG.info("int8 error in quantization steps, worst tensors: %s", ", ".join(
+        f"{r['tensor_name']} {np.sqrt(float(r['mean_squared_error'])) / float(r['scale']):.2f}" for r in ranked[:count]))
+    return [r["tensor_name"] for r in ranked[:count]]
+
+
 def resolve_float_ops(float_ops: str | Sequence[str] | None, graph) -> list[str]:
     """The TFLite op names `float_ops` asks for: a list or comma-separated names, "none" (None), or "auto"."""
     if float_ops is None or float_ops == "none":
@@ -203,7 +246,7 @@ def resolve_float_ops(float_ops: str | Sequence[str] | None, graph) -> list[str]
     if isinstance(float_ops, str):
         if float_ops == "auto":
             return auto_float_ops(graph)
-        float_ops = [op for op in re.split(r"[\s,\[\]]+", float_ops) if op]  # "A,B" or "[A, B]"
+        float_ops = split_list(float_ops)  # "A,B" or "[A, B]"
     bad = [op for op in float_ops if not re.fullmatch(r"[A-Z][A-Z0-9_]*", op)]
     if bad:
         raise ValueError(f"float_ops: {', '.join(map(repr, bad))} are not TFLite builtin op names "
@@ -238,21 +281,6 @@ def _working_dir() -> Iterator[Path]:
             yield Path(work)
         finally:
             os.chdir(previous)
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send everything written to stdout, by Python or by C++ (fd 1), to stderr."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from edgecnn.metrics.mot import read_sequence_file, rows_by_frame, rows_xyxy
+from edgecnn.runtime.mot import stack_rows
 from edgecnn.runtime.boxes import iou_matrix
 
 ALPHAS = np.arange(0.05, 0.99, 0.05)  # TrackEval's thresholds, its float rounding included
@@ -76,7 +77,7 @@ def score_sequence(gt: np.ndarray, hyp: np.ndarray) -> HOTACounts:
     gt_len = np.bincount(np.searchsorted(gt_ids, gt[:, 1]), minlength=len(gt_ids))  # boxes per track
     hyp_len = np.bincount(np.searchsorted(hyp_ids, hyp[:, 1]), minlength=len(hyp_ids))
     gt_frames, hyp_frames = rows_by_frame(gt), rows_by_frame(hyp)
-    empty = np.empty((0, 10))
+    empty = stack_rows([])
     frames = []  # (object indices, hypothesis indices, IoU matrix) per frame
     for frame in sorted(set(gt_frames) | set(hyp_frames)):
         g, h = gt_frames.get(frame, empty), hyp_frames.get(frame, empty)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from edgecnn.runtime.mot import read_mot
+from edgecnn.runtime.mot import read_mot, stack_rows
 from edgecnn.runtime.boxes import iou_matrix, tlwh_to_xyxy
 
 METRICS = ("IDF1", "IDP", "IDR", "Recall", "Precision", "GT", "MT", "PT", "ML", "FP", "FN", "IDs", "FM",
@@ -106,7 +106,7 @@ def score_sequence(gt: np.ndarray, hyp: np.ndarray, iou: float = 0.5) -> MOTCoun
     last_match: dict[int, int] = {}
     counts = MOTCounts(objects=len(gt), predictions=len(hyp))
     tracked_rows, pair_rows = [], []  # (object, frame, tracked) and (object, hypothesis) with IoU >= iou
-    empty = np.empty((0, 10))
+    empty = stack_rows([])
     for frame in sorted(set(gt_frames) | set(hyp_frames)):
         g, h = gt_frames.get(frame, empty), hyp_frames.get(frame, empty)
         oids, hids = g[:, 1].astype(int), h[:, 1].astype(int)

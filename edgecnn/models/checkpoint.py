@@ -1,7 +1,19 @@
 """Checkpoints: save atomically, load with `weights_only=True`, rebuild by name at saved widths.
 
-Format (DEVELOPERS.md): {"format", "model": {"name", "kwargs"}, "state_dict", "meta", ...extra};
-plain Python types and tensors only, so loading never unpickles code.
+`torch.save` of plain Python types and tensors only, so `torch.load(weights_only=True)` reads it
+and loading never unpickles code:
+
+    {"format": "edgecnn-checkpoint/1",
+     "model": {"name": "yolo-n", "kwargs": {"num_classes": 5}},
+     "state_dict": {...},           # the weights to use (the EMA's when training used EMA)
+     "meta": {"task": "detect" | "classify" | "embed", "names": [...], "imgsz": 320,
+              "mean": [r, g, b], "std": [r, g, b], "strides": [8, 16, 32], "run_hash": "..."},
+     "train_state": {...},          # optimizer, scheduler, EMA, epoch, RNG: last.pt only
+     ...extra}                      # e.g. "prune" (prune.json's before/after/config), "quantization"
+
+`load_checkpoint` rebuilds the model by name and adapts every layer's width to the saved weights,
+so a pruned checkpoint loads without torch-pruning. An Ultralytics detection `.pt` is accepted
+wherever a checkpoint is (`ultralytics_checkpoint`).
 """
 
 from __future__ import annotations

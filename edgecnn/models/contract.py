@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 
 from torch import nn
 
-TASKS = ("classify", "detect", "embed")
+TASKS = ("classify", "detect", "embed", "segment")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PRUNE_KEEP = ("traced", "declared")
@@ -34,7 +34,7 @@ PRUNE_KEEP = ("traced", "declared")
 class ModelConfig:
     """What a model is, stated once next to it.
 
-    task: "classify" | "detect" | "embed". imgsz: the input (h, w) the model is meant for.
+    task: "classify" | "detect" | "embed" | "segment". imgsz: the input (h, w) the model is meant for.
     mean, std: the RGB normalization its weights expect (inputs are RGB / 255, then (x - mean) / std);
     the trainer records them in the checkpoint. strides: a detector's output strides (empty for
     the others). prune_keep: which layers stay out of pruning: "traced" (those that produce the

@@ -1,8 +1,8 @@
 """Model registry: names map to factories (timm-style), `build_model` builds by name.
 
-Each entry carries its `ModelConfig` (models/contract.py: task, imgsz, mean/std, strides, what
-pruning leaves). A built model carries `task` and `arch` ({"name", "kwargs"}), which is what a
-checkpoint stores to rebuild it.
+Each entry carries its `ModelConfig` (models/contract.py: task ("classify" | "detect" | "embed" |
+"segment"), imgsz, mean/std, strides, what pruning leaves). A built model carries `task` and
+`arch` ({"name", "kwargs"}), which is what a checkpoint stores to rebuild it.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Conv + BN + ReLU, max-pool, nearest upsample, concat and add; onnx2tf turns them
 graph without a single Transpose. yolo-r18 and yolo-mnv3 take torchvision backbones so training
 can start from ImageNet weights. No box decoding in the graph (the runtime does it in numpy).
 
-Output contract (DEVELOPERS.md): eval mode returns `(boxes, scores)`, boxes (B, A, 4) as
+Output contract (edgecnn/models/__init__.py): eval mode returns `(boxes, scores)`, boxes (B, A, 4) as
 left/top/right/bottom distances from each anchor centre in stride units, scores (B, A, C) as
 sigmoid probabilities. Training mode returns `(boxes, scores, box_bins)` with scores as logits
 and box_bins (B, A, 4, reg_max), the distribution-focal-loss logits whose expectation is boxes."""

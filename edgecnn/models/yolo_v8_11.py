@@ -3,7 +3,7 @@
 Parameter and buffer names and shapes are those of Ultralytics' DetectionModel (`model.0.conv.weight`
 … `model.22.dfl.conv.weight`), so the weights of an Ultralytics checkpoint load one to one
 (`edgecnn.models.ultralytics_checkpoint` reads them without running the pickle). The code is ours,
-and the outputs follow our contract (DEVELOPERS.md "Model outputs"), not theirs: boxes as ltrb
+and the outputs follow our contract (edgecnn/models/__init__.py), not theirs: boxes as ltrb
 distances in stride units and class scores in separate tensors, flattened channels-last, so the
 export has no Transpose before the outputs and int8 gives boxes and scores their own scales.
 

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import signal
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from edgecnn.config import ConfigError, Key, Schema, parse_overrides, run_reporting_errors
+from edgecnn.runtime.event_sinks import EVENT_KEYS
 from edgecnn.runtime.tracker import TRACKER_KEYS
 from edgecnn.runtime.tracker.defaults import FROM_DETECTOR, detector_dependent, resolve as resolve_thresholds
 
@@ -31,6 +34,8 @@ APP_KEYS = Schema(
     Key("config", None, "JSON file of defaults (a bundle's config.json); keys given here win"),
     Key("model", None, "detector artifact (.tflite or .onnx); required"),
     Key("reid", None, "ReID embedder artifact; without one tracking uses motion and overlap only"),
+    Key("cameras", None, "cameras file (YAML): several cameras in one process, one detector for all "
+        "(runtime/cameras.py); source= is then unused"),
     Key("source", "0", "webcam index, video file, rtsp/http URL, GStreamer pipeline, csi[:N] or picam", type=(int, str)),
     Key("save", None, "annotated video to write (.mp4, .avi): boxes, IDs, trails, FPS"),
     Key("mot", None, "MOTChallenge results file to write"),
@@ -58,14 +63,17 @@ APP_KEYS = Schema(
     Key("cmc", False, "camera-motion compensation: move the tracks with the camera before matching "
         "(moving or shaking cameras; costs a few ms per frame)"),
     detector_dependent(TRACKER_KEYS),
+    EVENT_KEYS,
 )
 
 
 class StageTimes:
-    """Seconds spent per stage and per frame; percentiles in milliseconds."""
+    """Seconds spent per stage and per frame over the last `window` frames (a site runs for weeks:
+    4096 frames, minutes at camera rates, steady percentiles in a few MB for 8 cameras); percentiles in ms."""
 
-    def __init__(self):
-        self.samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "capture_to_output", "wait")}
+    def __init__(self, stages: tuple[str, ...] = STAGES, window: int = 4096):
+        self.samples: dict[str, deque[float]] = {name: deque(maxlen=window)
+                                                 for name in (*stages, "capture_to_output", "wait", "events")}
 
     def add(self, stage: str, seconds: float) -> None:
         self.samples[stage].append(seconds)
@@ -73,6 +81,27 @@ class StageTimes:
     def ms(self, stage: str, q: float = 50) -> float | None:
         values = self.samples[stage]
         return round(1000 * float(np.percentile(values, q)), 3) if values else None
+
+    def recent_ms(self, stage: str, frames: int = 100) -> float:
+        """The median of the stage's last `frames` samples, in ms."""
+        return round(1000 * float(np.median(list(itertools.islice(reversed(self.samples[stage]), frames)))), 2)
+
+
+class TrackTally:
+    """How many distinct tracks a stream has confirmed, in memory bounded by the tracks alive: an id
+    unseen for more than `max_age` frames has been deleted by the tracker and never comes back."""
+
+    def __init__(self, max_age: int = 30):
+        self.max_age, self.frames, self.total = max_age, 0, 0
+        self.last_seen: dict[int, int] = {}  # live track → frame it was last seen
+
+    def update(self, ids: list[int]) -> None:
+        self.frames += 1
+        for tid in ids:
+            self.total += tid not in self.last_seen
+            self.last_seen[tid] = self.frames
+        for tid in [t for t, f in self.last_seen.items() if self.frames - f > self.max_age]:
+            del self.last_seen[tid]
 
 
 class TimedBackend:
@@ -94,10 +123,12 @@ class TimedBackend:
             self.ended = time.monotonic()
 
 
-def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app") -> dict[str, Any]:
-    """APP_KEYS resolved from `config=<json>` (if given) updated by `overrides`.
+def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app", keys: Schema = APP_KEYS,
+                require_model: bool = True) -> dict[str, Any]:
+    """`keys` (APP_KEYS, or the segmentation app's) resolved from `config=<json>` (if given) updated by `overrides`.
 
-    Model paths in the config file are relative to the file, so a bundle runs from anywhere.
+    Model (and cameras file) paths in the config file are relative to the file, so a bundle runs
+    from anywhere. A site's cameras file may name the model: `require_model=False` reads it first.
     """
     overrides = dict(overrides)
     defaults: dict[str, Any] = {}
@@ -109,7 +140,7 @@ def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app"
             defaults = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
-        for key in ("model", "reid"):
+        for key in ("model", "reid", "cameras"):
             if defaults.get(key) and not Path(defaults[key]).is_absolute():
                 defaults[key] = str(path.parent / defaults[key])
         for provider in defaults.get("providers") or ():  # e.g. TensorRT's trt_engine_cache_path
@@ -117,10 +148,10 @@ def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app"
             for name, value in options.items():
                 if name.endswith("_path") and isinstance(value, str) and not Path(value).is_absolute():
                     options[name] = str(path.parent / value)
-        APP_KEYS.resolve(defaults, str(path))
-    cfg = APP_KEYS.resolve({**defaults, **overrides}, where)
-    if not cfg["model"]:
-        raise ConfigError(f"{where}: model= is required (a .tflite or .onnx detector from `edgecnn export`)")
+        keys.resolve(defaults, str(path))
+    cfg = keys.resolve({**defaults, **overrides}, where)
+    if require_model and not cfg["model"]:
+        raise ConfigError(f"{where}: model= is required (a .tflite or .onnx from `edgecnn export`)")
     return cfg
 
 
@@ -128,9 +159,13 @@ def open_sinks(cfg: Mapping[str, Any], names: list[str], fps: float, counter=Non
     """The sinks `cfg` asks for; if one cannot open, those already open are closed again."""
     from edgecnn.runtime.sinks import JsonlSink, MotSink, VideoSink, WindowSink
 
-    makers = [(cfg["show"], WindowSink), (cfg["save"], lambda: VideoSink(cfg["save"], fps)),
-              (cfg["mot"], lambda: MotSink(cfg["mot"])),
-              (cfg["jsonl"], lambda: JsonlSink(cfg["jsonl"], names, counter))]
+    return open_each([(cfg["show"], WindowSink), (cfg["save"], lambda: VideoSink(cfg["save"], fps)),
+                      (cfg["mot"], lambda: MotSink(cfg["mot"])),
+                      (cfg["jsonl"], lambda: JsonlSink(cfg["jsonl"], names, counter))])
+
+
+def open_each(makers: list) -> list:
+    """`make()` for each (wanted, make) pair that is wanted; on an error, those opened are closed again."""
     sinks = []
     try:
         for wanted, make in makers:
@@ -143,31 +178,47 @@ def open_sinks(cfg: Mapping[str, Any], names: list[str], fps: float, counter=Non
     return sinks
 
 
-class TrackingPipeline:
-    """Detector → ReID → tracker on one frame at a time, timing every stage into `times`."""
+class Models:
+    """The interpreters of one process: the detector (timed) and the ReID embedder. A site's
+    cameras share one `Models`, each camera has its own `TrackingPipeline`."""
 
     def __init__(self, cfg: Mapping[str, Any]):
         from edgecnn.runtime.backends import load_backend
-        from edgecnn.runtime.detector import Detector, class_ids
-        from edgecnn.runtime.tracker import Tracker
 
         # ONNX Runtime takes a provider with options as a (name, dict) tuple; JSON gives a list
         providers = [tuple(p) if isinstance(p, list) else p for p in cfg["providers"]] if cfg["providers"] else None
         backend = load_backend(cfg["model"], threads=cfg["threads"], providers=providers)
+        task = backend.meta["task"]
+        if task != "detect":
+            hint = " (run it with `edgecnn segment`)" if task == "segment" else ""
+            raise ConfigError(f"model={cfg['model']}: a {task} model; the tracking app needs a detector{hint}")
         if cfg["imgsz"] and max(backend.input_size) != cfg["imgsz"]:
             raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
-        # the detector's own thresholds unless the user set them (runtime/tracker/defaults.py)
-        cfg = resolve_thresholds(cfg, backend.meta, Path(cfg["model"]).name)
-        self.thresholds = {k: cfg[k] for k in ("conf", *FROM_DETECTOR)}
+        self.meta, self.model_name = backend.meta, Path(cfg["model"]).name
         self.names = list(backend.meta.get("names") or [])
         self.timed = TimedBackend(backend)
-        self.detector = Detector(self.timed, conf=cfg["conf"], iou=cfg["iou"],
-                                 classes=class_ids(cfg["classes"], self.names), max_det=cfg["max_det"])
         self.encoder = None
         if cfg["reid"]:
             from edgecnn.runtime.reid import ReidEncoder
 
             self.encoder = ReidEncoder(load_backend(cfg["reid"], threads=cfg["threads"], providers=providers))
+
+
+class TrackingPipeline:
+    """Detector → ReID → tracker on one frame at a time, timing every stage into `times`;
+    with `models`, on interpreters it shares with other pipelines (one thread calls them all)."""
+
+    def __init__(self, cfg: Mapping[str, Any], models: Models | None = None):
+        from edgecnn.runtime.detector import Detector, class_ids
+        from edgecnn.runtime.tracker import Tracker
+
+        models = models or Models(cfg)
+        # the detector's own thresholds unless the user set them (runtime/tracker/defaults.py)
+        cfg = resolve_thresholds(cfg, models.meta, models.model_name)
+        self.thresholds = {k: cfg[k] for k in ("conf", *FROM_DETECTOR)}
+        self.names, self.timed, self.encoder = models.names, models.timed, models.encoder
+        self.detector = Detector(self.timed, conf=cfg["conf"], iou=cfg["iou"],
+                                 classes=class_ids(cfg["classes"], self.names), max_det=cfg["max_det"])
         self.tracker = Tracker.from_config(cfg)
         self.camera = None
         if cfg["cmc"]:
@@ -186,114 +237,181 @@ class TrackingPipeline:
         times.add("pre", timed.started - picked)
         times.add("inference", timed.ended - timed.started)
         times.add("post", done - timed.ended)
-        # boxes clipped to nothing (they lay in the letterbox padding) have no extent to track
-        keep = (detections.xyxy[:, 2:] - detections.xyxy[:, :2] >= 1).all(axis=1)
-        boxes, scores, classes = detections.xyxy[keep], detections.scores[keep], detections.classes[keep]
+        # no crop or camera-motion mask for boxes the tracker leaves out
+        detections = detections.select(detections.has_area())
         features = None
         if self.encoder is not None:
             start = time.monotonic()
-            features = self.encoder.encode(frame.image, boxes)
+            features = self.encoder.encode(frame.image, detections.xyxy)
             times.add("reid", time.monotonic() - start)
         warp = None
         if self.camera is not None:
             start = time.monotonic()
-            warp = self.camera.estimate(frame.image, boxes)
+            warp = self.camera.estimate(frame.image, detections.xyxy)
             times.add("cmc", time.monotonic() - start)
         start = time.monotonic()
-        tracks = self.tracker.update(boxes, scores, features, classes, warp)
+        tracks = self.tracker.update(detections, features=features, warp=warp)
         times.add("tracking", time.monotonic() - start)
         return tracks
+
+
+class Stream:
+    """One source's run: pipeline → counter → sinks → live view, `step(frame)` once per frame.
+    The app runs one; a site (runtime/site.py) one per camera, `channel` naming it on the page."""
+
+    def __init__(self, cfg: Mapping[str, Any], pipeline: TrackingPipeline, source, sinks: list, counter=None,
+                 channel: str = "", events=None):
+        from edgecnn.runtime.sinks import Annotator
+        from edgecnn.runtime.sources import FileSource
+
+        self.cfg, self.pipeline, self.source, self.sinks, self.counter = cfg, pipeline, source, sinks, counter
+        self.channel, self.times = channel, pipeline.times
+        self.events = events  # event_sinks.CameraEvents: events, clips and their sinks
+        self.annotator = Annotator(pipeline.names, counter=counter)
+        self.annotate = any(s.annotates for s in sinks)
+        # dwell times in video time for files (as fast as they decode), in real time for cameras
+        self.video_time = isinstance(source, FileSource) and source.fps
+        self.frames, self.fps, self.latency = 0, None, None
+        self.tracks_seen = TrackTally(cfg.get("max_age", 30))
+        self.start = self.done_at = time.monotonic()
+
+    def step(self, frame, view=None):
+        """Track, count and write `frame`; returns its confirmed tracks."""
+        times = self.times
+        times.add("wait", time.monotonic() - self.done_at)  # blocked on the source: the camera is the bottleneck
+        tracks = self.pipeline.process(frame)
+        self.tracks_seen.update(tracks.ids.tolist())
+        if self.counter is not None:
+            self.counter.update(tracks, self.clock(frame), frame.image.shape[1::-1])
+        if self.events is not None:
+            start = time.monotonic()
+            self.events.frame(frame.image, frame.index, frame.captured_at, self.clock(frame), tracks, self.counter)
+            times.add("events", time.monotonic() - start)
+        wanted = self.annotate or (view is not None and view.wants_frame(self.channel))
+        annotated = self.annotator.draw(frame.image, tracks, self.fps, self.latency) if wanted else None
+        for sink in self.sinks:
+            sink.write(frame, tracks, annotated)
+        if view is not None:
+            view.publish(annotated, frame.captured_at, functools.partial(self.figures, tracks), channel=self.channel)
+        self.done_at = time.monotonic()
+        times.add("capture_to_output", self.done_at - frame.timestamp)
+        self.frames, self.latency = self.frames + 1, 1000 * (self.done_at - frame.timestamp)
+        self.fps = self.frames / max(self.done_at - self.start, 1e-9)
+        return tracks
+
+    def clock(self, frame) -> float:
+        """The frame's time in seconds: video time for files, capture time for cameras."""
+        return frame.index / self.source.fps if self.video_time else frame.timestamp
+
+    @property
+    def stopped(self) -> bool:
+        """`max_frames` reached or a sink (the window) asked to stop."""
+        return bool(self.cfg["max_frames"] and self.frames >= self.cfg["max_frames"]) or \
+            any(getattr(s, "stopped", False) for s in self.sinks)
+
+    def figures(self, tracks) -> dict[str, Any]:
+        """What the live view shows: the run's figures so far, stage latencies over the last 100 frames."""
+        times, fps, latency = self.times, self.fps, self.latency
+        recent = {s: times.recent_ms(s) for s in STAGES if times.samples[s]}
+        return {"frames": self.frames, "fps": round(fps, 2) if fps else None, "latency_ms": latency and round(latency, 1),
+                "stages_ms": recent, "tracks_now": len(tracks), "tracks": self.tracks_seen.total,
+                "dropped": self.source.dropped, "reconnects": self.source.reconnects, "state": self.source.state,
+                "source": self.source.name, "model": Path(self.cfg["model"]).name,
+                "counts": self.counter.report() if self.counter is not None else None}
+
+    def report(self, elapsed: float) -> dict[str, Any]:
+        times, source = self.times, self.source
+        report = {
+            "frames": self.frames,
+            "fps": round(self.frames / elapsed, 2) if self.frames else 0.0,
+            "latency_ms_p50": times.ms("capture_to_output"),
+            "latency_ms_p95": times.ms("capture_to_output", 95),
+            **{f"{stage}_ms_p50": times.ms(stage) for stage in STAGES if times.samples[stage]},
+            "wait_ms_p50": times.ms("wait"),
+            **({"events_ms_p50": times.ms("events")} if times.samples["events"] else {}),
+            "dropped": source.dropped,
+            "reconnects": source.reconnects,
+            "tracks": self.tracks_seen.total,
+            "thresholds": self.pipeline.thresholds,
+        }
+        if self.counter is not None:
+            report["counts"] = self.counter.summary()
+        return report
+
+    def close(self, error: BaseException | None = None) -> None:
+        for sink in self.sinks:
+            sink.close(error)
+        if self.events is not None:
+            self.events.close()
+
+
+def open_camera_events(cfg: Mapping[str, Any], names: list[str], source, outputs: contextlib.ExitStack):
+    """The `CameraEvents` of the app's camera (`camera=` names it), or None without event keys."""
+    from edgecnn.runtime.event_sinks import CameraEvents, open_event_outputs, wants_events
+
+    if not wants_events(cfg):
+        return None
+    sinks, writer = open_event_outputs(cfg, outputs)
+    events = CameraEvents(cfg["camera"], sinks, names, cfg["max_age"], writer, cfg)
+    events.watch(source)
+    return events
 
 
 def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Track on `cfg["source"]` until it ends, `max_frames`, q in the window, Ctrl-C or SIGTERM.
 
-    `cfg` holds APP_KEYS overrides; with `config=<json>` its values are the defaults.
+    `cfg` holds APP_KEYS overrides; with `config=<json>` its values are the defaults. With
+    `cameras=<file>` (here or in the config file), every camera of that site (runtime/site.py).
     """
     from edgecnn.runtime.counting import open_counter
-    from edgecnn.runtime.sinks import Annotator
-    from edgecnn.runtime.sources import FileSource, open_source
+    from edgecnn.runtime.sources import open_source
 
+    if load_config(cfg, "app", require_model=False)["cameras"]:
+        from edgecnn.runtime.site import run_site
+
+        return run_site(cfg)
     cfg = load_config(cfg, "app")
     pipeline = TrackingPipeline(cfg)
-    live_view = contextlib.nullcontext()
-    if cfg["serve"]:  # http.server and the page are loaded only for a live view
-        from edgecnn.runtime.web import open_live_view
-
-        live_view = open_live_view(cfg)
     counter = open_counter(cfg, pipeline.names)
-    annotator, times = Annotator(pipeline.names, counter=counter), pipeline.times
-    frames, track_ids, fps, latency = 0, set(), None, None
     error: BaseException | None = None
-    with live_view as view, \
+    with _live_view(cfg) as view, contextlib.ExitStack() as outputs, \
             open_source(cfg["source"], live=cfg["live"], reconnect_timeout=cfg["reconnect_timeout"]) as source:
-        # dwell times in video time for files (as fast as they decode), in real time for cameras
-        video_time = isinstance(source, FileSource) and source.fps
-        sinks = open_sinks(cfg, pipeline.names, source.fps or 30.0, counter)
-        annotate = any(s.annotates for s in sinks)
+        events = open_camera_events(cfg, pipeline.names, source, outputs)
+        stream = Stream(cfg, pipeline, source, open_sinks(cfg, pipeline.names, source.fps or 30.0, counter), counter,
+                        events=events)
         LOG.info("tracking %s with %s%s", source.name, Path(cfg["model"]).name,
                  f" + {Path(cfg['reid']).name}" if cfg["reid"] else "")
-        start = last_log = done_at = time.monotonic()
+        last_log = stream.start
         try:
             for frame in source:
-                times.add("wait", time.monotonic() - done_at)  # blocked on the source: the camera is the bottleneck
-                tracks = pipeline.process(frame)
-                track_ids.update(tracks.ids.tolist())
-                if counter is not None:
-                    now = frame.index / source.fps if video_time else frame.timestamp
-                    counter.update(tracks, now, frame.image.shape[1::-1])
-                wanted = annotate or (view is not None and view.wants_frame())
-                annotated = annotator.draw(frame.image, tracks, fps, latency) if wanted else None
-                for sink in sinks:
-                    sink.write(frame, tracks, annotated)
-                if view is not None:
-                    view.publish(annotated, frame.captured_at,
-                                 functools.partial(live_figures, times, frames, fps, latency, tracks, track_ids, source, cfg, counter))
-                done_at = time.monotonic()
-                times.add("capture_to_output", done_at - frame.timestamp)
-                frames, latency = frames + 1, 1000 * (done_at - frame.timestamp)
-                fps = frames / max(done_at - start, 1e-9)
-                if cfg["log_every"] and done_at - last_log >= cfg["log_every"]:
-                    last_log = done_at
-                    LOG.info("%d frames  %.1f FPS  latency %.0f ms  %d tracks", frames, fps, latency, len(tracks))
-                if (cfg["max_frames"] and frames >= cfg["max_frames"]) or any(getattr(s, "stopped", False) for s in sinks):
+                tracks = stream.step(frame, view)
+                if cfg["log_every"] and stream.done_at - last_log >= cfg["log_every"]:
+                    last_log = stream.done_at
+                    LOG.info("%d frames  %.1f FPS  latency %.0f ms  %d tracks", stream.frames, stream.fps,
+                             stream.latency, len(tracks))
+                if stream.stopped:
                     break
         except KeyboardInterrupt:
-            LOG.info("stopped after %d frames", frames)
+            LOG.info("stopped after %d frames", stream.frames)
         except BaseException as err:
             error = err
             raise
         finally:
-            for sink in sinks:
-                sink.close(error)
-        elapsed = time.monotonic() - start
-    report = {
-        "frames": frames,
-        "fps": round(frames / elapsed, 2) if frames else 0.0,
-        "latency_ms_p50": times.ms("capture_to_output"),
-        "latency_ms_p95": times.ms("capture_to_output", 95),
-        **{f"{stage}_ms_p50": times.ms(stage) for stage in STAGES if times.samples[stage]},
-        "wait_ms_p50": times.ms("wait"),
-        "dropped": source.dropped,
-        "reconnects": source.reconnects,
-        "tracks": len(track_ids),
-        "thresholds": pipeline.thresholds,
-        "artifacts": {k: str(cfg[k]) for k in ("save", "mot", "jsonl") if cfg[k] and cfg[k] != "-"},
-    }
-    if counter is not None:
-        report["counts"] = counter.summary()
+            stream.close(error)
+        elapsed = time.monotonic() - stream.start
+    report = {**stream.report(elapsed),
+              "artifacts": {k: str(cfg[k]) for k in ("save", "mot", "jsonl") if cfg[k] and cfg[k] != "-"}}
     log_report(report)
     return report
 
 
-def live_figures(times: StageTimes, frames: int, fps: float | None, latency: float | None, tracks, track_ids: set,
-                 source, cfg: Mapping[str, Any], counter) -> dict[str, Any]:
-    """What the live view shows: the run's figures so far, stage latencies over the last 100 frames."""
-    recent = {s: round(1000 * float(np.median(times.samples[s][-100:])), 2) for s in STAGES if times.samples[s]}
-    return {"frames": frames, "fps": round(fps, 2) if fps else None, "latency_ms": latency and round(latency, 1),
-            "stages_ms": recent, "tracks_now": len(tracks), "tracks": len(track_ids), "dropped": source.dropped,
-            "source": source.name, "model": Path(cfg["model"]).name,
-            "counts": counter.report() if counter is not None else None}
+def _live_view(cfg: Mapping[str, Any]):
+    """The live view's context (it yields the view), or one that yields None without `serve`."""
+    if not cfg["serve"]:
+        return contextlib.nullcontext()
+    from edgecnn.runtime.web import open_live_view  # http.server and the page load only for a live view
+
+    return open_live_view(cfg)
 
 
 def log_report(report: Mapping[str, Any]) -> None:

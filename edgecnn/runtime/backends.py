@@ -1,9 +1,10 @@
 """Run an exported model: ONNX Runtime or a TFLite interpreter behind one interface.
 
 `load_backend(path)` reads the artifact's own metadata (class names, input size, normalization,
-strides, task), so the device needs nothing else. `Backend.predict` takes letterboxed uint8 RGB
-images (N, H, W, 3) and returns float32 outputs by name; it applies the normalization and the
-int8/uint8 (de)quantization the artifact's tensors ask for. numpy only: no torch, no TensorFlow.
+strides, task), or an Ultralytics ONNX / .tflite's own (`ultralytics_layout`), so the device needs
+nothing else. `Backend.predict` takes letterboxed uint8 RGB images (N, H, W, 3) and returns
+float32 outputs by name; it applies the normalization and the int8/uint8 (de)quantization the
+artifact's tensors ask for. numpy only: no torch, no TensorFlow.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from edgecnn.runtime import ultralytics_layout
+from edgecnn.runtime.preprocess import PAD_VALUE
 
-OUTPUTS = {"detect": ("boxes", "scores"), "classify": ("logits",), "embed": ("embedding",)}
+OUTPUTS = {"detect": ("boxes", "scores"), "classify": ("logits",), "embed": ("embedding",),
+           "segment": ("segmentation",)}  # segment: NHWC logits or NHW class ids (runtime.segmenter)
 META_KEY = "edgecnn"  # name of the TFLite metadata entry; prefix-free keys in ONNX metadata_props
 REQUIRED_META = ("task", "names", "input_size", "mean", "std")
 TFLITE_IDENTIFIER = b"TFL3"
@@ -131,9 +134,10 @@ class TFLiteBackend(Backend):
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         data = Path(path).read_bytes()
         entries = read_tflite_metadata(data, path)
-        if META_KEY not in entries:
-            raise ValueError(f"{path}: no '{META_KEY}' metadata entry; export the model with `edgecnn export format=tflite`")
-        meta = json.loads(entries[META_KEY].decode("utf-8"))
+        ultralytics = None if META_KEY in entries else ultralytics_layout.tflite_metadata(data, Path(path))
+        if META_KEY not in entries and ultralytics is None:
+            raise ValueError(f"{path}: no '{META_KEY}' metadata entry nor Ultralytics metadata; export the model with "
+                             "`edgecnn export format=tflite`")
         interpreter_cls = tflite_interpreter_class()
         try:
             self.interpreter = interpreter_cls(model_content=data, num_threads=threads)
@@ -141,9 +145,22 @@ class TFLiteBackend(Backend):
         except (RuntimeError, ValueError) as err:
             raise ValueError(f"{path}: the TFLite interpreter cannot load it ({err})") from err
         self.input = self.interpreter.get_input_details()[0]
+        self.layout = None
+        if ultralytics is not None:
+            output_details = self.interpreter.get_output_details()
+            self.layout = ultralytics_layout.from_tflite(ultralytics, self.input, self.interpreter.get_tensor_details(),
+                                                         output_details, Path(path))
+            meta = self.layout.meta
+        else:
+            meta = json.loads(entries[META_KEY].decode("utf-8"))
         super().__init__(path, meta, int(self.input["shape"][0]))
-        self.outputs = self._output_details(meta.get("outputs", {}))
         self._input_lut = self._make_input_lut()
+        if self.layout:
+            self.outputs = {"output": output_details[0]}
+            grey = np.full((self.batch, *self.input_size, 3), PAD_VALUE, np.uint8)
+            self.layout.box_units(self._invoke(grey)["output"])
+        else:
+            self.outputs = self._output_details(meta.get("outputs", {}))
 
     def _output_details(self, tensor_names: dict[str, str]) -> dict[str, dict]:
         details = {d["name"]: d for d in self.interpreter.get_output_details()}
@@ -167,16 +184,23 @@ class TFLiteBackend(Backend):
             x = self.normalize(images)
         else:
             x = np.stack([self._input_lut[c][images[..., c]] for c in range(3)], axis=-1)
+        if self.layout and self.layout.nchw:
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         self.interpreter.set_tensor(self.input["index"], x)
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        out = self._invoke(images)
+        return self.layout.to_contract(out["output"]) if self.layout else out
+
+    def _invoke(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """The model's outputs by our name, dequantized."""
         self._set_input(images)
         self.interpreter.invoke()
         out = {}
         for name, detail in self.outputs.items():
             value = self.interpreter.get_tensor(detail["index"])
-            if np.issubdtype(detail["dtype"], np.integer):
-                scale, zero = detail["quantization"]
+            scale, zero = detail["quantization"]
+            if np.issubdtype(detail["dtype"], np.integer) and scale:  # class ids (argmax) have no scale
                 value = (value.astype(np.float32) - zero) * scale
             out[name] = value
         return out

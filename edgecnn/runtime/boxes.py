@@ -17,6 +17,11 @@ def xyxy_to_tlwh(xyxy: np.ndarray) -> np.ndarray:
     return np.concatenate([xyxy[:, 0:2], xyxy[:, 2:4] - xyxy[:, 0:2]], axis=1)
 
 
+def xyxy_to_cxcywh(xyxy: np.ndarray) -> np.ndarray:
+    """Boxes along the last axis (N, 4) or batched (..., N, 4)."""
+    return np.concatenate([(xyxy[..., 0:2] + xyxy[..., 2:4]) / 2, xyxy[..., 2:4] - xyxy[..., 0:2]], axis=-1)
+
+
 def cxcywh_to_xyxy(cxcywh: np.ndarray) -> np.ndarray:
     """Boxes along the last axis (N, 4) or batched (..., N, 4)."""
     half = cxcywh[..., 2:4] / 2

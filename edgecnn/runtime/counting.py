@@ -19,11 +19,13 @@ pixels otherwise (they may lie outside the frame)::
     zones:
       - name: counter
         points: [[0.1, 0.6], [0.4, 0.6], [0.4, 1.0], [0.1, 1.0]]
+        dwell: 30                  # optional, zones: a `dwell` event when a visit passes 30 s
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -37,7 +39,10 @@ if TYPE_CHECKING:
     from edgecnn.runtime.tracker import Tracks
 
 DEFAULT_BAND = 6.0  # pixels: above a detector's frame-to-frame jitter of a standing person's feet
-ENTRY_KEYS = {"name", "points", "classes", "band"}
+ENTRY_KEYS = {"name", "points", "classes", "band", "dwell"}
+# a zone summary's per-track dwell keeps the tracks alive plus this many deleted ones: a day of a
+# busy door is thousands of tracks; the last hundred show who came lately, the running sums the rest
+RECENT_TRACKS = 100
 
 
 @dataclass
@@ -49,6 +54,7 @@ class Region:
     points: np.ndarray  # (P, 2) float, as given
     classes: tuple[int, ...] | None
     band: float
+    dwell: float | None = None  # zones: seconds after which a visit raises a `dwell` event
     pixels: np.ndarray | None = None
 
     def fit(self, width: int, height: int) -> None:
@@ -113,9 +119,17 @@ class LineCount:
 
 @dataclass
 class ZoneCount:
+    """A zone's occupancy, visits and dwell. Memory stays bounded however long the site runs: the
+    per-track detail covers the tracks alive now and the `RECENT_TRACKS` last deleted ones; the
+    run's figures over all tracks (count, total, max) are running sums."""
+
     region: Region
     entered: dict[int, float] = field(default_factory=dict)  # track inside → time it entered
-    dwell: dict[int, float] = field(default_factory=dict)  # track → seconds inside, finished visits
+    dwell: dict[int, float] = field(default_factory=dict)  # live track → seconds inside, finished visits
+    finished: deque = field(default_factory=lambda: deque(maxlen=RECENT_TRACKS))  # (track, seconds), deleted
+    tracks: int = 0  # deleted tracks that visited: their dwell is in dwell_total / dwell_max
+    dwell_total: float = 0.0
+    dwell_max: float = 0.0
     visits: int = 0
     occupancy_max: int = 0
 
@@ -137,23 +151,32 @@ class ZoneCount:
         self.dwell[tid] = self.dwell.get(tid, 0.0) + now - self.entered.pop(tid)
 
     def forget(self, gone: dict[int, float]) -> None:
-        """Tracks the tracker has deleted leave at the time they were last seen."""
+        """Tracks the tracker has deleted leave at the time they were last seen; their dwell moves
+        into the running figures and the window of recent tracks."""
         for tid in set(gone) & set(self.entered):
             self._leave(tid, gone[tid])
+        for tid in sorted(set(gone) & set(self.dwell)):
+            seconds = self.dwell.pop(tid)
+            self.tracks, self.dwell_total = self.tracks + 1, self.dwell_total + seconds
+            self.dwell_max = max(self.dwell_max, seconds)
+            self.finished.append((tid, seconds))
 
     def report(self, now: float) -> dict[str, Any]:
         inside = {tid: round(self.dwell.get(tid, 0.0) + now - t, 2) for tid, t in self.entered.items()}
         return {"occupancy": len(inside), "dwell_s": inside}
 
     def summary(self, now: float) -> dict[str, Any]:
-        total = {tid: self.dwell.get(tid, 0.0) for tid in {*self.dwell, *self.entered}}
+        """Mean and max dwell per track over the whole run; `dwell_s` per track for the tracks alive
+        and the last `RECENT_TRACKS` deleted ones."""
+        live = {tid: self.dwell.get(tid, 0.0) for tid in {*self.dwell, *self.entered}}
         for tid, t in self.entered.items():
-            total[tid] += now - t
-        values = list(total.values())
+            live[tid] += now - t
+        tracks = self.tracks + len(live)
+        detail = {**dict(self.finished), **live}
         return {"occupancy": len(self.entered), "occupancy_max": self.occupancy_max, "visits": self.visits,
-                "dwell_s_mean": round(float(np.mean(values)), 2) if values else None,
-                "dwell_s_max": round(max(values), 2) if values else None,
-                "dwell_s": {str(tid): round(v, 2) for tid, v in sorted(total.items())}}
+                "dwell_s_mean": round((self.dwell_total + sum(live.values())) / tracks, 2) if tracks else None,
+                "dwell_s_max": round(max([self.dwell_max, *live.values()]), 2) if tracks else None,
+                "dwell_s": {str(tid): round(v, 2) for tid, v in sorted(detail.items())}}
 
 
 class Counter:
@@ -223,11 +246,13 @@ def open_counter(cfg: Mapping[str, Any], names: Sequence[str]) -> Counter | None
 # --------------------------------------------------------------------------- the counts file
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML file as plain Python values, with OpenCV's YAML 1.0 reader (no code runs from it)."""
+def read_yaml(path: Path, expected: str = "a mapping with 'lines:' and/or 'zones:'",
+              kind: str = "counts file") -> dict[str, Any]:
+    """A YAML file as plain Python values, with OpenCV's YAML 1.0 reader (no code runs from it);
+    `expected` says what the top level must be, `kind` what the file is (both for errors)."""
     if not path.is_file():
-        raise FileNotFoundError(f"counts file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+        raise FileNotFoundError(f"{kind} not found: {path}")
+    text = "\n".join(without_comment(line) for line in path.read_text(encoding="utf-8").splitlines())
     if not text.lstrip().startswith("%YAML"):
         text = "%YAML:1.0\n" + text  # OpenCV wants the directive; lines shift by one in its errors
     try:
@@ -237,8 +262,23 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not valid YAML ({str(cause).strip().splitlines()[-1]})") from None
     root = storage.root()
     if root.empty() or not root.isMap():
-        raise ValueError(f"{path}: expected a mapping with 'lines:' and/or 'zones:'")
+        raise ValueError(f"{path}: expected {expected}")
     return _node_value(root)
+
+
+def without_comment(line: str) -> str:
+    """`line` without its `# comment`: OpenCV keeps a comment that follows a plain value as part of
+    the value (`fps: 5  # at most` reads as the text "5  # at most"). A `#` inside quotes, or not
+    after a space, is text."""
+    quote = None
+    for i, char in enumerate(line):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i].rstrip()
+    return line
 
 
 def _node_value(node) -> Any:
@@ -296,6 +336,10 @@ def parse_entry(entry: Any, kind: str, where: str, names: Sequence[str]) -> Regi
     band = entry.get("band", DEFAULT_BAND)
     if not isinstance(band, (int, float)) or band < 0:
         raise ValueError(f"{where}: band must be a number of pixels >= 0, got {band!r}")
+    dwell = entry.get("dwell")
+    if dwell is not None and (kind != "zone" or not isinstance(dwell, (int, float)) or dwell <= 0):
+        raise ValueError(f"{where}: dwell is a zone's limit in seconds > 0, got {dwell!r}"
+                         + ("" if kind == "zone" else " on a line"))
     classes = entry.get("classes")
     if classes is not None:
         from edgecnn.runtime.detector import class_ids
@@ -304,4 +348,4 @@ def parse_entry(entry: Any, kind: str, where: str, names: Sequence[str]) -> Regi
             classes = class_ids(classes if isinstance(classes, list) else [classes], list(names))
         except ConfigError as err:
             raise ValueError(f"{where}: {err}") from None
-    return Region(name, kind, points, classes, float(band))
+    return Region(name, kind, points, classes, float(band), None if dwell is None else float(dwell))

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 COLUMNS = ("frame", "id", "left", "top", "width", "height", "conf", "x", "y", "z")
 
 
+def stack_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """(N, 10) MOT rows of a list of (n_i, 10) blocks; an empty list gives (0, 10)."""
+    return np.concatenate(rows) if rows else np.empty((0, len(COLUMNS)))
+
+
 def read_mot(path: str | os.PathLike, min_confidence: float | None = None) -> np.ndarray:
     """Read a MOTChallenge file into an (N, 10) float64 array, padding short rows with -1.
 

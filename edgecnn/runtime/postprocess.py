@@ -1,7 +1,7 @@
 """Detector post-processing in numpy: anchors, ltrb decoding, confidence filter, class-aware NMS.
 
 The model outputs `boxes (B, A, 4)` as left/top/right/bottom distances in stride units and
-`scores (B, A, C)` as probabilities (see DEVELOPERS.md, "Model outputs"); everything here works
+`scores (B, A, C)` as probabilities (the model output contract: edgecnn/models/__init__.py); everything here works
 in model-input pixels. NMS is OpenCV's `cv2.dnn.NMSBoxesBatched` (C++, per class).
 """
 
@@ -20,7 +20,9 @@ MAX_NMS_CANDIDATES = 30000  # boxes entering NMS per image, best scores first
 
 @dataclass
 class Detections:
-    """Detections of one image: `xyxy (N, 4)` float32 pixels, `scores (N,)`, `classes (N,)` int."""
+    """Detections of one image, the record from the detector to the tracker: `xyxy (N, 4)` float
+    pixels (float32 from the detector, float64 from a MOT det.txt), `scores (N,)`, `classes (N,)` int
+    (-1 without classes)."""
 
     xyxy: np.ndarray
     scores: np.ndarray
@@ -32,6 +34,24 @@ class Detections:
     @classmethod
     def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+    @classmethod
+    def of(cls, xyxy: np.ndarray, scores: np.ndarray | None = None, classes: np.ndarray | None = None) -> Detections:
+        """From arrays of boxes and, optionally, scores (default 1) and class ids (default -1)."""
+        xyxy = np.asarray(xyxy).reshape(-1, 4)
+        n = len(xyxy)
+        scores = np.ones(n) if scores is None else np.asarray(scores).reshape(n)
+        classes = np.full(n, -1) if classes is None else np.asarray(classes).astype(int).reshape(n)
+        return cls(xyxy, scores, classes)
+
+    def has_area(self) -> np.ndarray:
+        """(N,) bool: the box is at least a pixel wide and high. Boxes clipped to nothing (they lay
+        in the letterbox padding) have no extent to track and no aspect ratio for a Kalman state."""
+        return (self.xyxy[:, 2:] - self.xyxy[:, :2] >= 1).all(axis=1)
+
+    def select(self, keep: np.ndarray) -> Detections:
+        """The detections where the (N,) mask or index array `keep` selects."""
+        return Detections(self.xyxy[keep], self.scores[keep], self.classes[keep])
 
 
 @lru_cache(maxsize=16)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-EMBEDDING_DIM = 128  # the embedder's output width (DEVELOPERS.md, model outputs)
+EMBEDDING_DIM = 128  # the embedder's output width (edgecnn/models/__init__.py, model outputs)
 
 
 class ReidEncoder:

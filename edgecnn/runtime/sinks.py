@@ -1,6 +1,7 @@
 """Where tracking results go: a window, an annotated video, MOTChallenge text, JSON lines.
 
-Every sink has `write(frame, tracks, fps)` and `close()`. Files appear only when complete:
+Every sink has `write(frame, tracks, annotated)` (a frame's `tracker.Tracks`, and the frame drawn
+by `Annotator` when a sink `annotates`) and `close(error=None)`. Files appear only when complete:
 the video is written to a temporary file that replaces the target at close, MOT results are
 written at close; JSON lines stream (one flushed line per frame, so a consumer can follow).
 """
@@ -21,7 +22,7 @@ import numpy as np
 
 from edgecnn.fileio import atomic_path
 from edgecnn.runtime.counting import Counter
-from edgecnn.runtime.mot import result_rows, write_mot
+from edgecnn.runtime.mot import result_rows, stack_rows, write_mot
 from edgecnn.runtime.sources import Frame
 from edgecnn.runtime.tracker import Tracks
 
@@ -194,7 +195,7 @@ class MotSink(Sink):
             self._rows.append(result_rows(self._frame, tracks))
 
     def close(self, error: BaseException | None = None) -> None:
-        write_mot(self.path, np.concatenate(self._rows) if self._rows else np.zeros((0, 10)))
+        write_mot(self.path, stack_rows(self._rows))
 
 
 class JsonlSink(Sink):
@@ -229,3 +230,13 @@ class JsonlSink(Sink):
     def close(self, error: BaseException | None = None) -> None:
         if self._file is not sys.stdout:
             self._file.close()
+
+
+class SegmentJsonlSink(JsonlSink):
+    """The segmentation app's JSON lines: per frame, each class's share of the frame (`areas`, summing
+    to 1) and, per zone, each class's share of the zone (`zones`)."""
+
+    def write(self, frame: Frame, result, annotated: np.ndarray | None) -> None:
+        record = {"frame": frame.index, "time": round(frame.captured_at, 3), "areas": result.areas, "zones": result.zones}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()

@@ -78,18 +78,36 @@ def csi_pipeline(sensor_id: int = 0, capture: tuple[int, int, int] = (1280, 720,
 
 
 class Source:
-    """Iterate over frames; `read()` returns None at the end. Use as a context manager."""
+    """Iterate over frames; `read()` returns None at the end. Use as a context manager.
+
+    Several sources served by one thread (runtime/site.py) share one `ready` event, which each
+    sets when it has a new frame, and take frames with `poll()`, which never waits.
+    """
 
     live = False
 
-    def __init__(self, name: str, fps: float | None):
+    def __init__(self, name: str, fps: float | None, ready: threading.Event | None = None):
         self.name = name
         self.fps = fps  # the rate the source reports, None when unknown
         self.dropped = 0  # live frames replaced by a newer one before anyone read them
         self.reconnects = 0
+        self.ready = ready
+
+    @property
+    def state(self) -> str:
+        """"up", "reconnecting" (a live source between a drop and its reopening) or "ended"."""
+        raise NotImplementedError
 
     def read(self) -> Frame | None:
         raise NotImplementedError
+
+    def poll(self) -> Frame | None:
+        """The next frame if one is waiting, else None at once (`state` tells an ended source)."""
+        raise NotImplementedError
+
+    def _signal(self) -> None:
+        if self.ready is not None:
+            self.ready.set()
 
     def close(self) -> None:
         raise NotImplementedError
@@ -112,8 +130,9 @@ class FileSource(Source):
     time a decoded frame waits in the prefetch queue is not latency a camera would see.
     """
 
-    def __init__(self, name: str, capture: Capture, fps: float | None, prefetch: int = 4):
-        super().__init__(name, fps)
+    def __init__(self, name: str, capture: Capture, fps: float | None, prefetch: int = 4,
+                 ready: threading.Event | None = None):
+        super().__init__(name, fps, ready)
         self._capture = capture
         self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
         self._stop = threading.Event()
@@ -137,14 +156,29 @@ class FileSource(Source):
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
+                self._signal()
                 return
             except queue.Full:
                 continue
 
+    @property
+    def state(self) -> str:
+        return "ended" if self._stop.is_set() else "up"
+
     def read(self) -> Frame | None:
         if self._stop.is_set():
             return None
-        frame = self._queue.get()
+        return self._taken(self._queue.get())
+
+    def poll(self) -> Frame | None:
+        if self._stop.is_set():
+            return None
+        try:
+            return self._taken(self._queue.get_nowait())
+        except queue.Empty:
+            return None
+
+    def _taken(self, frame: Frame | None) -> Frame | None:
         if frame is None:
             self._stop.set()
             return None
@@ -159,20 +193,22 @@ class LiveSource(Source):
     """The newest frame of a camera or stream; reopens a dropped stream with exponential backoff.
 
     `reconnect_timeout` (seconds, 0 = forever) bounds how long a dropped stream may stay down
-    before `read()` raises SourceError; under systemd the service then restarts.
+    before `read()` raises SourceError; under systemd the service then restarts. Without a
+    `capture` (the camera was down when the app started) it starts by reconnecting.
     """
 
     live = True
 
-    def __init__(self, name: str, opener: Callable[[], Capture], capture: Capture, fps: float | None,
-                 reconnect: bool = True, reconnect_timeout: float = 60.0):
-        super().__init__(name, fps)
+    def __init__(self, name: str, opener: Callable[[], Capture], capture: Capture | None, fps: float | None,
+                 reconnect: bool = True, reconnect_timeout: float = 60.0, ready: threading.Event | None = None):
+        super().__init__(name, fps, ready)
         self._open = opener
         self._capture = capture
         self._reconnect = reconnect
         self._reconnect_timeout = reconnect_timeout
         self._latest: Frame | None = None
         self._ended = False
+        self._reconnecting = capture is None
         self._error: SourceError | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -182,6 +218,8 @@ class LiveSource(Source):
     def _grab(self) -> None:
         index = 0
         try:
+            if self._capture is None and not self._reopen(index):
+                return
             while not self._stop.is_set():
                 ok, image = self._capture.read()
                 if not ok or image is None:
@@ -195,17 +233,23 @@ class LiveSource(Source):
                     self.dropped += self._latest is not None
                     self._latest = frame
                     self._cond.notify_all()
+                self._signal()
         finally:
-            self._capture.release()
+            if self._capture is not None:
+                self._capture.release()
             with self._cond:
                 self._ended = True
                 self._cond.notify_all()
+            self._signal()
 
     def _reopen(self, frames_so_far: int) -> bool:
         """Try to reopen until it works, the timeout passes or the source is closed."""
         down_since = time.monotonic()
         delay, attempt = BACKOFF_START_S, 0
-        LOG.warning("%s dropped after %d frames; reconnecting", self.name, frames_so_far)
+        self._reconnecting = True
+        self._signal()  # whoever serves this source sees it go down now, not at its next frame
+        if self._capture is not None:
+            LOG.warning("%s dropped after %d frames; reconnecting", self.name, frames_so_far)
         while not self._stop.is_set():
             down = time.monotonic() - down_since
             if self._reconnect_timeout and down > self._reconnect_timeout:
@@ -225,17 +269,26 @@ class LiveSource(Source):
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             self.reconnects += 1
+            self._reconnecting = False
             LOG.warning("%s reconnected after %.2f s (attempt %d)", self.name, time.monotonic() - down_since, attempt)
             return True
         return False
+
+    @property
+    def state(self) -> str:
+        return "ended" if self._ended else "reconnecting" if self._reconnecting else "up"
 
     def read(self) -> Frame | None:
         """Wait for a frame newer than the last one returned; None once the source has ended."""
         with self._cond:
             while self._latest is None and not self._ended:
                 self._cond.wait()
+        return self.poll()
+
+    def poll(self) -> Frame | None:
+        with self._cond:
             frame, self._latest = self._latest, None
-        if frame is None and self._error is not None:
+        if frame is None and self._ended and self._error is not None:
             raise self._error
         return frame
 
@@ -341,11 +394,14 @@ def without_credentials(text: str) -> str:
     return re.sub(r"//[^/@\s]+@", "//***@", text)
 
 
-def open_source(spec: str | int, *, live: bool | None = None, reconnect_timeout: float = 60.0) -> Source:
+def open_source(spec: str | int, *, live: bool | None = None, reconnect_timeout: float = 60.0,
+                ready: threading.Event | None = None, wait_if_down: bool = False) -> Source:
     """Open `spec` (see the module docstring); a source that cannot open raises SourceError naming it.
 
     `live=True` on a file plays it at its own frame rate through the newest-frame-only reader,
     as a camera would deliver it; `live=False` on a stream reads every frame in order.
+    `wait_if_down=True`: a camera or stream that cannot open yet starts reconnecting instead (a
+    site keeps watching its other cameras); `ready` is set whenever the source has a frame.
     """
     kind = describe(spec)
     text = str(spec).strip()
@@ -378,13 +434,19 @@ def open_source(spec: str | int, *, live: bool | None = None, reconnect_timeout:
     else:
         opener = lambda: _video_capture(text, cv2.CAP_FFMPEG, name)  # noqa: E731
 
-    capture = opener()
+    is_live = kind != "file" if live is None else live
+    try:
+        capture = opener()
+    except SourceError as err:
+        if not (wait_if_down and is_live and kind != "file"):
+            raise
+        LOG.warning("%s; reconnecting", err)
+        return LiveSource(name, opener, None, None, reconnect_timeout=reconnect_timeout, ready=ready)
     fps = capture.get(cv2.CAP_PROP_FPS) if isinstance(capture, cv2.VideoCapture) else None
     fps = fps if fps and 0 < fps < 1000 else None
-    is_live = kind != "file" if live is None else live
     if not is_live:
-        return FileSource(name, capture, fps)
+        return FileSource(name, capture, fps, ready=ready)
     if kind == "file":
         paced = PacedCapture(capture, fps or 30.0)
-        return LiveSource(name, opener, paced, fps, reconnect=False)
-    return LiveSource(name, opener, capture, fps, reconnect=True, reconnect_timeout=reconnect_timeout)
+        return LiveSource(name, opener, paced, fps, reconnect=False, ready=ready)
+    return LiveSource(name, opener, capture, fps, reconnect=True, reconnect_timeout=reconnect_timeout, ready=ready)

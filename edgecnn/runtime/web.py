@@ -2,7 +2,10 @@
 
 `serve=127.0.0.1:8080` → http://127.0.0.1:8080/ (the page), `/stream.mjpg` (multipart JPEG,
 which browsers, VLC and ffmpeg read), `/figures.json` (FPS, stage latencies, tracks, counts).
-Nothing else is served. The standard library's ThreadingHTTPServer does it: the device has no
+A site (runtime/site.py) serves its grid instead: `/figures.json` has
+`{"cameras": {name: figures}}` and `/site.mjpg` carries every camera's JPEGs in one stream, each
+part naming its camera (`X-Camera`; one connection, as browsers allow six per host),
+`/stream.mjpg?camera=<name>` one camera's. Nothing else is served. The standard library's ThreadingHTTPServer does it: the device has no
 web framework, and one thread per client is what a few viewers of a camera need.
 
 The pipeline never waits for a viewer: while a stream is open the app annotates a frame at most
@@ -38,7 +41,7 @@ import cv2
 import numpy as np
 
 from edgecnn.config import ConfigError
-from edgecnn.runtime.web_page import PAGE
+from edgecnn.runtime.web_page import PAGE, SITE_PAGE
 
 LOG = logging.getLogger("edgecnn.web")
 TOKEN_ENV = "EDGECNN_TOKEN"
@@ -88,25 +91,28 @@ def check_bind(host: str, token: str | None) -> None:
 
 
 @contextmanager
-def open_live_view(cfg: Mapping[str, Any]) -> Iterator[LiveView]:
-    """The live view the app's keys (serve, token_file, serve_fps, serve_quality) ask for."""
+def open_live_view(cfg: Mapping[str, Any], cameras: list[str] | None = None) -> Iterator[LiveView]:
+    """The live view the app's keys (serve, token_file, serve_fps, serve_quality) ask for; with
+    `cameras`, the site's page of those cameras."""
     host, port = parse_bind(cfg["serve"])
-    view = LiveView(host, port, read_token(cfg["token_file"]), fps=cfg["serve_fps"], quality=cfg["serve_quality"])
+    view = LiveView(host, port, read_token(cfg["token_file"]), fps=cfg["serve_fps"], quality=cfg["serve_quality"],
+                    cameras=cameras)
     try:
         yield view
     finally:
         view.close()
 
 
-class LiveView:
-    """The HTTP server and its encoder; `publish(image, captured, figures)` once per frame."""
+class Channel:
+    """One camera's frames on the page: the newest annotated frame, its JPEG, its figures and its
+    encoder thread. The app's one camera is channel ""; a site's cameras are named. A view's
+    channels share one lock and one "new JPEG" condition, so a client can wait on them all."""
 
-    def __init__(self, host: str, port: int, token: str | None = None, fps: float = 10.0, quality: int = 75):
-        check_bind(host, token)
-        self.token, self.period, self.quality = token, 1.0 / fps, quality
-        self._lock = threading.Lock()
-        self._new_frame = threading.Condition(self._lock)  # wakes the encoder
-        self._new_jpeg = threading.Condition(self._lock)  # wakes the clients
+    def __init__(self, name: str, period: float, quality: int, lock: threading.Lock, new_jpeg: threading.Condition):
+        self.name, self.period, self.quality = name, period, quality
+        self._lock = lock  # the view's
+        self._new_frame = threading.Condition(lock)  # wakes the encoder
+        self._new_jpeg = new_jpeg  # wakes the clients (the view's, on the same lock)
         self._frame: np.ndarray | None = None  # newest annotated frame (never copied: the app makes a new one each time)
         self._frame_seq = 0
         self._captured = 0.0
@@ -119,32 +125,13 @@ class LiveView:
         self.streams = 0  # open stream connections
         self.sent = 0  # frames sent, all clients together
         self._stopped = False
-        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
-        try:
-            self.server = server_class((host, port), _handler(self))
-        except OSError as err:
-            raise ConfigError(f"serve={host}:{port}: cannot listen there ({err.strerror})") from None
-        self.server.daemon_threads = True
-        self.host, self.port = host, self.server.server_address[1]
-        self._threads = [threading.Thread(target=self.server.serve_forever, name="live-view-http", daemon=True),
-                         threading.Thread(target=self._encode, name="live-view-jpeg", daemon=True)]
-        for thread in self._threads:
-            thread.start()
-        LOG.info("live view on %s%s", self.url, "" if token is None else " (token required)")
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        self._thread = threading.Thread(target=self._encode, name=f"live-view-jpeg:{name}", daemon=True)
+        self._thread.start()
 
     def wants_frame(self) -> bool:
-        """A stream is open and the last frame was published at least a period ago: the app
-        annotates only the frames that will be sent."""
         return bool(self.streams) and time.monotonic() - self._published_at >= self.period
 
     def publish(self, image: np.ndarray | None, captured: float, figures: Callable[[], dict]) -> None:
-        """The newest annotated frame (captured at Unix time `captured`; None: only the figures);
-        `figures()` is called at most every FIGURES_EVERY seconds."""
         now = time.monotonic()
         refresh = now - self._figures_at >= FIGURES_EVERY
         values = figures() if refresh else None
@@ -158,15 +145,13 @@ class LiveView:
 
     def figures(self) -> dict[str, Any]:
         with self._lock:
-            return {**self._figures, "time": time.time(), "viewers": self.streams}
+            return {**self._figures, "viewers": self.streams}
 
-    def close(self) -> None:
+    def stop(self) -> None:
         with self._lock:
             self._stopped = True
             self._new_frame.notify_all()
             self._new_jpeg.notify_all()
-        self.server.shutdown()
-        self.server.server_close()
 
     def _encode(self) -> None:
         """Newest frame → JPEG, at most once per period, while a stream is open."""
@@ -189,13 +174,6 @@ class LiveView:
         with self._lock:
             self._new_jpeg.wait_for(lambda: self._stopped or self._jpeg_seq > after)
             return None if self._stopped else (self._jpeg, self._jpeg_seq, self._jpeg_captured)
-
-    def authorized(self, handler: BaseHTTPRequestHandler, query: dict[str, list[str]]) -> bool:
-        if self.token is None:
-            return True
-        header = handler.headers.get("Authorization", "")
-        given = header[7:] if header.startswith("Bearer ") else (query.get("token") or [""])[0]
-        return hmac.compare_digest(given.encode(), self.token.encode())
 
     def stream(self, handler: BaseHTTPRequestHandler) -> None:
         handler.connection.settimeout(WRITE_TIMEOUT)
@@ -221,6 +199,111 @@ class LiveView:
                 self.streams -= 1
 
 
+class LiveView:
+    """The HTTP server and one `Channel` per camera; `publish(image, captured, figures)` once per
+    frame. With `cameras` (a site), the page is the site's grid and `channel=` names the camera."""
+
+    def __init__(self, host: str, port: int, token: str | None = None, fps: float = 10.0, quality: int = 75,
+                 cameras: list[str] | None = None):
+        check_bind(host, token)
+        self.token, self.site = token, cameras is not None
+        lock = threading.Lock()
+        self._new_jpeg = threading.Condition(lock)
+        self.channels = {name: Channel(name, 1.0 / fps, quality, lock, self._new_jpeg)
+                         for name in (cameras if self.site else [""])}
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        try:
+            self.server = server_class((host, port), _handler(self))
+        except OSError as err:
+            self.close_channels()
+            raise ConfigError(f"serve={host}:{port}: cannot listen there ({err.strerror})") from None
+        self.server.daemon_threads = True
+        self.host, self.port = host, self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="live-view-http", daemon=True)
+        self._thread.start()
+        LOG.info("live view on %s%s", self.url, "" if token is None else " (token required)")
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    @property
+    def streams(self) -> int:
+        return sum(c.streams for c in self.channels.values())
+
+    @property
+    def sent(self) -> int:
+        return sum(c.sent for c in self.channels.values())
+
+    def wants_frame(self, channel: str = "") -> bool:
+        """A stream of `channel` is open and its last frame was published at least a period ago:
+        the app annotates only the frames that will be sent."""
+        return self.channels[channel].wants_frame()
+
+    def publish(self, image: np.ndarray | None, captured: float, figures: Callable[[], dict], channel: str = "") -> None:
+        """The newest annotated frame (captured at Unix time `captured`; None: only the figures);
+        `figures()` is called at most every FIGURES_EVERY seconds."""
+        self.channels[channel].publish(image, captured, figures)
+
+    def figures(self) -> dict[str, Any]:
+        """The app's figures, or a site's: {"cameras": {name: figures}}; with the time and viewers."""
+        if not self.site:
+            return {**self.channels[""].figures(), "time": time.time()}
+        return {"cameras": {name: c.figures() for name, c in self.channels.items()}, "time": time.time(),
+                "viewers": self.streams}
+
+    def stream_site(self, handler: BaseHTTPRequestHandler) -> None:
+        """Every camera's newest JPEGs in one multipart stream, each part with its `X-Camera`."""
+        handler.connection.settimeout(WRITE_TIMEOUT)
+        handler.send_response(HTTPStatus.OK)
+        handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        handler.send_header("Cache-Control", "no-store")
+        handler.end_headers()
+        channels = list(self.channels.values())
+        with self._new_jpeg:
+            for channel in channels:
+                channel.streams += 1
+                channel._new_frame.notify()
+            seqs = {c.name: c._jpeg_seq for c in channels}
+        try:
+            while True:
+                with self._new_jpeg:
+                    self._new_jpeg.wait_for(lambda: channels[0]._stopped or any(c._jpeg_seq > seqs[c.name] for c in channels))  # noqa: B023
+                    if channels[0]._stopped:
+                        return
+                    fresh = [(c, c._jpeg, c._jpeg_captured) for c in channels if c._jpeg_seq > seqs[c.name]]
+                    seqs.update({c.name: c._jpeg_seq for c, _, _ in fresh})
+                for channel, jpeg, captured in fresh:
+                    handler.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+                                        f"X-Captured: {captured:.4f}\r\nX-Camera: {channel.name}\r\n\r\n".encode()
+                                        + jpeg + b"\r\n")
+                    channel.sent += 1
+                handler.wfile.flush()
+        except (OSError, socket.timeout):
+            pass  # as in Channel.stream: a slow client skips frames and never blocks the pipeline
+        finally:
+            with self._new_jpeg:
+                for channel in channels:
+                    channel.streams -= 1
+
+    def close_channels(self) -> None:
+        for channel in self.channels.values():
+            channel.stop()
+
+    def close(self) -> None:
+        self.close_channels()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def authorized(self, handler: BaseHTTPRequestHandler, query: dict[str, list[str]]) -> bool:
+        if self.token is None:
+            return True
+        header = handler.headers.get("Authorization", "")
+        given = header[7:] if header.startswith("Bearer ") else (query.get("token") or [""])[0]
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+
 class _IPv6Server(ThreadingHTTPServer):
     address_family = socket.AF_INET6
 
@@ -241,13 +324,16 @@ def _handler(view: LiveView) -> type[BaseHTTPRequestHandler]:
             return False
 
         def do_GET(self) -> None:
-            path = urlsplit(self.path).path
+            parts = urlsplit(self.path)
+            path, camera = parts.path, (parse_qs(parts.query).get("camera") or [""])[0]
             if path in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
+                self._send(HTTPStatus.OK, (SITE_PAGE if view.site else PAGE).encode(), "text/html; charset=utf-8")
             elif path == "/figures.json":
                 self._send(HTTPStatus.OK, json.dumps(view.figures()).encode(), "application/json")
-            elif path == "/stream.mjpg":
-                view.stream(self)
+            elif path == "/stream.mjpg" and camera in view.channels:
+                view.channels[camera].stream(self)
+            elif path == "/site.mjpg" and view.site:
+                view.stream_site(self)
             else:
                 self._send(HTTPStatus.NOT_FOUND, b"404 not found\n", "text/plain; charset=utf-8")
 

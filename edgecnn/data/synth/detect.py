@@ -13,6 +13,8 @@ import numpy as np
 
 from edgecnn.data import scene
 from edgecnn.data.scene import CLASSES, Layer
+from edgecnn.data.yolo import format_labels
+from edgecnn.runtime.boxes import xyxy_to_cxcywh
 from edgecnn.data.synth.dataset import GENERATOR_VERSION, MIN_BOX_PX, MIN_VISIBILITY, build_dataset, image_rng, progress
 
 
@@ -22,11 +24,10 @@ def detect_frame_size(rng: np.random.Generator, imgsz: int) -> tuple[int, int]:
     return (imgsz, round(imgsz / ratio)) if ratio > 1 else (round(imgsz * ratio), imgsz)
 
 
-def synth_detect_image(rng: np.random.Generator, imgsz: int,
-                       names: tuple[str, ...] = CLASSES) -> tuple[np.ndarray, np.ndarray]:
-    """One BGR image and its labels (N, 5) float32 [cls, cx, cy, w, h] normalized, `cls` indexing `names`."""
-    h, w = detect_frame_size(rng, imgsz)
-    background, _ = scene.render_background(rng, h, w)
+def scene_layers(rng: np.random.Generator, h: int, w: int,
+                 names: tuple[str, ...] = CLASSES) -> tuple[list[Layer], list[int]]:
+    """0 to 8 objects of random classes of `names`, sizes and places, in depth order, with occluders
+    among them: the layers to compose and each object's class (an index into `names`, by `Layer.owner`)."""
     count = 0 if rng.random() < 0.05 else int(rng.integers(1, 9))
     layers, classes = [], []
     for index in range(count):
@@ -43,6 +44,15 @@ def synth_detect_image(rng: np.random.Generator, imgsz: int,
     for _ in range(int(rng.integers(1, 3)) if rng.random() < 0.3 else 0):
         patch, mask, x, y = scene.render_occluder(rng, h, w)
         layers.insert(int(rng.integers(len(layers) // 2, len(layers) + 1)), Layer(patch, mask, x, y, -2))
+    return layers, classes
+
+
+def synth_detect_image(rng: np.random.Generator, imgsz: int,
+                       names: tuple[str, ...] = CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """One BGR image and its labels (N, 5) float32 [cls, cx, cy, w, h] normalized, `cls` indexing `names`."""
+    h, w = detect_frame_size(rng, imgsz)
+    background, _ = scene.render_background(rng, h, w)
+    layers, classes = scene_layers(rng, h, w, names)
     while True:  # hidden objects leave the scene; removing one only uncovers others
         frame = background.copy()
         visible = scene.visible_boxes(scene.compose(frame, layers), layers)
@@ -52,13 +62,11 @@ def synth_detect_image(rng: np.random.Generator, imgsz: int,
             break
         layers = [layer for layer in layers if layer.owner not in hidden]
     frame = scene.apply_lighting(frame, scene.sample_lighting(rng), rng)
-    labels = [[classes[k], (box[0] + box[2]) / 2 / w, (box[1] + box[3]) / 2 / h, (box[2] - box[0]) / w, (box[3] - box[1]) / h]
-              for k, (box, _) in sorted(visible.items())]
-    return frame, np.asarray(labels, np.float32).reshape(-1, 5)
-
-
-def format_labels(labels: np.ndarray) -> str:
-    return "".join(f"{int(c)} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}\n" for c, cx, cy, bw, bh in labels)
+    order = sorted(visible)
+    boxes = np.array([visible[k][0] for k in order], np.float64).reshape(-1, 4)
+    labels = np.concatenate([np.array([classes[k] for k in order], np.float64)[:, None],
+                             xyxy_to_cxcywh(boxes) / [w, h, w, h]], axis=1)
+    return frame, labels.astype(np.float32)
 
 
 def synth_detect(out: str | os.PathLike, n: int = 800, imgsz: int = 320, seed: int = 0, val: int | None = None,
