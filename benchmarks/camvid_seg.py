@@ -1,6 +1,6 @@
 """CamVid (11 classes, 480x360) semantic segmentation from scratch: train, then mIoU on val at full size.
 
-    python benchmarks/camvid_seg.py [--model lraspp-mnv3s] [--epochs 20] [--crop 240 320] [--batch 8]
+    PYTHONPATH=. python benchmarks/camvid_seg.py [--model lraspp-mnv3s] [--epochs 20] [--crop 240 320] [--batch 8]
                                     [--camvid ../shared/data/camvid] [--device auto]
 
 Writes a `task: segment` data.yaml for the CamVid folder at run time (the data is never copied),
@@ -19,9 +19,10 @@ import logging
 import time
 from pathlib import Path
 
+from common import OUT, run_command
+
 from edgecnn.fileio import atomic_write_json
 
-OUT = Path("runs/benchmarks")
 CAMVID = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "camvid"
 NAMES = ("sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car", "pedestrian", "bicyclist")
 IGNORE = 11
@@ -36,19 +37,12 @@ def camvid_yaml(camvid: Path, out: Path) -> Path:
 
 
 def train(data: Path, out: Path, args) -> dict:
-    from edgecnn.commands import train as command
-
     keys = {"data": str(data), "out": str(out), "model": args.model, "imgsz": [360, 480], "crop": list(args.crop),
-            "epochs": args.epochs, "batch": args.batch, "lr0": args.lr0, "warmup_epochs": 1.0, "patience": 0,
+            "epochs": args.epochs, "batch": args.batch, "lr0": args.lr0, "patience": 0,
             "class_weights": "auto", "device": args.device, "workers": args.workers, "plots": True,
-            "resume": (out / "last.pt").is_file()}
-    return command.run(command.KEYS.resolve(keys, "camvid_seg"))
-
-
-def validate(best: Path, data: Path) -> dict:
-    from edgecnn.commands import val as command
-
-    return command.run(command.KEYS.resolve({"model": str(best), "data": str(data)}, "camvid_seg"))
+            "resume": (out / "last.pt").is_file(), "weights": args.weights,
+            "warmup_epochs": 0.0 if args.weights else 1.0}
+    return run_command("train", keys)
 
 
 def main() -> None:
@@ -59,6 +53,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr0", type=float, default=0.002)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--weights", help="continue from this best.pt (a second, lower-lr stage; no warmup)")
+    parser.add_argument("--name", help="the run's folder and JSON name (default: the model)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--camvid", type=Path, default=CAMVID)
     args = parser.parse_args()
@@ -66,14 +62,16 @@ def main() -> None:
     if not (args.camvid / "images" / "train").is_dir():
         print(f"camvid_seg: skipped, no CamVid at {args.camvid} (see ../shared/data/README.md)")
         return
-    out = OUT / "camvid_seg" / args.model
+    name = args.name or args.model
+    out = OUT / "camvid_seg" / name
     out.mkdir(parents=True, exist_ok=True)
     data = camvid_yaml(args.camvid, out)
     start = time.perf_counter()
     summary = train(data, out, args)
-    scores = validate(out / "best.pt", data)
+    scores = run_command("val", {"model": str(out / "best.pt"), "data": str(data)})
     history = json.loads((out / "results.json").read_text())["history"]
-    record = {"model": args.model, "dataset": "CamVid val (101 frames, 480x360, 11 classes, 11 ignored)",
+    record = {"model": args.model, "weights": args.weights, "lr0": args.lr0,
+              "dataset": "CamVid val (101 frames, 480x360, 11 classes, 11 ignored)",
               "from_scratch": True, "train": {"imgsz": [360, 480], "crop": list(args.crop), "batch": args.batch,
                                                "epochs_planned": args.epochs, "epochs_run": len(history),
                                                "best_epoch": summary.get("best_epoch"),
@@ -81,8 +79,8 @@ def main() -> None:
                                                "wall_s_this_call": round(time.perf_counter() - start, 1)},
               "val": {k: scores[k] for k in ("mIoU", "pixel_acc", "mean_acc", "iou", "latency_ms_p50")},
               "history": [{"epoch": r["epoch"], "mIoU": r.get("val/mIoU"), "time_s": r["time_s"]} for r in history]}
-    atomic_write_json(OUT / f"camvid_seg_{args.model}.json", record)
-    print(f"{args.model}: CamVid val mIoU {100 * scores['mIoU']:.1f}, pixel acc {100 * scores['pixel_acc']:.1f} "
+    atomic_write_json(OUT / f"camvid_seg_{name}.json", record)
+    print(f"{name}: CamVid val mIoU {100 * scores['mIoU']:.1f}, pixel acc {100 * scores['pixel_acc']:.1f} "
           f"after {len(history)} epochs ({record['train']['train_time_s']:.0f} s of training)")
 
 

@@ -1,8 +1,10 @@
 """Events end to end: capture-to-MQTT latency, the event and clip machinery's CPU share, and a soak.
 
 One site (runtime/site.py, `edgecnn track cameras=`) runs the int8 yolo-n at 320 on two cameras:
-`street`, a real traffic video (shared data's car_traffic_small.mp4, 640x360, looped 4 times) read
-in order as fast as the detector goes (accelerated: faster than real time whenever the detector allows), and
+`street`, a real traffic video (shared data's car_traffic_small.mp4, 640x360, looped `--loops` times;
+`--video` another, e.g. a synthetic one for a detector trained on `edgecnn data synth`) read in order
+as fast as the detector goes (accelerated: faster than real time whenever the detector allows), with a
+horizontal line, three vertical ones and a zone, and
 `yard`, a live RTSP stream from GStreamer's RTSP server (a moving test pattern, 640x480, 15 fps).
 Events go to a JSON lines file, to a real Mosquitto broker on loopback (a subscriber with a
 persistent session notes when each arrives) and trigger clips and snapshots. During the run:
@@ -75,6 +77,12 @@ STREET_LINES = """lines:
   - name: middle
     points: [[0.0, 0.55], [1.0, 0.55]]
     band: 0
+  - name: centre
+    points: [[0.5, 0.0], [0.5, 1.0]]
+  - name: west
+    points: [[0.25, 0.0], [0.25, 1.0]]
+  - name: east
+    points: [[0.75, 0.0], [0.75, 1.0]]
 zones:
   - name: left
     points: [[0.0, 0.3], [0.5, 0.3], [0.5, 1.0], [0.0, 1.0]]

@@ -159,6 +159,7 @@ def test_check_of_a_tiny_bundle_in_the_arm64_root(tmp_path):
     assert "emulation" in report["fps"]["device_note"] and report["fps"]["device"] > 0
     assert {p.split("==")[0].lower() for p in report["packages"]["device"]} >= {"numpy", "ai-edge-litert"}
     assert json.loads(Path(report["artifacts"]["report"]).read_text())["bundle"] == report["bundle"]
+    assert len(Path(report["artifacts"]["detections-device.jsonl"]).read_text().splitlines()) == 4
 
 
 @pytest.mark.slow

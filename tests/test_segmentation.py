@@ -242,3 +242,17 @@ def test_data_check_summarizes_pixels(tiny_seg, tmp_path, capsys):
     assert summary["task"] == "segment" and train["images"] == 8 and train["polygon_labels"] == 0
     assert sum(train["pixels_pct_per_class"].values()) == pytest.approx(100, abs=0.01)
     assert train["images_per_class"]["background"] == 8
+
+
+def test_train_setup_takes_backbone_weights(tiny_seg, tmp_path):
+    from edgecnn.config import ConfigError
+    from edgecnn.train.setup import prepare_model
+
+    save_checkpoint(tmp_path / "cls.pt", build_model("mobilenet_v3_small", num_classes=3),
+                    {"task": "classify", "names": ["a", "b", "c"]})
+    model, meta, pretrained = prepare_model("lraspp-mnv3s", str(tiny_seg), backbone_weights=str(tmp_path / "cls.pt"))
+    assert meta["names"][0] == "background" and model.output_layers()[0].out_channels == 6
+    assert pretrained and all(name.startswith("backbone.") for name in pretrained)
+    with pytest.raises(ConfigError, match="backbone_weights= starts a segmentation model's backbone"):
+        prepare_model("lraspp-mnv3s", str(tiny_seg), weights=str(tmp_path / "cls.pt"),
+                      backbone_weights=str(tmp_path / "cls.pt"))

@@ -108,7 +108,8 @@ def run_side(bundle: Path, profile: DeviceProfile, target, install_dir: str, pay
     sections = split_sections(out)
     return {"target": target.target, "machine": sections["machine"].strip(),
             "packages": sections["packages"].split(), "detections": read_detections(sections["detections"]),
-            "frames": sections["frames"].split(), "app": read_app_report(sections["app"]), "tracks": sections["tracks"],
+            "detections_jsonl": sections["detections"], "frames": sections["frames"].split(),
+            "app": read_app_report(sections["app"]), "tracks": sections["tracks"],
             "install_s": round(install_s, 1), "run_s": round(run_s, 1)}
 
 
@@ -191,7 +192,9 @@ def compare(bundle: Path, payload: Payload, device: dict, host: dict, compare_co
         "machine": {"device": device["machine"], "host": host["machine"]},
         "target": {"device": device["target"], "host": host["target"]},
         "packages": {"device": device["packages"], "host": host["packages"]},
-        "tracks_mot": {"device": device["tracks"], "host": host["tracks"]},  # written beside the report
+        # written beside the report, so that agreement can be recomputed at another threshold
+        "outputs": {f"{kind}-{side}.{ext}": result[key] for side, result in (("device", device), ("host", host))
+                    for kind, ext, key in (("tracks", "txt", "tracks"), ("detections", "jsonl", "detections_jsonl"))},
     }
 
 
@@ -218,13 +221,13 @@ def summary(report: dict) -> str:
 
 
 def write_report(report: dict, out: Path) -> dict:
-    """`report.json`, `summary.txt` and each side's tracks (`tracks-device.txt`, MOTChallenge) in `out`;
-    the report with their paths under `artifacts`."""
+    """`report.json`, `summary.txt` and each side's outputs (`detections-device.jsonl`, `tracks-device.txt`
+    in MOTChallenge format, and the host's) in `out`; the report with their paths under `artifacts`."""
     report = dict(report)
-    tracks = report.pop("tracks_mot")
-    for side, text in tracks.items():
-        atomic_write_text(out / f"tracks-{side}.txt", text + "\n" if text else "")
+    outputs = report.pop("outputs")
+    for name, text in outputs.items():
+        atomic_write_text(out / name, text + "\n" if text else "")
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "summary.txt", summary(report) + "\n")
     return {**report, "artifacts": {"report": str(out / "report.json"), "summary": str(out / "summary.txt"),
-                                    **{f"tracks_{side}": str(out / f"tracks-{side}.txt") for side in tracks}}}
+                                    **{name: str(out / name) for name in outputs}}}

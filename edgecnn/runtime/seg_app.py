@@ -222,7 +222,7 @@ def final_report(frames: int, elapsed: float, times: StageTimes, source, mean_ar
 def live_figures(times: StageTimes, frames: int, fps: float | None, latency: float | None, result: SegmentResult,
                  source, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """What the live view shows: the run's figures so far, stage latencies over the last 100 frames."""
-    recent = {s: round(1000 * float(np.median(times.samples[s][-100:])), 2) for s in STAGES if times.samples[s]}
+    recent = {s: times.recent_ms(s) for s in STAGES if times.samples[s]}
     return {"frames": frames, "fps": round(fps, 2) if fps else None, "latency_ms": latency and round(latency, 1),
             "stages_ms": recent, "dropped": source.dropped, "source": source.name, "model": Path(cfg["model"]).name,
             "areas": result.areas, "zones": result.zones}

@@ -51,11 +51,8 @@ def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 
     if backbone_weights is not None:
         if weights is not None or entry.task != "segment":
             raise ConfigError("backbone_weights= starts a segmentation model's backbone; give it without weights=")
-        from edgecnn.models.segment import load_backbone
-
         model = build_model(name, imgsz=imgsz, **kwargs)
-        loaded = set(load_backbone(model, backbone_weights)["loaded"])
-        return model, meta, {n for n, _ in model.named_parameters() if n in loaded}
+        return model, meta, backbone_parameters(model, backbone_weights)
     if weights is None:
         return build_model(name, imgsz=imgsz, **kwargs), meta, set()
     path = Path(weights)
@@ -82,3 +79,12 @@ def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 
     report = load_weights(model, path)
     loaded = set(report["loaded"])
     return model, meta, {n for n, _ in model.named_parameters() if n in loaded}
+
+
+def backbone_parameters(model: nn.Module, path: str) -> set[str]:
+    """Load a segmentation model's backbone from the classifier at `path`; the names of the
+    parameters it set (they get `finetune_lr_scale`)."""
+    from edgecnn.models.segment import load_backbone
+
+    loaded = set(load_backbone(model, path)["loaded"])
+    return {n for n, _ in model.named_parameters() if n in loaded}
