@@ -14,7 +14,8 @@ stages:
     args: {data: "${data.data_yaml}", imgsz: "${vars.imgsz}"}
 ```
 
-`${stage.key}` is an artifact (or metric) of an earlier stage, `${vars.key}` a pipeline variable.
+`${stage.key}` is an artifact (or metric) of an earlier stage, `${vars.key}` a pipeline variable;
+`vars.note`, when set (e.g. by a variant), is a line under the report's title.
 Every stage writes to `<runs>/<pipeline>/<stage>/` and a `manifest.json` there: the resolved
 config, the hashes of its inputs, its metrics, artifacts, timings and library versions. A stage
 whose config and inputs are unchanged is skipped; one that was interrupted resumes. A command
@@ -315,7 +316,7 @@ def _write_report(pipeline: Pipeline, root: Path, results: dict[str, dict[str, A
 
     headline = [{**item, "value": _headline_value(item.get("value"), results, pipeline.vars)}
                 for item in pipeline.headline]
-    return write_report(root, pipeline.name, pipeline.stage_names()[: last + 1], headline)
+    return write_report(root, pipeline.name, pipeline.stage_names()[: last + 1], headline, note=pipeline.vars.get("note"))
 
 
 def _headline_value(ref: Any, results: dict[str, dict[str, Any]], variables: dict[str, Any]) -> Any:

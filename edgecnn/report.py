@@ -178,10 +178,11 @@ figcaption{font-size:0.85rem;color:#555}
 
 
 def write_report(run_root: str | Path, pipeline_name: str, stage_names: list[str],
-                 headline: list[dict[str, Any]] | None = None) -> dict[str, str]:
+                 headline: list[dict[str, Any]] | None = None, note: str | None = None) -> dict[str, str]:
     """Write report.md and report.html (images inlined, so the page stands alone).
 
-    `headline` is a list of {label, value, unit?, percent?}: the figures shown first."""
+    `headline` is a list of {label, value, unit?, percent?}: the figures shown first. `note`, a
+    line shown under the title, says what sets this run apart (e.g. what a quick variant leaves out)."""
     run_root = Path(run_root)
     manifests = load_manifests(run_root, stage_names)
     stages, artifacts = stage_rows(manifests), artifact_rows(manifests)
@@ -189,7 +190,7 @@ def write_report(run_root: str | Path, pipeline_name: str, stage_names: list[str
     images = ([("accuracy vs latency", plot)] if plot else []) + collect_images(manifests, run_root)
     total = sum(float(m.get("seconds", 0)) for m in manifests.values())
     title = f"edgecnn report: {pipeline_name}"
-    intro = f"{len(manifests)} stages, {total / 60:.1f} minutes of stage time."
+    intro = f"{len(manifests)} stages, {total / 60:.1f} minutes of stage time." + (f" {note}" if note else "")
     cells = headline_cells(headline or [])
 
     md = [f"# {title}\n", intro + "\n"]

@@ -196,3 +196,24 @@ def test_reid_identities_are_disjoint_and_deterministic(tmp_path):
     assert info["twins"] and set(info["classes"].values()) <= {"person", "car", "box"}
     synth_reid(tmp_path / "b", n=20, per_id=4, seed=2)
     assert tree_without_record(tmp_path / "a") == tree_without_record(tmp_path / "b")
+
+
+def test_detect_with_fewer_classes(detect_set, tmp_path):
+    all_named = tmp_path / "all"
+    synth_detect(all_named, n=40, imgsz=160, seed=3, classes=list(scene.CLASSES))
+    assert tree_without_record(all_named) == tree_without_record(detect_set)  # the same draws as classes=None
+    two = tmp_path / "two"
+    synth_detect(two, n=40, imgsz=160, seed=3, classes=["person", "car"])
+    assert load_data_yaml(two / "data.yaml").names == ("person", "car")
+    labels = np.concatenate(scan_split(load_data_yaml(two / "data.yaml"), "train").labels)
+    assert set(np.unique(labels[:, 0]).astype(int)) == {0, 1}
+    with pytest.raises(ValueError, match="unknown: dog"):
+        synth_detect(tmp_path / "bad", n=4, imgsz=160, classes=["person", "dog"])
+
+
+def test_video_with_fewer_classes(tmp_path):
+    info = synth_video(tmp_path / "v", sequences=1, frames=10, width=320, height=240, seed=1, classes=["person", "car"])
+    gt = read_mot(tmp_path / "v" / info["sequences"][0]["dir"] / "gt" / "gt.txt")
+    assert info["names"] == ["person", "car"] and set(np.unique(gt[:, 7]).astype(int)) <= {1, 2}
+    with pytest.raises(ValueError, match="need 'person'"):
+        synth_video(tmp_path / "w", sequences=1, frames=2, classes=["car"])

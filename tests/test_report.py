@@ -48,6 +48,13 @@ def test_report_has_tables_plot_and_frame_strip(tmp_path):
     strip = cv2.imread(str(tmp_path / "frames_track.png"))
     assert strip.shape[1] == 1280 and strip[..., 1].max() == 255  # the green boxes are in it
     assert out["report_html"].endswith("report.html")
+    assert "quick look" not in md
+
+
+def test_report_says_what_the_run_leaves_out(tmp_path):
+    write_report(tmp_path, "demo", make_run(tmp_path), note="A quick look: 2 classes, no ReID training.")
+    for page in ("report.md", "report.html"):
+        assert "minutes of stage time. A quick look: 2 classes, no ReID training." in (tmp_path / page).read_text()
 
 
 def test_report_renders_in_headless_chromium(tmp_path):

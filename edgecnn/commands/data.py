@@ -51,6 +51,8 @@ KEYS = Schema(
     Key("camera_motion", _default(synth_video, "camera_motion"),
         "synth kind=video: film with a panning, shaking camera over this share of the view "
         "(0: a fixed camera)", min=0.0, max=0.4),
+    Key("classes", None, "synth kind=detect|video: draw only these classes of person, car, sign, ball, box "
+        "(video: with person; default: all)", type=list),
     Key("per_id", _default(synth_reid, "per_id"), "synth kind=reid: crops per identity", min=2),
     Key("seed", 0, "random seed: the same seed gives the same bytes", min=0),
     Key("force", False, "synth: remake the dataset even when one with the same config is there"),
@@ -105,7 +107,8 @@ def run_synth(cfg: dict) -> dict:
     kind = cfg["kind"]
     out = Path(cfg["out"] or f"runs/data/synth-{kind}")
     if kind == "detect":
-        info = synth_detect(out, **_given(cfg, n="n", imgsz="imgsz"), seed=cfg["seed"], force=cfg["force"])
+        info = synth_detect(out, **_given(cfg, n="n", imgsz="imgsz"), seed=cfg["seed"], force=cfg["force"],
+                            classes=cfg["classes"])
         counts = info["splits"]
         return {"images": counts["train"]["images"] + counts["val"]["images"],
                 "boxes": counts["train"]["boxes"] + counts["val"]["boxes"], "seconds": info["seconds"],
@@ -126,7 +129,8 @@ def run_synth(cfg: dict) -> dict:
                 "artifacts": {"root": str(out)}}
     size = {} if cfg["imgsz"] is None else {"width": cfg["imgsz"], "height": cfg["imgsz"] * 3 // 4}
     info = synth_video(out, **_given(cfg, sequences="n"), frames=cfg["frames"], **size, seed=cfg["seed"],
-                       images=cfg["images"], force=cfg["force"], camera_motion=cfg["camera_motion"])
+                       images=cfg["images"], force=cfg["force"], camera_motion=cfg["camera_motion"],
+                       classes=cfg["classes"])
     test = [s for s in info["sequences"] if s["split"] == "test"][0]
     artifacts = {"root": str(out), "videos": str(out), "test": str(out / "test"),
                  "test_video": str(out / test["video"]), "test_gt": str(out / test["dir"] / "gt" / "gt.txt")}

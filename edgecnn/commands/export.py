@@ -119,6 +119,7 @@ def _onnx_from(model_path: Path, cfg: dict, out: Path):
     """(the reference backend, the ONNX path): export a checkpoint, or take an ONNX as it is."""
     from edgecnn.export.onnx import export_onnx
     from edgecnn.export.torch_backend import TorchBackend
+    from edgecnn.models.contract import Exportable
     from edgecnn.runtime.backends import load_backend
 
     if model_path.suffix.lower() == ".onnx":
@@ -135,7 +136,7 @@ def _onnx_from(model_path: Path, cfg: dict, out: Path):
     source = TorchBackend.from_checkpoint(model_path, imgsz=cfg["imgsz"], threads=cfg["threads"])
     onnx_path = out / f"{model_path.stem}.onnx"
     # a model may have an equivalent form that converts better (YOLOv8/11: `YoloV8Net.for_export`)
-    graph_model = source.model.for_export() if hasattr(source.model, "for_export") else source.model
+    graph_model = source.model.for_export() if isinstance(source.model, Exportable) else source.model
     export_onnx(graph_model, source.meta, onnx_path, imgsz=list(source.input_size),
                 dynamic=cfg["dynamic"], opset=cfg["opset"], seg_head=cfg["seg_head"], seg_upsample=cfg["seg_upsample"])
     return source, onnx_path

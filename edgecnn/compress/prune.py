@@ -19,6 +19,7 @@ import torch_pruning as tp
 from torch import nn
 
 from edgecnn.compress import PRUNING_CRITERIA
+from edgecnn.models.contract import DeclaresOutputLayers, Prunable
 
 LOG = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
     and DFL convs); otherwise they are found by walking the autograd graph back from each output
     to the first convolution or linear layer on every path.
     """
-    if hasattr(model, "output_layers"):
+    if isinstance(model, DeclaresOutputLayers):
         return list(model.output_layers())
     owner = {id(p): m for m in model.modules() for p in m.parameters(recurse=False)}
     was_training = model.training
@@ -122,7 +123,7 @@ class ChannelPruner:
                  compute_gradients: Callable[[nn.Module], None] | None = None):
         if criterion == "taylor" and compute_gradients is None:
             raise ValueError("the taylor criterion needs compute_gradients (a forward/backward pass of the loss)")
-        if hasattr(model, "make_prunable"):  # a model with a form torch-pruning cannot follow changes to one it can
+        if isinstance(model, Prunable):  # a model with a form torch-pruning cannot follow changes to one it can
             model.make_prunable()
         self.model, self.example = model, example
         self.importance = make_importance(criterion)

@@ -24,6 +24,18 @@ CAR_PAINT = [(40, 40, 200), (200, 80, 30), (220, 220, 220), (30, 30, 30), (150, 
 CARDBOARD = [(70, 120, 170), (60, 105, 150), (90, 140, 185), (40, 80, 120)]
 
 
+def check_classes(classes) -> tuple[str, ...]:
+    """The class names a generator draws: `classes` (distinct names of `CLASSES`), or all of them."""
+    if not classes:
+        return CLASSES
+    names = tuple(str(c) for c in classes)
+    unknown = [c for c in names if c not in CLASSES]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"classes={list(classes)}: need distinct names of {', '.join(CLASSES)}"
+                         + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+    return names
+
+
 def random_color(rng: np.random.Generator, lo: int = 0, hi: int = 256) -> tuple[int, int, int]:
     return tuple(int(c) for c in rng.integers(lo, hi, 3))
 

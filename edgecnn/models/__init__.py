@@ -21,7 +21,9 @@ RGB in [0, 1] normalized with its checkpoint's `(x - mean) / std`, NCHW, sides m
 A built model carries `task` and `arch`; the registry (`registry.py`) says what else it may offer.
 """
 
-from edgecnn.models import lenet, mobilenet, reid, resnet, segment, vgg, yolo, yolo_v8_11  # noqa: F401  (register models)
+from edgecnn.models import (  # noqa: F401  (register models)
+    alexnet, googlenet, lenet, mobilenet, reid, resnet, segment, vgg, yolo, yolo_v8_11,
+)
 from edgecnn.models.checkpoint import FORMAT, load_checkpoint, load_weights, read_checkpoint, save_checkpoint, unwrap
 from edgecnn.models.registry import build_model, get_entry, list_models, register_model
 

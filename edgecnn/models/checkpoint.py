@@ -28,6 +28,7 @@ from torch import nn
 
 from edgecnn.fileio import atomic_path
 from edgecnn.models.adapt import adapt_to_state_dict
+from edgecnn.models.contract import Strided
 from edgecnn.models.registry import build_model
 
 FORMAT = "edgecnn-checkpoint/1"
@@ -57,7 +58,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: dict[str, A
     if arch is None:
         raise ValueError("save_checkpoint: the model has no `arch`; build it with edgecnn.models.build_model")
     meta = {"task": model.task, **meta}
-    if hasattr(model, "strides"):
+    if isinstance(model, Strided):
         meta.setdefault("strides", list(model.strides))
     ckpt = {
         "format": FORMAT,

@@ -1,7 +1,8 @@
 """Model registry: names map to factories (timm-style), `build_model` builds by name.
 
-A built model carries `task` ("classify" | "detect" | "embed" | "segment") and `arch` ({"name", "kwargs"}),
-which is what a checkpoint stores to rebuild it.
+Each entry carries its `ModelConfig` (models/contract.py: task ("classify" | "detect" | "embed" |
+"segment"), imgsz, mean/std, strides, what pruning leaves). A built model carries `task` and
+`arch` ({"name", "kwargs"}), which is what a checkpoint stores to rebuild it.
 """
 
 from __future__ import annotations
@@ -13,17 +14,26 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
+from edgecnn.models.contract import TASKS, ModelConfig
 from edgecnn.runtime.preprocess import input_hw
 
-TASKS = ("classify", "detect", "embed", "segment")
+__all__ = ["TASKS", "ModelEntry", "build_model", "get_entry", "list_models", "register_model"]
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    task: str
     factory: Callable[..., nn.Module]
-    imgsz: tuple[int, int]  # the input (h, w) the model is meant for, e.g. for `edgecnn summary`
+    config: ModelConfig
+
+    @property
+    def task(self) -> str:
+        return self.config.task
+
+    @property
+    def imgsz(self) -> tuple[int, int]:
+        """The input (h, w) the model is meant for, e.g. for `edgecnn summary`."""
+        return self.config.imgsz
 
     def accepts(self, key: str) -> bool:
         return key in inspect.signature(self.factory).parameters
@@ -33,18 +43,19 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    name: str, task: str, imgsz: int | tuple[int, int] = 224
+    name: str, task: str, imgsz: int | tuple[int, int] = 224, **config: Any
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register `factory(**kwargs) -> nn.Module` under `name` for `task`, with its
-    usual input size `imgsz` (an int for square inputs, or (h, w))."""
+    usual input size `imgsz` (an int for square inputs, or (h, w)) and the other `ModelConfig`
+    fields (mean, std, strides, prune_keep) where they differ from a classifier's defaults."""
     if task not in TASKS:
         raise ValueError(f"register_model('{name}'): task must be one of {TASKS}, got '{task}'")
+    record = ModelConfig(task, input_hw(imgsz), **config)
 
     def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model '{name}' is registered twice")
-        size = input_hw(imgsz)
-        _REGISTRY[name] = ModelEntry(name, task, factory, size)
+        _REGISTRY[name] = ModelEntry(name, factory, record)
         return factory
 
     return decorator

@@ -120,14 +120,14 @@ def mobilenet_stage_ends(features: nn.Sequential) -> list[int]:
     return [i - 1 for i in starts[1:]] + [len(features) - 1]
 
 
-@register_model("fcn-resnet18", task="segment", imgsz=SEG_IMGSZ)
+@register_model("fcn-resnet18", task="segment", imgsz=SEG_IMGSZ, prune_keep="declared")
 def fcn_resnet18(num_classes: int = 11) -> nn.Module:
     body = resnet.resnet18(weights=None)
     backbone = IntermediateLayerGetter(body, {"layer2": "s8", "layer3": "s16", "layer4": "s32"})
     return FCN8s(backbone, (128, 256, 512), num_classes)
 
 
-@register_model("fcn-mnv3", task="segment", imgsz=SEG_IMGSZ)
+@register_model("fcn-mnv3", task="segment", imgsz=SEG_IMGSZ, prune_keep="declared")
 def fcn_mnv3(num_classes: int = 11) -> nn.Module:
     features = mobilenetv3.mobilenet_v3_large(weights=None).features
     ends = mobilenet_stage_ends(features)[-3:]
@@ -165,24 +165,24 @@ class UNet(nn.Module):
         return [self.head]
 
 
-@register_model("unet-s", task="segment", imgsz=SEG_IMGSZ)
+@register_model("unet-s", task="segment", imgsz=SEG_IMGSZ, prune_keep="declared")
 def unet_s(num_classes: int = 11, width: int = 16) -> nn.Module:
     return UNet(num_classes, tuple(width * 2**i for i in range(5)))
 
 
-@register_model("deeplabv3-mnv3", task="segment", imgsz=SEG_IMGSZ)
+@register_model("deeplabv3-mnv3", task="segment", imgsz=SEG_IMGSZ, prune_keep="declared")
 def deeplabv3_mnv3(num_classes: int = 11, aux_loss: bool = False) -> nn.Module:
     return with_bn_momentum(Segmenter(deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None,
                                                                    num_classes=num_classes, aux_loss=aux_loss)))
 
 
-@register_model("lraspp-mnv3", task="segment", imgsz=SEG_IMGSZ)
+@register_model("lraspp-mnv3", task="segment", imgsz=SEG_IMGSZ, prune_keep="declared")
 def lraspp_mnv3(num_classes: int = 11) -> nn.Module:
     return with_bn_momentum(Segmenter(lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
                                                                 num_classes=num_classes)))
 
 
-@register_model("lraspp-mnv3s", task="segment", imgsz=SEG_IMGSZ)
+@register_model("lraspp-mnv3s", task="segment", imgsz=SEG_IMGSZ, prune_keep="declared")
 def lraspp_mnv3s(num_classes: int = 11) -> nn.Module:
     features = mobilenetv3.mobilenet_v3_small(weights=None, dilated=True).features
     # torchvision's recipe for the large model: the first stride-8 block and the last (stride 16, dilated)

@@ -201,21 +201,21 @@ def _csp_detector(num_classes: int, in_channels: int, reg_max: int, width: float
     return Detector(backbone, backbone.channels, max(round(3 * depth), 1), num_classes, reg_max)
 
 
-@register_model("yolo-n", task="detect", imgsz=640)
+@register_model("yolo-n", task="detect", imgsz=640, strides=STRIDES, prune_keep="declared")
 def yolo_n(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16) -> Detector:
     return _csp_detector(num_classes, in_channels, reg_max, width=0.25, depth=0.33)
 
 
-@register_model("yolo-s", task="detect", imgsz=640)
+@register_model("yolo-s", task="detect", imgsz=640, strides=STRIDES, prune_keep="declared")
 def yolo_s(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16) -> Detector:
     return _csp_detector(num_classes, in_channels, reg_max, width=0.5, depth=0.33)
 
 
-@register_model("yolo-r18", task="detect", imgsz=640)
+@register_model("yolo-r18", task="detect", imgsz=640, strides=STRIDES, prune_keep="declared")
 def yolo_r18(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16) -> Detector:
     return Detector(ResNet18Backbone(in_channels), (64, 128, 256), 1, num_classes, reg_max)
 
 
-@register_model("yolo-mnv3", task="detect", imgsz=640)
+@register_model("yolo-mnv3", task="detect", imgsz=640, strides=STRIDES, prune_keep="declared")
 def yolo_mnv3(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16) -> Detector:
     return Detector(MobileNetV3Backbone(in_channels), (64, 128, 256), 1, num_classes, reg_max)

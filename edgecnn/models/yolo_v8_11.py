@@ -400,7 +400,7 @@ class YoloV8Net(Detector):
 
 
 def _register(family: str, scale: str) -> None:
-    @register_model(f"{family}{scale}", task="detect", imgsz=640)
+    @register_model(f"{family}{scale}", task="detect", imgsz=640, strides=STRIDES, prune_keep="declared")
     def factory(num_classes: int = 80, in_channels: int = 3, reg_max: int = 16, cls_width: int | None = None,
                 split_convs: bool = False) -> YoloV8Net:
         return YoloV8Net(family, scale, num_classes, in_channels, reg_max, cls_width, split_convs)

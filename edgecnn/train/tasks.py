@@ -14,13 +14,13 @@ from torch.utils.data import DataLoader
 from edgecnn.data.augment import DEFAULTS, AugmentConfig, ClassificationAugment, DetectionAugment, SegmentationAugment
 from edgecnn.data.loaders import (ClassificationDataset, DetectionDataset, PKBatchSampler, SeededSampler,
                                   SegmentationDataset, collate_classification, collate_detection, collate_segmentation)
+from edgecnn.models.contract import Strided
 from edgecnn.runtime.preprocess import input_hw
 from edgecnn.train.keys import AUGMENT_KEYS, FITNESS
 
 LOG = logging.getLogger("edgecnn")
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+AUX_WEIGHT = 0.3  # weight of each auxiliary classifier's loss (GoogLeNet, Szegedy et al. 2014)
 
 
 @dataclass
@@ -167,8 +167,18 @@ class ClassifyTask(Task):
 
         images, labels, _ = batch
         x = to_device(images)
-        loss = classification_loss(model(x), labels.to(x.device), self.cfg["label_smoothing"])
-        return loss, {"cls": loss.detach()}
+        labels = labels.to(x.device)
+        out = model(x)
+        # A model with auxiliary classifiers (GoogLeNet) returns (logits, *aux) in train mode;
+        # each auxiliary loss counts AUX_WEIGHT, as in the GoogLeNet paper.
+        logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+        loss = classification_loss(logits, labels, self.cfg["label_smoothing"])
+        parts = {"cls": loss.detach()}
+        if aux:
+            aux_loss = sum(classification_loss(a, labels, self.cfg["label_smoothing"]) for a in aux)
+            parts["aux"] = aux_loss.detach()
+            loss = loss + AUX_WEIGHT * aux_loss
+        return loss, parts
 
     @torch.no_grad()
     def evaluate(self, model, loader, to_device, progress=None) -> dict:
@@ -320,10 +330,9 @@ def make_task(task: str, cfg: dict, imgsz, names, model) -> Task:
     if task == "detect":
         if len(set(input_hw(imgsz))) != 1:
             raise ValueError(f"imgsz={imgsz}: the detector trains on square inputs (imgsz=<int>)")
-        strides = getattr(model, "strides", None)
-        if strides is None:
-            raise ValueError("a detector must carry `strides` (see the output contract)")
-        return DetectTask(cfg, imgsz, names, strides)
+        if not isinstance(model, Strided):
+            raise ValueError("a detector must carry `strides` (models/contract.py)")
+        return DetectTask(cfg, imgsz, names, model.strides)
     if task == "classify":
         return ClassifyTask(cfg, imgsz, names)
     if task == "embed":

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from edgecnn.config import ConfigError
+from edgecnn.models.contract import Freezable
+from edgecnn.models.registry import get_entry
 from edgecnn.fileio import atomic_write_json, atomic_write_text
 from edgecnn.runtime.preprocess import input_hw
 from edgecnn.train import distributed
@@ -30,7 +32,7 @@ from edgecnn.train.environment import (amp_dtype, cpu_threads, default_workers, 
                                        set_rng_state)
 from edgecnn.train.keys import FINETUNE_KEYS, FITNESS, TRAIN_KEYS
 from edgecnn.train.optim import build_optimizer, build_scheduler
-from edgecnn.train.tasks import IMAGENET_MEAN, IMAGENET_STD, Task, make_task, read_split, to_input
+from edgecnn.train.tasks import Task, make_task, read_split, to_input
 
 LOG = logging.getLogger("edgecnn")
 
@@ -40,7 +42,7 @@ def frozen_parameters(model: nn.Module, freeze) -> list[str]:
     if freeze is None:
         return []
     names = [n for n, _ in model.named_parameters()]
-    if hasattr(model, "freeze_prefixes"):  # models of one indexed layer list (YOLOv8/11) say what they mean
+    if isinstance(model, Freezable):  # models of one indexed layer list (YOLOv8/11) say what they mean
         prefixes = tuple(model.freeze_prefixes(freeze))
         return [n for n in names if n.startswith(prefixes)]
     if freeze == "backbone":
@@ -407,13 +409,14 @@ def _read_json(path: Path) -> dict:
 
 def prepare_task(model: nn.Module, cfg: dict, meta: dict, split, device: torch.device) -> tuple[Task, int]:
     """What training, evaluation and Taylor pruning share: fill `meta` where absent (names from
-    `split`, imgsz from `resolve_imgsz`, ImageNet mean and std, the task), put the model and the
+    `split`, imgsz from `resolve_imgsz`, mean and std from the model's registry record, the task), put the model and the
     task's extra modules on `device`; the task and the number of loader workers."""
     names = tuple(meta.get("names") or split.names)
     imgsz = resolve_imgsz(model, cfg, meta)
     meta.update(names=list(names), imgsz=imgsz)
-    meta.setdefault("mean", list(IMAGENET_MEAN))
-    meta.setdefault("std", list(IMAGENET_STD))
+    record = get_entry(model.arch["name"]).config
+    meta.setdefault("mean", list(record.mean))
+    meta.setdefault("std", list(record.std))
     meta.setdefault("task", model.task)
     model.to(device)
     task = make_task(model.task, cfg, imgsz, names, model)

@@ -24,14 +24,15 @@ def detect_frame_size(rng: np.random.Generator, imgsz: int) -> tuple[int, int]:
     return (imgsz, round(imgsz / ratio)) if ratio > 1 else (round(imgsz * ratio), imgsz)
 
 
-def scene_layers(rng: np.random.Generator, h: int, w: int) -> tuple[list[Layer], list[int]]:
-    """0 to 8 objects of random classes, sizes and places, in depth order, with occluders among
-    them: the layers to compose and each object's class (indexed by `Layer.owner`)."""
+def scene_layers(rng: np.random.Generator, h: int, w: int,
+                 names: tuple[str, ...] = CLASSES) -> tuple[list[Layer], list[int]]:
+    """0 to 8 objects of random classes of `names`, sizes and places, in depth order, with occluders
+    among them: the layers to compose and each object's class (an index into `names`, by `Layer.owner`)."""
     count = 0 if rng.random() < 0.05 else int(rng.integers(1, 9))
     layers, classes = [], []
     for index in range(count):
-        cls = int(rng.integers(len(CLASSES)))
-        style = scene.sample_style(CLASSES[cls], rng)
+        cls = int(rng.integers(len(names)))
+        style = scene.sample_style(names[cls], rng)
         size = min(h, w) * float(np.exp(rng.uniform(np.log(0.05), np.log(0.75))))
         patch, mask = scene.render_object(style, size, phase=float(rng.uniform(0, 2 * np.pi)))
         ph, pw = mask.shape
@@ -46,11 +47,12 @@ def scene_layers(rng: np.random.Generator, h: int, w: int) -> tuple[list[Layer],
     return layers, classes
 
 
-def synth_detect_image(rng: np.random.Generator, imgsz: int) -> tuple[np.ndarray, np.ndarray]:
-    """One BGR image and its labels (N, 5) float32 [cls, cx, cy, w, h] normalized."""
+def synth_detect_image(rng: np.random.Generator, imgsz: int,
+                       names: tuple[str, ...] = CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """One BGR image and its labels (N, 5) float32 [cls, cx, cy, w, h] normalized, `cls` indexing `names`."""
     h, w = detect_frame_size(rng, imgsz)
     background, _ = scene.render_background(rng, h, w)
-    layers, classes = scene_layers(rng, h, w)
+    layers, classes = scene_layers(rng, h, w, names)
     while True:  # hidden objects leave the scene; removing one only uncovers others
         frame = background.copy()
         visible = scene.visible_boxes(scene.compose(frame, layers), layers)
@@ -68,10 +70,15 @@ def synth_detect_image(rng: np.random.Generator, imgsz: int) -> tuple[np.ndarray
 
 
 def synth_detect(out: str | os.PathLike, n: int = 800, imgsz: int = 320, seed: int = 0, val: int | None = None,
-                 force: bool = False) -> dict:
-    """Write a YOLO dataset: `n` train and `val` (default n // 4) val images; returns its record."""
+                 force: bool = False, classes: tuple[str, ...] | None = None) -> dict:
+    """Write a YOLO dataset: `n` train and `val` (default n // 4) val images; returns its record.
+    `classes` (a subset of `scene.CLASSES`, in the order given) draws only those; None draws all,
+    byte for byte as before the option existed."""
     val = max(1, n // 4) if val is None else val
+    names = scene.check_classes(classes)
     config = {"kind": "detect", "n": n, "val": val, "imgsz": imgsz, "seed": seed, "version": GENERATOR_VERSION}
+    if classes:
+        config["classes"] = list(names)
 
     def fill(root: Path) -> dict:
         from edgecnn.data.yolo import write_data_yaml
@@ -82,14 +89,14 @@ def synth_detect(out: str | os.PathLike, n: int = 800, imgsz: int = 320, seed: i
             (root / "labels" / split).mkdir(parents=True)
             boxes = 0
             for i in progress(range(count), f"synth detect {split}"):
-                image, labels = synth_detect_image(image_rng(seed, split, i), imgsz)
+                image, labels = synth_detect_image(image_rng(seed, split, i), imgsz, names)
                 name = f"{i:06d}"
                 if not cv2.imwrite(str(root / "images" / split / f"{name}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 92]):
                     raise RuntimeError(f"could not write {root / 'images' / split / name}.jpg")
                 (root / "labels" / split / f"{name}.txt").write_text(format_labels(labels))
                 boxes += len(labels)
             counts[split] = {"images": count, "boxes": boxes}
-        write_data_yaml(root / "data.yaml", list(CLASSES), train="images/train", val="images/val")
-        return {"names": list(CLASSES), "splits": counts, "data_yaml": "data.yaml"}
+        write_data_yaml(root / "data.yaml", list(names), train="images/train", val="images/val")
+        return {"names": list(names), "splits": counts, "data_yaml": "data.yaml"}
 
     return build_dataset(out, config, fill, force)

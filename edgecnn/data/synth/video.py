@@ -50,16 +50,19 @@ class Track:
 class VideoScene:
     """A fixed camera's view: background, ground band, and the objects that cross it."""
 
-    def __init__(self, rng: np.random.Generator, height: int, width: int, frames: int):
-        self.h, self.w, self.frames, self.rng = height, width, frames, rng
+    def __init__(self, rng: np.random.Generator, height: int, width: int, frames: int,
+                 names: tuple[str, ...] = CLASSES):
+        self.h, self.w, self.frames, self.rng, self.names = height, width, frames, rng, names
         self.background, self.horizon = scene.render_background(rng, height, width, clutter=int(rng.integers(4, 14)))
         self.ground = (self.horizon + 0.12 * (height - self.horizon), height * 1.03)
         self.tracks: list[Track] = []
         lanes = int(rng.integers(2, 4))  # walkways spread over near and far ground, where people cross
         paths = self.ground[0] + (np.arange(lanes) + rng.uniform(0.2, 0.8, lanes)) / lanes * (self.ground[1] - self.ground[0])
-        names = list(MOVER_SHARE)
+        movers = [c for c in MOVER_SHARE if c in names]
+        share = np.array([MOVER_SHARE[c] for c in movers])
         count = int(rng.integers(6, 13))
-        classes = ["person"] * 3 + list(rng.choice(names, count - 3, p=list(MOVER_SHARE.values())))
+        p = share if len(movers) == len(MOVER_SHARE) else share / share.sum()
+        classes = ["person"] * 3 + list(rng.choice(movers, count - 3, p=list(p)))
         for ident, cls in enumerate(classes, 1):
             self.tracks.append(self.new_track(ident, str(cls), paths))
         self.foreground = [Layer(*scene.render_occluder(rng, height, width), -2)] if rng.random() < 0.5 else []
@@ -75,14 +78,14 @@ class VideoScene:
         return 0.15 + 0.85 * float(np.clip((y - self.horizon) / (self.h - self.horizon), 0, 1.1))
 
     def size(self, track: Track) -> float:
-        return NEAR_SIZE[CLASSES[track.cls]] * self.h * self.depth(track.y)
+        return NEAR_SIZE[self.names[track.cls]] * self.h * self.depth(track.y)
 
     def new_track(self, ident: int, cls: str, paths: np.ndarray) -> Track:
         rng = self.rng
         style = scene.sample_style(cls, rng)
         twin_of = None
         taken = {t.twin_of for t in self.tracks}
-        same = [t for t in self.tracks if CLASSES[t.cls] == cls and t.twin_of is None and t.ident not in taken]
+        same = [t for t in self.tracks if self.names[t.cls] == cls and t.twin_of is None and t.ident not in taken]
         if cls in ("person", "car") and same and (rng.random() < 0.35 or not any(t.twin_of for t in self.tracks)):
             source = same[int(rng.integers(len(same)))]
             style, twin_of = scene.make_look_alike(source.style, rng), source.ident
@@ -92,7 +95,7 @@ class VideoScene:
         direction = 1.0 if rng.random() < 0.5 else -1.0
         vx = direction * float(rng.uniform(*SPEED[cls])) * NEAR_SIZE[cls] * self.h * self.depth(y)
         vy = {"person": float(rng.uniform(-0.15, 0.15)), "ball": float(rng.uniform(-2, 2))}.get(cls, 0.0)
-        track = Track(ident, CLASSES.index(cls), style, float(rng.uniform(0.08, 0.92) * self.w), y, vx, vy, start=0,
+        track = Track(ident, self.names.index(cls), style, float(rng.uniform(0.08, 0.92) * self.w), y, vx, vy, start=0,
                       twin_of=twin_of)
         if cls == "box" and rng.random() < 0.3:
             track.vx = direction * float(rng.uniform(0.2, 0.6))
@@ -114,7 +117,7 @@ class VideoScene:
         track.x += track.vx
         track.y += track.vy
         size = self.size(track)
-        if CLASSES[track.cls] == "ball":
+        if self.names[track.cls] == "ball":
             if not 0 < track.x < self.w:
                 track.vx = abs(track.vx) * (1 if track.x <= 0 else -1)
             if not self.ground[0] < track.y < self.ground[1]:
@@ -129,7 +132,7 @@ class VideoScene:
         constant-velocity prediction then walks on without them, which only appearance undoes."""
         in_frame = layer.x >= 0 and layer.x + layer.mask.shape[1] <= self.w
         hidden = visibility < MIN_VISIBILITY and in_frame
-        if hidden and not track.hidden and CLASSES[track.cls] == "person" and self.rng.random() < WAIT_CHANCE:
+        if hidden and not track.hidden and self.names[track.cls] == "person" and self.rng.random() < WAIT_CHANCE:
             track.wait = int(self.rng.integers(*WAIT_FRAMES))
         track.hidden = hidden
 
@@ -185,13 +188,13 @@ def seqinfo_text(name: str, frames: int, fps: int, width: int, height: int) -> s
 
 
 def write_sequence(seq_dir: Path, rng: np.random.Generator, frames: int, width: int, height: int, fps: int,
-                   images: bool, camera: "CameraPath | None" = None) -> dict:
+                   images: bool, camera: "CameraPath | None" = None, names: tuple[str, ...] = CLASSES) -> dict:
     """Render one sequence into `seq_dir` (mp4, gt/gt.txt, seqinfo.ini, optional img1/), seen
     through `camera` when given (a moving camera), else from the scene's fixed view."""
     from edgecnn.runtime.mot import write_mot
 
     name = seq_dir.name
-    world = VideoScene(rng, height, width, frames)
+    world = VideoScene(rng, height, width, frames, names)
     (seq_dir / "gt").mkdir(parents=True)
     if images:
         (seq_dir / "img1").mkdir()
@@ -221,14 +224,21 @@ def write_sequence(seq_dir: Path, rng: np.random.Generator, frames: int, width: 
 
 def synth_video(out: str | os.PathLike, sequences: int = 4, frames: int = 240, width: int = 640, height: int = 480,
                 fps: int = 30, seed: int = 0, images: bool = False, force: bool = False,
-                camera_motion: float = 0.0) -> dict:
+                camera_motion: float = 0.0, classes: tuple[str, ...] | None = None) -> dict:
     """Write MOTChallenge sequences; the last `max(1, sequences // 4)` go to `test/`, the rest to `train/`.
     `camera_motion` > 0 films them with a panning, shaking camera (`CameraPath`); 0 keeps the
-    fixed camera, byte for byte as before the option existed."""
+    fixed camera, byte for byte as before the option existed. `classes` (a subset of
+    `scene.CLASSES` with "person", as a detector trained on `synth_detect(classes=…)` knows them)
+    puts only those in the scenes; None puts all, byte for byte as before the option existed."""
+    names = scene.check_classes(classes)
+    if "person" not in names:
+        raise ValueError(f"classes={list(classes)}: the videos need 'person' (people walk every scene)")
     config = {"kind": "video", "sequences": sequences, "frames": frames, "width": width, "height": height, "fps": fps,
               "seed": seed, "images": images, "version": GENERATOR_VERSION}
     if camera_motion:
         config["camera_motion"] = camera_motion
+    if classes:
+        config["classes"] = list(names)
     n_test = max(1, sequences // 4)
 
     def fill(root: Path) -> dict:
@@ -240,10 +250,10 @@ def synth_video(out: str | os.PathLike, sequences: int = 4, frames: int = 240, w
             camera = CameraPath(np.random.default_rng([seed, 200 + s]), width, height, camera_motion) \
                 if camera_motion else None
             record = write_sequence(seq_dir, np.random.default_rng([seed, 100 + s]), frames, width, height, fps, images,
-                                    camera)
+                                    camera, names)
             records.append({**record, "split": split, "dir": f"{split}/{seq_dir.name}",
                             "video": f"{split}/{seq_dir.name}/{seq_dir.name}.mp4"})
-        return {"names": list(CLASSES), "class_column": "class id + 1 (1 = person, as MOT17 pedestrians)",
+        return {"names": list(names), "class_column": "class id + 1 (1 = person, as MOT17 pedestrians)",
                 "sequences": records}
 
     return build_dataset(out, config, fill, force)
