@@ -10,7 +10,7 @@ VARIANT  := $(if $(FAST),variant=fast,)
 # MODEL=… and PRECISION=… narrow the export stages; extra key=value overrides go in ARGS.
 OVERRIDES := $(VARIANT) $(if $(MODEL),train.model=$(MODEL),) $(if $(PRECISION),tflite.precision=$(PRECISION),) $(ARGS)
 
-.PHONY: install lint test demo train prune qat export-onnx export-tflite val bench track bundle deploy bench-device clean
+.PHONY: install lint test demo train prune qat export-onnx export-tflite val bench track bundle deploy bench-device check-device clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ bundle: $(STAMP)
 
 deploy: bundle
 	$(EDGECNN) deploy device=$(DEVICE) host=$(HOST) $(if $(SERVICE),service=true,) $(if $(DRY_RUN),dry_run=true,)
+
+# The bundle in an emulated arm64 Debian bookworm root (root, qemu-user-static, debootstrap; HOST=user@pi: a real
+# device) against this host: mAP, output agreement, FPS. Defaults: the demo's bundle, val data and test video.
+DATA  ?= runs/demo/data/data.yaml
+VIDEO ?= $(firstword $(wildcard runs/demo/videos/test/*/*.mp4))
+check-device: $(STAMP)
+	$(EDGECNN) check-device device=$(DEVICE) data=$(DATA) $(if $(BUNDLE),bundle=$(BUNDLE),) \
+	  $(if $(VIDEO),video=$(VIDEO),) $(if $(HOST),host=$(HOST),) $(ARGS)
 
 bench-device:
 	$(BIN)/python -m edgecnn.runtime.bench $(ARGS)

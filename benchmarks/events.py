@@ -1,8 +1,10 @@
 """Events end to end: capture-to-MQTT latency, the event and clip machinery's CPU share, and a soak.
 
 One site (runtime/site.py, `edgecnn track cameras=`) runs the int8 yolo-n at 320 on two cameras:
-`street`, a real traffic video (shared data's car_traffic_small.mp4, 640x360, looped 4 times) read
-in order as fast as the detector goes (accelerated: faster than real time whenever the detector allows), and
+`street`, a real traffic video (shared data's car_traffic_small.mp4, 640x360, looped `--loops` times;
+`--video` another, e.g. a synthetic one for a detector trained on `edgecnn data synth`) read in order
+as fast as the detector goes (accelerated: faster than real time whenever the detector allows), with a
+horizontal line, three vertical ones and a zone, and
 `yard`, a live RTSP stream from GStreamer's RTSP server (a moving test pattern, 640x480, 15 fps).
 Events go to a JSON lines file, to a real Mosquitto broker on loopback (a subscriber with a
 persistent session notes when each arrives) and trigger clips and snapshots. During the run:
@@ -27,7 +29,11 @@ network thread, the clip writer, the camera watcher), over the whole process's C
 writing cost is measured too: the same 10 s of 640x480 JPEG frames written as MJPEG/AVI and as
 mp4v/MP4.
 
-    nice -n 15 env PYTHONPATH=. python benchmarks/events.py [--seconds 180] [--model det.tflite]
+Memory: the RSS and, every 2 s, the sizes of the site path's per-track and per-frame structures
+(tracker, counter, event builder, stage timings, clip ring, queues), their maximum and end.
+
+    nice -n 15 env PYTHONPATH=. python benchmarks/events.py [--seconds 180] [--model det.tflite --trained]
+        [--video synth.mp4]   # e.g. a trained int8 yolo-n on a video from `edgecnn data synth kind=video`
 
 Writes runs/benchmarks/events.{json,png}. Timings on a shared 2-core machine are noisy.
 """
@@ -71,6 +77,12 @@ STREET_LINES = """lines:
   - name: middle
     points: [[0.0, 0.55], [1.0, 0.55]]
     band: 0
+  - name: centre
+    points: [[0.5, 0.0], [0.5, 1.0]]
+  - name: west
+    points: [[0.25, 0.0], [0.25, 1.0]]
+  - name: east
+    points: [[0.75, 0.0], [0.75, 1.0]]
 zones:
   - name: left
     points: [[0.0, 0.3], [0.5, 0.3], [0.5, 1.0], [0.0, 1.0]]
@@ -110,6 +122,39 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def structure_sizes(streams: list, instances: list) -> dict[str, int]:
+    """The per-track and per-frame structures of the site path, summed over its cameras: what would
+    grow in a site that runs for weeks if anything were unbounded."""
+    sizes: dict[str, int] = {}
+
+    def add(name: str, n: int) -> None:
+        sizes[name] = sizes.get(name, 0) + n
+
+    for stream in streams:
+        tracker = stream.pipeline.tracker
+        add("tracker_tracks", len(tracker.tracks))
+        add("tracker_galleries", len(tracker.metric.samples))
+        add("stream_track_ids", len(stream.tracks_seen.last_seen))
+        add("stage_samples", sum(len(v) for v in stream.times.samples.values()))
+        counter = stream.counter
+        if counter is not None:
+            add("counter_last_seen", len(counter.last_seen))
+            add("line_tracks", sum(len(c.side) + len(c.counted) for c in counter.lines))
+            add("zone_tracks", sum(len(z.entered) + len(z.dwell) for z in counter.zones))
+            add("zone_recent", sum(len(z.finished) for z in counter.zones))
+    for events in instances:
+        builder = events.builder
+        add("builder_tracks", len(builder.seen) + len(builder.inside) + len(builder.dwelled))
+        if events.recorder is not None:
+            add("clip_ring_frames", len(events.recorder.ring))
+            add("clip_open_frames", len(events.recorder.clip.frames) if events.recorder.clip else 0)
+    if instances:
+        add("queued_messages", sum(len(s.outbox) for s in instances[0].sinks if hasattr(s, "outbox")))
+        writer = next((e.recorder.writer for e in instances if e.recorder is not None), None)
+        add("clip_writer_pending_kb", writer.pending_bytes // 1024 if writer else 0)
+    return sizes
 
 
 def thread_cpu_s() -> dict[str, float]:
@@ -186,9 +231,9 @@ def mount_tiny_disk(path: Path, mb: int) -> bool:
                           capture_output=True).returncode == 0
 
 
-def compare(work: Path, camera: str, live: list[dict], fps: float | None, names: list[str]) -> dict:
-    """The camera's events against the offline replay of its own tracks."""
-    size = (640, 360) if camera == "street" else (640, 480)
+def compare(work: Path, camera: str, live: list[dict], fps: float | None, names: list[str],
+            size: tuple[int, int]) -> dict:
+    """The camera's events against the offline replay of its own tracks (frames of `size`)."""
     regions = load_regions([work / f"{camera}.yaml"], names)
     offline = [e.as_dict() for e in replay_events(work / "out" / f"{camera}.jsonl", regions, size, camera, names,
                                                   fps=fps)]
@@ -206,9 +251,10 @@ def compare(work: Path, camera: str, live: list[dict], fps: float | None, names:
 def soak(args, work: Path) -> dict:
     from runtime_models import exported_models
 
-    model = args.model or str(exported_models("yolo-n")["det_tflite"])
+    model = str(Path(args.model).resolve()) if args.model else str(exported_models("yolo-n")["det_tflite"])
     thresholds = {} if args.trained else THRESHOLDS
-    video = looped(VIDEO if VIDEO.is_file() else SHARED_VIDEO, work / "street.mp4")
+    video = looped(Path(args.video) if args.video else VIDEO if VIDEO.is_file() else SHARED_VIDEO,
+                   work / "street.mp4", args.loops)
     rtsp = RtspServer(free_port(), size=(640, 480), fps=15).start()
     broker = Broker(work).start()
     clips = work / "clips"
@@ -216,18 +262,23 @@ def soak(args, work: Path) -> dict:
     path = cameras_file(work, model, video, rtsp.url, clips)
     path.write_text(path.read_text().replace("{mqtt}", broker.url))
     subscriber = Subscriber(broker.port, ["edgecnn/#"], client_id="soak")
-    stop, instances, result = threading.Event(), [], {}
+    stop, instances, streams, result = threading.Event(), [], [], {}
 
     class Counted(CameraEvents):
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
             instances.append(self)
 
+    class Listed(site_module.Stream):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            streams.append(self)
+
     def run_site():
         result["report"] = site_module.run_site({"cameras": str(path), **thresholds}, stop)
 
-    cpu0, memory = resource.getrusage(resource.RUSAGE_SELF), []
-    with patch.object(site_module, "CameraEvents", Counted):
+    cpu0, memory, sizes = resource.getrusage(resource.RUSAGE_SELF), [], []
+    with patch.object(site_module, "CameraEvents", Counted), patch.object(site_module, "Stream", Listed):
         runner = threading.Thread(target=run_site, name="site")
         runner.start()
         chaos = Chaos(args.seconds, rtsp, broker)
@@ -236,6 +287,7 @@ def soak(args, work: Path) -> dict:
         started = time.time()
         while runner.is_alive() and time.time() - started < args.seconds:
             memory.append((round(time.time() - started, 1), round(rss_mb(), 1)))
+            sizes.append(structure_sizes(streams, instances))
             time.sleep(2.0)
         threads = thread_cpu_s()
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -256,7 +308,8 @@ def soak(args, work: Path) -> dict:
     report = result["report"]
     names = ["person", "car"]
     per_camera = {c: compare(work, c, [e for e in events if e["camera"] == c],
-                             video_fps(video) if c == "street" else None, names) for c in ("street", "yard")}
+                             video_fps(video) if c == "street" else None, names,
+                             video_size(video) if c == "street" else (640, 480)) for c in ("street", "yard")}
     delivery = delivery_figures(events, received, chaos.broker_down)
     delivery["probe"] = probe_figures(probes, chaos.broker_down)
     machinery = {name: s for name, s in threads.items()
@@ -271,13 +324,11 @@ def soak(args, work: Path) -> dict:
                 "threads_s": {k: round(v, 3) for k, v in machinery.items()},
                 "share": round(events_cpu / process_cpu, 4) if process_cpu else None},
         "clips": {"tmpfs_mb": args.clip_disk_mb if tiny else None,
-                  "written": writer[0].written if writer else 0, "failed": writer[0].failed if writer else 0,
-                  "deleted": writer[0].deleted if writer else 0},
+                  **{k: getattr(writer[0], k) if writer else 0 for k in ("written", "failed", "deleted", "dropped")}},
         "memory_mb": {"samples": memory, "after_warmup": memory[min(5, len(memory) - 1)][1],
                       "max": max(m for _, m in memory), "end": memory[-1][1]},
+        "sizes": {"max": {k: max(s.get(k, 0) for s in sizes) for k in sizes[-1]}, "end": sizes[-1]},
     }
-    if tiny:
-        subprocess.run(["umount", str(clips)], check=False)
     return figures
 
 
@@ -286,6 +337,13 @@ def looped(video: Path, out: Path, times: int = 4) -> Path:
     done = subprocess.run(["ffmpeg", "-v", "error", "-stream_loop", str(times - 1), "-i", str(video), "-c", "copy",
                            str(out)], capture_output=True)
     return out if done.returncode == 0 else video
+
+
+def video_size(video: Path) -> tuple[int, int]:
+    capture = cv2.VideoCapture(str(video))
+    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    capture.release()
+    return size
 
 
 def video_fps(video: Path) -> float:
@@ -381,6 +439,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--model", default=None, help="detector (default: the tests' seeded yolo-n at 320, int8)")
     parser.add_argument("--trained", action="store_true", help="--model is trained: keep its own thresholds")
+    parser.add_argument("--video", default=None, help="the street camera's video (default: the shared traffic video), "
+                        "e.g. one from `edgecnn data synth kind=video` for a trained --model")
+    parser.add_argument("--loops", type=int, default=4, help="times the video is played (the camera outlasts the soak)")
     parser.add_argument("--clip-disk-mb", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "runs" / "benchmarks"))
     parser.add_argument("--work", default=None, help="keep the run's files (queue, JSON lines, broker log) here")
@@ -393,13 +454,18 @@ def main() -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     with tempfile.TemporaryDirectory(prefix="edgecnn-events-") as tmp:
-        work = Path(args.work or tmp)
+        work = Path(args.work or tmp).resolve()
         work.mkdir(parents=True, exist_ok=True)
-        figures = {"clip_write": clip_costs(VIDEO if VIDEO.is_file() else SHARED_VIDEO), **soak(args, work)}
+        try:
+            figures = {"clip_write": clip_costs(VIDEO if VIDEO.is_file() else SHARED_VIDEO), **soak(args, work)}
+        finally:  # the clips tmpfs goes, whatever happened
+            if os.path.ismount(work / "clips"):
+                subprocess.run(["umount", str(work / "clips")], check=False)
     out = Path(args.out)
     atomic_write_json(out / "events.json", figures)
     plot(figures, out / "events.png")
-    brief = {k: v for k, v in figures.items() if k not in ("site", "memory_mb", "chaos")}
+    brief = {k: v for k, v in figures.items() if k not in ("site", "memory_mb", "chaos", "sizes")}
+    brief["sizes_max"] = figures["sizes"]["max"]
     brief["memory_mb"] = {k: v for k, v in figures["memory_mb"].items() if k != "samples"}
     brief["capture_to_events_sent_ms_p50"] = {n: c["latency_ms_p50"] for n, c in figures["site"]["cameras"].items()}
     brief["fps"] = {n: c["fps"] for n, c in figures["site"]["cameras"].items()}

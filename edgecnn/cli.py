@@ -4,7 +4,8 @@ Each subcommand is a module in `edgecnn.commands` (listed there in `COMMANDS`), 
 (its first line is the command's line in `edgecnn --help`), `KEYS` (a Schema), optionally `POSITIONAL` (key names filled by bare words, in
 order) and `run(cfg) -> dict`.
 `run` returns its metrics under their usual names plus an `artifacts` mapping of paths. Command
-modules import heavy libraries inside `run`, so `edgecnn --help` stays fast.
+modules import heavy libraries inside `run`, so `edgecnn --help` stays fast. A result with
+`status: skipped` (the machine lacks what the command needs; it says what) exits with `SKIPPED`.
 
 With `--json`, stdout carries exactly one JSON object: while the command runs, everything written
 to stdout (NNCF's progress bars and `INFO:nncf:` lines, onnx2tf and TensorFlow prints, tqdm/rich,
@@ -26,6 +27,7 @@ from edgecnn.config import ConfigError, parse_value, run_reporting_errors
 from edgecnn.fileio import stdout_to_stderr
 
 LOG = logging.getLogger("edgecnn")
+SKIPPED = 3  # exit code of a command that could not run here and did nothing (e.g. check-device without emulation)
 
 
 def parse_command_args(module: ModuleType, args: list[str], where: str) -> dict[str, Any]:
@@ -141,4 +143,4 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, default=str))
     else:  # a command may have its own human view (e.g. summary's per-layer table)
         getattr(module, "print_human", print_result)(result)
-    return 0
+    return SKIPPED if result.get("status") == "skipped" else 0

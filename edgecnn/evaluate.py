@@ -27,7 +27,9 @@ def validate(backend, data, conf: float = 0.001, iou: float = 0.6, max_det: int 
         return validate_detector(backend, data, conf, iou, max_det, split, batch, max_images)
     if task == "classify":
         return validate_classifier(backend, data, split, batch, max_images)
-    raise ValueError(f"{backend.path}: edgecnn val scores detectors and classifiers, not '{task}' models")
+    if task == "segment":
+        return validate_segmenter(backend, data, split, max_images)
+    raise ValueError(f"{backend.path}: edgecnn val scores detectors, classifiers and segmenters, not '{task}' models")
 
 
 def validate_detector(backend, data, conf, iou, max_det, split, batch, max_images) -> dict:
@@ -94,6 +96,28 @@ def validate_classifier(backend, data, split, batch, max_images) -> dict:
             "latency_ms_p50": float(np.median(per_image_ms)) if per_image_ms else None}
 
 
+def validate_segmenter(backend, data, split, max_images) -> dict:
+    """mIoU, per-class IoU and pixel accuracy at each image's own size, through the device's
+    `runtime.segmenter.Segmenter`: letterbox, the model, its upsampling (the artifact's
+    `seg_upsample`) and argmax, the class map cut out of the letterbox and resized back (nearest)."""
+    from edgecnn.data import open_task_dataset
+    from edgecnn.data.loaders import read_rgb
+    from edgecnn.data.segment import read_mask, scan_segment_split
+    from edgecnn.metrics.segmentation import score_segmentation
+    from edgecnn.runtime.segmenter import Segmenter
+
+    spec = open_task_dataset(data, "segment")
+    names = list(backend.meta["names"])
+    if len(names) != spec.nc:
+        raise ValueError(f"{backend.path} has {len(names)} classes but {data} has {spec.nc}")
+    pairs = scan_segment_split(spec, split, check=False)[:max_images]
+    samples = ((image, read_mask(source, path, spec, image.shape[:2]))
+               for path, source in pairs for image in [read_rgb(path)])
+    segmenter = Segmenter(backend)
+    scores = score_segmentation(lambda image: segmenter.segment(image, bgr=False), samples, names, spec.ignore_index)
+    return {k: scores[k] for k in ("mIoU", "pixel_acc", "mean_acc", "iou", "images", "latency_ms_p50")}
+
+
 def _read_bgr(path: Path):
     import cv2
 
@@ -101,3 +125,35 @@ def _read_bgr(path: Path):
     if frame is None:
         raise ValueError(f"{path}: cannot read image")
     return frame
+
+
+def segmentation_samples(backend, data, path, split: str = "val", count: int = 4) -> Path:
+    """A PNG of `count` images of `split` (evenly spread), each as image | ground truth | the
+    device path's prediction, in the app's class colours (ignored pixels black)."""
+    import numpy as np
+
+    from edgecnn.data import open_task_dataset
+    from edgecnn.data.loaders import read_rgb
+    from edgecnn.data.segment import read_mask, scan_segment_split
+    from edgecnn.plots import figure, save_figure
+    from edgecnn.runtime.segmenter import Segmenter, palette
+
+    spec = open_task_dataset(data, "segment")
+    pairs = scan_segment_split(spec, split, check=False)
+    picks = [pairs[i] for i in dict.fromkeys(np.linspace(0, len(pairs) - 1, min(count, len(pairs))).astype(int))]
+    segmenter = Segmenter(backend)
+    colors = np.concatenate([palette(spec.nc)[:, ::-1], np.zeros((1, 3), np.uint8)])  # RGB; the last: ignored
+
+    def paint(classes):
+        return colors[np.where(classes < spec.nc, classes, spec.nc)]
+
+    fig, axes = figure(len(picks), 3, figsize=(9, 2.4 * len(picks)), squeeze=False)
+    for row, (image_path, source) in zip(axes, picks):
+        image = read_rgb(image_path)
+        truth = read_mask(source, image_path, spec, image.shape[:2])
+        for ax, shown, title in zip(row, (image, paint(truth), paint(segmenter.segment(image, bgr=False))),
+                                    ("image", "ground truth", f"prediction ({Path(backend.path).name})")):
+            ax.imshow(shown)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    return save_figure(fig, path)

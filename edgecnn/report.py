@@ -115,12 +115,12 @@ def frame_strip(video: Path, path: Path, count: int = 4, width: int = 1280) -> P
 
 def collect_images(manifests: dict[str, dict[str, Any]], run_root: Path) -> list[tuple[str, Path]]:
     """Every PNG a stage wrote in its directory (curves, PR, confusion, plots) and a strip of
-    frames from each tracking stage's annotated video."""
+    frames from each tracking or segmentation stage's annotated video."""
     images = []
     for name, m in manifests.items():
         stage_dir = run_root / name
         images += [(f"{name}: {png.stem.replace('_', ' ')}", png) for png in sorted(stage_dir.glob("*.png"))]
-        if m.get("command") != "track":
+        if m.get("command") not in ("track", "segment"):
             continue
         for value in m.get("result", {}).get("artifacts", {}).values():
             path = Path(str(value))

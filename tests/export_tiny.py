@@ -124,3 +124,54 @@ GT_CLASSES = [0, 1]
 
 def to_model_pixels(boxes: np.ndarray) -> np.ndarray:
     return boxes * 0.8 + np.array([0, 16, 0, 16], np.float32)
+
+
+SEG_HW = (48, 64)
+SEG_NAMES = ["background", "road", "person"]
+SEG_META = {"task": "segment", "names": SEG_NAMES, "imgsz": list(SEG_HW), "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225], "run_hash": "tiny-seg"}
+
+
+class TinySegmenter(nn.Module):
+    """NCHW logits at the input size from logits at stride 8 upsampled bilinearly, as LR-ASPP does."""
+
+    def __init__(self, num_classes: int = len(SEG_NAMES), width: int = 8):
+        super().__init__()
+        self.body = nn.Sequential(conv(3, width, 2), conv(width, width, 2), conv(width, width, 2))
+        self.classifier = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x):
+        logits = self.classifier(self.body(x))
+        return nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def tiny_segmenter(seed: int = 0) -> TinySegmenter:
+    torch.manual_seed(seed)
+    model = TinySegmenter().eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+COLOUR_NAMES = ["red", "green", "blue"]
+COLOUR_META = {"task": "segment", "names": COLOUR_NAMES, "imgsz": [96, 128], "mean": [0.0, 0.0, 0.0],
+               "std": [1.0, 1.0, 1.0], "run_hash": "colours"}
+
+
+class ColourSegmenter(nn.Module):
+    """Class = the strongest RGB channel, averaged over 8x8 blocks: logits at stride 8 upsampled
+    bilinearly, so the segmentation of a frame of coloured areas is known."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Conv2d(3, 3, 1)
+        with torch.no_grad():
+            self.scale.weight.copy_(torch.eye(3).view(3, 3, 1, 1) * 4)
+            self.scale.bias.zero_()
+
+    def forward(self, x):
+        logits = self.scale(nn.functional.avg_pool2d(x, 8))
+        return nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)

@@ -129,3 +129,15 @@ def test_track_command_on_detections(tmp_path):
     rows = read_mot(tmp_path / "res" / "results.txt")
     assert report["frames"] == 20 and report["tracks"] == 2
     assert len(rows) >= 2 * 18 and set(rows[:, 1]) == {1, 2}
+
+
+def test_stage_times_keep_a_window_of_recent_frames():
+    """A site runs for weeks: per-frame timings are kept for the last `window` frames, not all."""
+    from edgecnn.runtime.app import StageTimes
+
+    times = StageTimes(window=50)
+    for i in range(1000):
+        times.add("inference", i / 1000)
+    assert len(times.samples["inference"]) == 50
+    assert times.ms("inference") == pytest.approx(1000 * np.median(np.arange(950, 1000) / 1000), abs=1e-3)
+    assert times.recent_ms("inference", 10) == pytest.approx(1000 * np.median(np.arange(990, 1000) / 1000), abs=0.01)

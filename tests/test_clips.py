@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgecnn.config import ConfigError
-from edgecnn.runtime.clips import ClipRecorder, ClipWriter
+from edgecnn.runtime.clips import Clip, ClipRecorder, ClipWriter
 from edgecnn.runtime.events import Event
 
 FPS = 10.0
@@ -122,3 +122,22 @@ def test_a_full_disk_drops_the_oldest_clips_and_never_fails_the_run(tiny_disk):
     clips = sorted((tiny_disk / "clips" / "gate").glob("*.mp4"))
     assert filler.exists() and writer.written >= 3 and writer.deleted >= 1
     assert clips and all(len(read_clip(c)) > 0 for c in clips)  # what is there is whole
+
+
+def test_clips_waiting_for_a_slow_writer_are_bounded_and_the_drops_counted(tmp_path):
+    """A writer slower than the cameras: past `max_pending_mb` of queued JPEGs new clips are dropped
+    (counted, logged) instead of filling memory; what was queued is written."""
+    rng = np.random.default_rng(0)
+    frames = [(t / FPS, cv2.imencode(".jpg", rng.integers(0, 255, (240, 320, 3), np.uint8))[1].tobytes())
+              for t in range(60)]
+    long, short = frames, frames[:2]  # the long clip keeps the writer busy (~1 s) while 5 short ones come
+    size = lambda clip: sum(len(jpeg) for _, jpeg in clip)  # noqa: E731
+    writer = ClipWriter(tmp_path, max_pending_mb=(size(long) + 2.5 * size(short)) / 2**20)
+    writer.submit(Clip(tmp_path / "gate" / "long.mp4", 0.0, long))
+    for i in range(5):
+        writer.submit(Clip(tmp_path / "gate" / f"{i}.mp4", 0.0, short))
+    queued = writer.pending_bytes
+    writer.close()
+    assert queued <= writer.max_pending and writer.dropped == 3
+    assert writer.written == 3 and writer.pending_bytes == 0
+    assert sorted(p.name for p in (tmp_path / "gate").glob("*.mp4")) == ["0.mp4", "1.mp4", "long.mp4"]

@@ -6,14 +6,9 @@ Needs Debian's openssh-server (`apt-get install -y openssh-server`); skips clean
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import shlex
-import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -25,64 +20,18 @@ from edgecnn.deploy.ssh import Remote, RemoteError
 from edgecnn.runtime.mot import read_mot
 from device_venv import base_python, device_venv
 from runtime_models import exported_models, synthetic_video
+from sshd import HAVE_SSHD, NO_SSHD, free_port, private_sshd
 
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-SFTP_SERVER = "/usr/lib/openssh/sftp-server"  # scp speaks SFTP since OpenSSH 9
-pytestmark = pytest.mark.skipif(not Path(SSHD).is_file() or not shutil.which("ssh"),
-                                reason="needs OpenSSH's sshd and ssh (apt-get install -y openssh-server)")
+pytestmark = pytest.mark.skipif(not HAVE_SSHD, reason=NO_SSHD)
 LOW = ["conf=0.005", "track_conf=0.008", "low_conf=0.005", "max_det=20"]  # untrained weights score ~0.01
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     """A private sshd on 127.0.0.1 that accepts one throwaway key; yields (Remote, work dir)."""
     work = tmp_path_factory.mktemp("ssh")
-    for key in ("host_key", "id"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / key)], check=True)
-    shutil.copy(work / "id.pub", work / "authorized_keys")
-    port, user = free_port(), getpass.getuser()
-    (work / "sshd_config").write_text(f"""
-Port {port}
-ListenAddress 127.0.0.1
-HostKey {work / 'host_key'}
-AuthorizedKeysFile {work / 'authorized_keys'}
-PidFile {work / 'sshd.pid'}
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-AllowUsers {user}
-Subsystem sftp {SFTP_SERVER}
-""")
-    (work / "ssh_config").write_text(f"""
-Host *
-  UserKnownHostsFile {work / 'known_hosts'}
-  StrictHostKeyChecking accept-new
-  LogLevel ERROR
-""")
-    if os.geteuid() == 0:
-        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
-    server = subprocess.Popen([SSHD, "-D", "-e", "-f", str(work / "sshd_config")], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if server.poll() is not None:
-            pytest.skip(f"sshd did not start: {server.stderr.read()[-1000:]}")
-        time.sleep(0.1)
-    remote = Remote(f"{user}@127.0.0.1", port, identity=str(work / "id"), ssh_config=str(work / "ssh_config"))
-    yield remote, work
-    server.terminate()
-    server.wait(timeout=10)
+    with private_sshd(work) as remote:
+        yield remote, work
 
 
 @pytest.fixture(scope="module")

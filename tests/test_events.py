@@ -92,3 +92,45 @@ def test_dwell_on_a_line_is_an_error(tmp_path):
     (tmp_path / "c.yaml").write_text("lines:\n  - name: l\n    points: [[0, 0], [1, 1]]\n    dwell: 3\n")
     with pytest.raises(ValueError, match=r"lines\[0\] \(l\): dwell .* on a line"):
         load_regions([tmp_path / "c.yaml"])
+
+
+def test_thousands_of_short_tracks_keep_every_per_track_structure_bounded(tmp_path):
+    """A site runs for weeks: 2000 tracks walk through the door into the desk zone, a new one every
+    2 frames, each seen 10 frames (every 10th stays 20, past the dwell limit). The counter's, the
+    event builder's and the stream's per-track state stays within the tracks alive (plus max_age
+    frames and the summary's window of recent tracks) while the run's figures cover all of them."""
+    from edgecnn.runtime.app import TrackTally
+    from edgecnn.runtime.counting import RECENT_TRACKS
+
+    (tmp_path / "counts.yaml").write_text(COUNTS)
+    tracks_n, max_age, fps = 2000, 5, FPS
+    counter = Counter(load_regions([tmp_path / "counts.yaml"], ["person"]), max_age=max_age)
+    builder, tally = EventBuilder("door-cam", ["person"], max_age=max_age), TrackTally(max_age)
+    life = {tid: 20 if tid % 10 == 0 else 10 for tid in range(tracks_n)}
+    born = {tid: 2 * tid for tid in range(tracks_n)}
+    events, largest = [], 0
+    for frame in range(2 * tracks_n + 20 + max_age + 2):
+        people = [(tid, min(100 + 20 * (frame - born[tid]), 250), 200)
+                  for tid in range(max(0, frame // 2 - 20), min(tracks_n, frame // 2 + 1))
+                  if 0 <= frame - born[tid] < life[tid]]
+        tracks = tracks_at(*people)
+        counter.update(tracks, frame / fps, (W, H))
+        events += builder.update(frame, 1_700_000_000 + frame / fps, tracks, counter)
+        tally.update(tracks.ids.tolist())
+        line, zone = counter.lines[0], counter.zones[0]
+        sizes = (len(counter.last_seen), len(line.side), len(line.counted), len(zone.entered), len(zone.dwell),
+                 len(builder.seen), len(builder.inside), len(builder.dwelled), len(tally.last_seen))
+        largest = max(largest, *sizes)
+    alive = 10 + max_age + 1  # tracks alive at once (≤ 10) and those not yet deleted
+    assert largest <= alive, largest
+    zone = counter.zones[0]
+    assert len(zone.finished) == RECENT_TRACKS and zone.tracks == tracks_n
+    summary = counter.summary()["zones"]["desk"]
+    assert len(summary["dwell_s"]) == RECENT_TRACKS and summary["visits"] == tracks_n
+    leaves = [e.dwell_s for e in events if e.kind == "zone_leave"]
+    assert len(leaves) == tracks_n and summary["dwell_s_max"] == pytest.approx(max(leaves), abs=0.01)
+    assert summary["dwell_s_mean"] == pytest.approx(np.mean(leaves), abs=0.01)
+    kinds = [e.kind for e in events]
+    assert kinds.count("lost") == kinds.count("appeared") == tally.total == tracks_n
+    assert kinds.count("dwell") == tracks_n // 10  # only the tracks that stay 20 frames (2 s > 1.5 s)
+    assert sum(counter.report()["lines"]["door"].values()) == tracks_n

@@ -23,6 +23,8 @@ CHECKED_ELSEWHERE = {
     "pipeline": "tests/test_cli.py::test_json_prints_exactly_one_object_on_stdout",
     "bundle": "tests/test_bundle.py (a bundle built with --json)",
     "deploy": "tests/test_deploy_ssh.py (needs the SSH server that test starts)",
+    "check-device": "tests/test_check_device.py (its 'cannot emulate' answer, as user nobody)",
+    "segment": "tests/test_segment.py::test_bundle_ships_the_segmenter_and_runs_its_app (the app with --json from a bundle)",
 }
 # command: (arguments on top of the inputs below, a key its result must hold)
 CASES = {

@@ -14,7 +14,7 @@ torch.set_num_threads(2)
 def _input(name: str, batch: int = 2) -> torch.Tensor:
     entry = get_entry(name)
     channels = 1 if name == "lenet5" else 3
-    hw = {"classify": (32, 32), "embed": entry.imgsz, "detect": (64, 96)}[entry.task]
+    hw = {"classify": (32, 32), "embed": entry.imgsz, "detect": (64, 96), "segment": (50, 70)}[entry.task]
     return torch.rand(batch, channels, *hw)
 
 
@@ -38,6 +38,8 @@ def test_every_model_builds_and_runs_with_the_contract_shapes(name):
     elif model.task == "embed":
         assert out.shape == (2, 128)
         torch.testing.assert_close(out.norm(dim=1), torch.ones(2))
+    elif model.task == "segment":  # logits at the input size, a tensor (not torchvision's dict)
+        assert isinstance(out, torch.Tensor) and out.shape == (2, 7, 50, 70)
     else:
         boxes, scores = out
         anchors = sum((64 // s) * (96 // s) for s in model.strides)
@@ -47,6 +49,7 @@ def test_every_model_builds_and_runs_with_the_contract_shapes(name):
 def test_list_models_by_task():
     assert set(list_models("detect")) == {"yolo-n", "yolo-s", "yolo-r18", "yolo-mnv3", "yolov8n", "yolov8s", "yolo11n", "yolo11s"}
     assert list_models("embed") == ["reid"]
+    assert list_models("segment") == ["deeplabv3-mnv3", "fcn-mnv3", "fcn-resnet18", "lraspp-mnv3", "lraspp-mnv3s", "unet-s"]
     assert {"lenet5", "vgg11", "vgg16", "resnet18", "resnet34", "mobilenet_v2", "mobilenet_v3_small",
             "mobilenet_v3_large"} <= set(list_models("classify"))
 

@@ -1,17 +1,19 @@
-"""`edgecnn bundle device=rpi5 detector=det.tflite [reid=reid.tflite] [cameras=site.yaml] out=dist/`."""
+"""`edgecnn bundle device=rpi5 detector=det.tflite [reid=reid.tflite] [cameras=site.yaml] out=dist/` (the
+tracking app), or `edgecnn bundle device=rpi5 segmenter=seg.tflite` (the segmentation app)."""
 
-from edgecnn.config import Key, Schema
+from edgecnn.config import ConfigError, Key, Schema
 
 HELP = "build a self-contained, reproducible device bundle (.tar.gz) for a device profile"
 KEYS = Schema(
     Key("device", None, "device profile: a name in devices/ (rpi4, rpi5, jetson-nano, jetson-orin-nano, x86-cpu)",
         required=True),
-    Key("detector", None, "detector artifact(s); several (comma-separated): the fastest measured here ships", type=list,
-        required=True),
+    Key("detector", None, "detector artifact(s); several (comma-separated): the fastest measured here ships", type=list),
     Key("reid", None, "ReID embedder artifact(s), same rules as detector", type=list),
+    Key("segmenter", None, "segmentation artifact(s) instead of a detector: the bundle runs the segmentation app",
+        type=list),
     Key("cameras", None, "cameras file (YAML) the device runs: several cameras in one process (no model: key)"),
     Key("out", "dist", "directory to write <model>-<device>.tar.gz in"),
-    Key("name", None, "bundle name (default: <detector file stem>-<device>)"),
+    Key("name", None, "bundle name (default: <model file stem>-<device>)"),
 )
 
 
@@ -22,12 +24,15 @@ def run(cfg: dict) -> dict:
     from edgecnn.deploy.profiles import load_profile
 
     profile = load_profile(cfg["device"])
-    paths = {key: [Path(p) for p in cfg[key] or []] for key in ("detector", "reid")}
-    for path in paths["detector"] + paths["reid"]:
+    paths = {key: [Path(p) for p in cfg[key] or []] for key in ("detector", "reid", "segmenter")}
+    if not paths["detector"] and not paths["segmenter"]:
+        raise ConfigError("edgecnn bundle: detector= is required (the tracking app), or segmenter= (the segmentation app)")
+    for path in paths["detector"] + paths["reid"] + paths["segmenter"]:
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
     cameras = Path(cfg["cameras"]) if cfg["cameras"] else None
-    target = build_bundle(profile, paths["detector"], paths["reid"] or None, Path(cfg["out"]), cfg["name"], cameras)
+    target = build_bundle(profile, paths["detector"], paths["reid"] or None, Path(cfg["out"]), cfg["name"], cameras,
+                          segmenter=paths["segmenter"] or None)
     manifest = read_manifest(target)
     return {"device": profile.name, "size_kb": round(target.stat().st_size / 1024, 1),
             "files": len(manifest["files"]) + 1, "models": {k: v["file"] for k, v in manifest["models"].items()},

@@ -3,6 +3,7 @@
   edgecnn data synth kind=detect out=datasets/synth n=800 imgsz=320 seed=0
   edgecnn data synth kind=video out=datasets/synth-video n=4 frames=240
   edgecnn data synth kind=reid out=datasets/synth-reid n=300 per_id=16
+  edgecnn data synth kind=segment out=datasets/synth-seg n=400 imgsz=320
   edgecnn data check data=datasets/synth/data.yaml
   edgecnn data calib data=datasets/synth/data.yaml n=200 out=calibration/synth
   edgecnn data crops source=datasets/synth-video/train out=datasets/synth-reid
@@ -20,7 +21,7 @@ from edgecnn.config import Key, Schema
 from edgecnn.data.calib import sample_calibration
 from edgecnn.data.crops import cut_identity_crops
 from edgecnn.data.mot_yolo import mot_to_yolo
-from edgecnn.data.synth import synth_classify, synth_detect, synth_reid, synth_video
+from edgecnn.data.synth import synth_classify, synth_detect, synth_reid, synth_segment, synth_video
 
 
 def _default(func: Callable, name: str) -> Any:
@@ -34,13 +35,15 @@ POSITIONAL = ("action",)
 KEYS = Schema(
     Key("action", "check", "what to do", choices=("synth", "check", "calib", "crops", "mot")),
     Key("kind", "detect", "synth: which dataset to make (reid: identity crops for a ReID embedder)",
-        choices=("detect", "video", "classify", "reid")),
+        choices=("detect", "video", "classify", "reid", "segment")),
     Key("out", None, "output directory (synth: runs/data/synth-<kind>, check: runs/data/check/<data name>, "
                      "calib: calibration/<data name>, crops: runs/data/crops, mot: runs/data/mot)", type=str),
-    Key("n", None, f"synth: train images (detect {_default(synth_detect, 'n')}, classify {_default(synth_classify, 'n')}), "
+    Key("n", None, f"synth: train images (detect {_default(synth_detect, 'n')}, classify {_default(synth_classify, 'n')}, "
+                   f"segment {_default(synth_segment, 'n')}), "
                    f"sequences (video {_default(synth_video, 'sequences')}) or identities (reid {_default(synth_reid, 'n')}); "
                    f"calib: images ({_default(sample_calibration, 'n')})", type=int, min=1),
-    Key("imgsz", None, f"synth: longer image side (detect {_default(synth_detect, 'imgsz')}, classify "
+    Key("imgsz", None, f"synth: longer image side (detect {_default(synth_detect, 'imgsz')}, segment "
+                       f"{_default(synth_segment, 'imgsz')}, classify "
                        f"{_default(synth_classify, 'imgsz')}, video frame width {_default(synth_video, 'width')})",
         type=int, min=16),
     Key("frames", _default(synth_video, "frames"), "synth kind=video: frames per sequence", min=2),
@@ -107,6 +110,10 @@ def run_synth(cfg: dict) -> dict:
         return {"images": counts["train"]["images"] + counts["val"]["images"],
                 "boxes": counts["train"]["boxes"] + counts["val"]["boxes"], "seconds": info["seconds"],
                 "artifacts": {"root": str(out), "data_yaml": str(out / "data.yaml")}}
+    if kind == "segment":
+        info = synth_segment(out, **_given(cfg, n="n", imgsz="imgsz"), seed=cfg["seed"], force=cfg["force"])
+        return {"images": sum(s["images"] for s in info["splits"].values()), "seconds": info["seconds"],
+                "artifacts": {"root": str(out), "data_yaml": str(out / "data.yaml")}}
     if kind == "classify":
         info = synth_classify(out, **_given(cfg, n="n", imgsz="imgsz"), seed=cfg["seed"], force=cfg["force"])
         return {"images": sum(s["images"] for s in info["splits"].values()), "seconds": info["seconds"],
@@ -146,10 +153,16 @@ def holds_identities(path: Path) -> bool:
 
 
 def load_any(data: str):
-    """(spec, scans, summary) for a data.yaml or an ImageFolder directory."""
+    """(spec, scans, summary) for a data.yaml (detect or segment) or an ImageFolder directory."""
     from edgecnn.data import dataset_format, imagefolder, open_dataset, summary, yolo
 
     path = Path(data)
+    if dataset_format(path) == "segment":
+        from edgecnn.data.segment import scan_segment_split
+
+        spec = open_dataset(path)
+        scans = {s: scan_segment_split(spec, s, check=False) for s in spec.splits}
+        return spec, scans, summary.summarize_segmentation(spec, scans)
     if dataset_format(path) == "imagefolder":
         spec = open_dataset(path, shared_classes=not holds_identities(path))
         scans = {s: imagefolder.scan_folder(spec, s) for s in spec.splits}

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from edgecnn.config import ConfigError, Key, Schema
+from edgecnn.export.segment import DEFAULT_HEAD, SEG_HEADS
 
 HELP = "export a checkpoint to ONNX or TFLite (fp32, fp16, int8)"
 POSITIONAL = ("model",)
@@ -35,14 +36,19 @@ KEYS = Schema(
         "images (TFLite's quantization debugger)", min=0),
     Key("recover", True, "int8 below the gate: try more calibration images, then the tensors int8 hurts most in "
         "float, and keep the first that passes before refusing"),
-    Key("imgsz", None, "input size (default: the checkpoint's imgsz)", type=int, min=32),
+    Key("imgsz", None, "input size: an int or [h, w] (default: the checkpoint's)", type=(int, list)),
+    Key("seg_head", DEFAULT_HEAD, "segment: what the graph outputs: argmax (class ids), full (logits at the input "
+        "size), stride (logits at the model's stride, the device upsamples)", choices=SEG_HEADS),
+    Key("seg_upsample", "linear", "segment, seg_head=stride: how the device upsamples: linear (the logits, then "
+        "argmax) or nearest (argmax, then the class ids)", choices=("linear", "nearest")),
     Key("dynamic", False, "ONNX with free batch, height and width (format=onnx only)"),
     Key("opset", 17, "ONNX opset", min=11, max=21),
     Key("calib", None, "directory of calibration images (default: the data.yaml's train images)"),
     Key("calib_images", 64, "calibration images used for int8", min=1),
     Key("data", None, "data.yaml: parity images and the mAP of each artifact"),
     Key("reference", None, "fp32 artifact or checkpoint the int8 gate compares with (default: model)"),
-    Key("max_map_drop", 1.0, "int8 gate: largest allowed mAP50_95 drop in points", min=0.0),
+    Key("max_map_drop", 1.0, "int8 gate: largest allowed drop in points of mAP50_95 (detect), mIoU (segment) "
+        "or top1 (classify)", min=0.0),
     Key("compare", None, "other artifacts of the same model scored on data= next to this one, comma-separated "
         "(e.g. Ultralytics' best_int8.tflite); the log says which is better", type=(list, type(None))),
     Key("parity_images", 8, "real images for the parity check", min=1),
@@ -84,10 +90,11 @@ def run(cfg: dict) -> dict:
     if cfg["format"] == "tflite":
         artifacts["tflite"] = _tflite_from(onnx_path, cfg, out, size)
     kind = {"onnx": "onnx", "tflite": cfg["precision"]}
+    parity_key = "parity_argmax_agreement" if source.meta["task"] == "segment" else "parity_max_abs_diff"
 
     def measured(name: str, path: Path) -> dict:
         backend = load_backend(path, threads=cfg["threads"])
-        return {"parity_max_abs_diff": check_parity(source, backend, parity_imgs, kind[name]), **_measure(backend, path, cfg)}
+        return {parity_key: check_parity(source, backend, parity_imgs, kind[name]), **_measure(backend, path, cfg)}
 
     def retry(overrides: dict, tag: str) -> tuple[Path, dict]:
         path = _tflite_from(onnx_path, {**cfg, **overrides}, out, size, tag)
@@ -100,8 +107,8 @@ def run(cfg: dict) -> dict:
     final = report[cfg["format"]]
     if "operating_point" in final:  # on its own (e.g. int8) scores
         store_operating_point(artifacts[cfg["format"]], final, cfg["data"], "val")
-    result = {k: v for k, v in final.items() if k != "parity_max_abs_diff"}
-    result.update(parity_max_abs_diff=final["parity_max_abs_diff"], per_artifact=report,
+    result = {k: v for k, v in final.items() if k != parity_key}
+    result.update({parity_key: final[parity_key]}, per_artifact=report,
                   artifacts={k: str(v) for k, v in artifacts.items()})
     if cfg["compare"]:
         result["compared"] = _compare(final, cfg, Path(artifacts[cfg["format"]]))
@@ -130,7 +137,7 @@ def _onnx_from(model_path: Path, cfg: dict, out: Path):
     # a model may have an equivalent form that converts better (YOLOv8/11: `YoloV8Net.for_export`)
     graph_model = source.model.for_export() if hasattr(source.model, "for_export") else source.model
     export_onnx(graph_model, source.meta, onnx_path, imgsz=list(source.input_size),
-                dynamic=cfg["dynamic"], opset=cfg["opset"])
+                dynamic=cfg["dynamic"], opset=cfg["opset"], seg_head=cfg["seg_head"], seg_upsample=cfg["seg_upsample"])
     return source, onnx_path
 
 
@@ -153,10 +160,15 @@ def _measure(backend, path: Path, cfg: dict) -> dict:
     timing = measure_latency(backend, runs=cfg["runs"])
     row = {"size_mb": path.stat().st_size / 2**20, "latency_ms_p50": timing["latency_ms_p50"],
            "latency_ms_p90": timing["latency_ms_p90"], "threads": cfg["threads"]}
-    if cfg["data"] and backend.meta["task"] in ("detect", "classify"):
+    if cfg["data"] and backend.meta["task"] in ("detect", "classify", "segment"):
         scores = validate(backend, cfg["data"], max_images=cfg["val_images"])
         row.update({k: v for k, v in scores.items() if k != "latency_ms_p50"})
     return row
+
+
+def _headline_metric(row: dict) -> str:
+    """The score the gate and `compare=` rank by: mAP50_95 (detect), mIoU (segment) or top1 (classify)."""
+    return next(m for m in ("mAP50_95", "mIoU", "top1") if m in row)
 
 
 def _compare(row: dict, cfg: dict, ours: Path) -> dict:
@@ -165,7 +177,7 @@ def _compare(row: dict, cfg: dict, ours: Path) -> dict:
     from edgecnn.evaluate import validate
     from edgecnn.runtime.backends import load_backend
 
-    metric = "mAP50_95" if "mAP50_95" in row else "top1"
+    metric = _headline_metric(row)
     scores, refused = {str(ours): row[metric]}, {}
     for other in cfg["compare"]:
         try:
@@ -190,7 +202,7 @@ def _gate(int8_row: dict, cfg: dict, source, retry) -> dict:
     from edgecnn.export.torch_backend import load_host_backend
     from edgecnn.metrics.gate import GateError, check_drop
 
-    metric = "mAP50_95" if "mAP50_95" in int8_row else "top1"
+    metric = _headline_metric(int8_row)
     reference = load_host_backend(cfg["reference"], threads=cfg["threads"]) if cfg["reference"] else source
     ref_value = validate(reference, cfg["data"], max_images=cfg["val_images"])[metric]
     record = {"reference": str(cfg["reference"] or cfg["model"]), f"reference_{metric}": ref_value}

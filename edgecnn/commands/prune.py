@@ -23,7 +23,7 @@ KEYS = Schema(
         Key("round_to", ..., "keep channel counts multiples of this (fast int8 kernels); 1 turns it off", min=1),
         Key("max_layer_ratio", ..., "never remove more than this fraction of one layer's channels", min=0.05, max=0.95),
         Key("ft_epochs", ..., "fine-tuning epochs after each round (0: prune only)", min=0),
-        Key("max_map_drop", ..., "fail (GateError) when the metric (mAP50_95, top1, embedder mAP) drops by more "
+        Key("max_map_drop", ..., "fail (GateError) when the metric (mAP50_95, top1, embedder mAP, mIoU) drops by more "
             "points than this"),
         Key("latency", ..., "measure single-image CPU latency (torch and ONNX Runtime) before and after"),
         names={"global": "global_pruning", "max_map_drop": "max_drop"},

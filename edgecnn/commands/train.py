@@ -1,4 +1,4 @@
-"""`edgecnn train`: train or fine-tune a classifier, detector or ReID embedder."""
+"""`edgecnn train`: train or fine-tune a classifier, detector, ReID embedder or segmenter."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from edgecnn.config import Key, Schema
 from edgecnn.train.keys import FINETUNE_KEYS, TRAIN_KEYS
 
-HELP = "train or fine-tune a classifier, detector or ReID embedder"
+HELP = "train or fine-tune a classifier, detector, ReID embedder or segmenter"
 # Keys that may change when a run resumes; the rest come from the interrupted run.
 RESUME_OVERRIDES = ("device", "devices", "workers", "plots")
 
@@ -38,6 +38,7 @@ def run(cfg: dict) -> dict:
         return Trainer(model.train(), train_cfg, last.parent, meta, pretrained=state.get("pretrained", ()),
                        resume_state=state).fit()
     FINETUNE_KEYS.check_required(cfg, "edgecnn train")  # data, which a resumed run reads from last.pt
-    model, meta, pretrained = prepare_model(cfg["model"], cfg["data"], cfg["weights"], cfg["seed"], cfg["imgsz"])
+    model, meta, pretrained = prepare_model(cfg["model"], cfg["data"], cfg["weights"], cfg["seed"], cfg["imgsz"],
+                                            cfg["backbone_weights"])
     train_cfg = {k: cfg[k] for k in TRAIN_KEYS.keys}
     return Trainer(model.train(), train_cfg, out, meta, pretrained=pretrained).fit()

@@ -30,7 +30,7 @@ LOG = logging.getLogger("edgecnn")
 
 
 def score(model: nn.Module, train_cfg: dict, meta: dict) -> float:
-    """The task's validation metric (mAP50_95, top1, mAP) of a torch model, as a fraction."""
+    """The task's validation metric (mAP50_95, top1, mAP, mIoU) of a torch model, as a fraction."""
     from edgecnn.train.keys import FITNESS
     from edgecnn.train.trainer import evaluate
 

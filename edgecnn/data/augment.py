@@ -1,9 +1,10 @@
-"""Training augmentation on letterboxed uint8 images, with boxes kept in step (torchvision v2).
+"""Training augmentation on letterboxed uint8 images, with boxes or masks kept in step (torchvision v2).
 
 Detection: mosaic of four images (hand-made: torchvision has none), then random scale/translate,
 horizontal flip and HSV-like colour jitter, each moving the boxes with the pixels; boxes that leave
 the image or shrink below 2 px are dropped. Classification: the classic set (rotation, shift,
-shear, zoom, channel shift, optional flip).
+shear, zoom, channel shift, optional flip). Segmentation: scale jitter, flip and colour on image
+and mask together, then a random crop.
 
 Every random draw comes from the torch generator seeded by the sample's own seed, so an epoch's
 augmentations are the same whatever the number of workers, and a resumed run sees the same data.
@@ -42,6 +43,9 @@ DEFAULTS = {
                               hsv_v=0, channel_shift=0.1, mosaic=0.0),
     "embed": AugmentConfig(degrees=0, translate=0.05, scale=0.1, shear=0, fliplr=0.5, hsv_h=0.015, hsv_s=0.4,
                            hsv_v=0.3, channel_shift=0.0, mosaic=0.0),
+    # scale jitter 0.5-1.5 and a random crop, as segmentation recipes train (torchvision's references: 0.5-2.0)
+    "segment": AugmentConfig(degrees=0, translate=0.0, scale=0.5, shear=0, fliplr=0.5, hsv_h=0.015, hsv_s=0.5,
+                             hsv_v=0.3, channel_shift=0.0, mosaic=0.0),
 }
 
 
@@ -62,7 +66,8 @@ class ChannelShift(v2.Transform):
         return tv_tensors.wrap(shifted.clamp(0, 255).to(inpt.dtype), like=inpt)
 
 
-def geometric_and_colour(cfg: AugmentConfig) -> list[v2.Transform]:
+def geometric_and_colour(cfg: AugmentConfig, fill=PAD_VALUE) -> list[v2.Transform]:
+    """`fill`: the border value of the affine transform (a `{tv_tensor type: value}` dict gives masks their own)."""
     out: list[v2.Transform] = []
     if cfg.degrees or cfg.translate or cfg.scale or cfg.shear:
         out.append(v2.RandomAffine(
@@ -71,7 +76,7 @@ def geometric_and_colour(cfg: AugmentConfig) -> list[v2.Transform]:
             scale=(max(1 - cfg.scale, 0.05), 1 + cfg.scale) if cfg.scale else None,
             shear=cfg.shear or None,
             interpolation=v2.InterpolationMode.BILINEAR,
-            fill=PAD_VALUE,
+            fill=fill,
         ))
     if cfg.fliplr:
         out.append(v2.RandomHorizontalFlip(cfg.fliplr))
@@ -107,6 +112,20 @@ class ClassificationAugment:
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         return self.transform(tv_tensors.Image(image)).as_subclass(torch.Tensor)
+
+
+class SegmentationAugment:
+    """(image uint8 (3, H, W), mask (H, W)) -> an augmented `crop`-sized pair: scale jitter,
+    flip and colour on both in step (masks move with nearest-neighbour sampling), then a random
+    crop; borders the image never covered are grey in the image and `ignore_index` in the mask."""
+
+    def __init__(self, cfg: AugmentConfig, crop: tuple[int, int], ignore_index: int):
+        fill = {tv_tensors.Image: PAD_VALUE, tv_tensors.Mask: ignore_index}
+        self.transform = v2.Compose(geometric_and_colour(cfg, fill) + [v2.RandomCrop(crop, pad_if_needed=True, fill=fill)])
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self.transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
 
 
 def mosaic(samples, size: int):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from edgecnn.data.augment import ClassificationAugment, DetectionAugment, mosaic
+from edgecnn.data.augment import ClassificationAugment, DetectionAugment, SegmentationAugment, mosaic
 from edgecnn.runtime.preprocess import input_hw, letterbox
 
 
@@ -127,6 +127,39 @@ class ClassificationDataset(Dataset):
 def collate_classification(batch):
     images, labels, indices = zip(*batch)
     return torch.stack(images), torch.tensor(labels, dtype=torch.long), torch.tensor(indices)
+
+
+class SegmentationDataset(Dataset):
+    """(image, label source) pairs -> (image uint8 (3, h, w), mask int64 (h, w), index).
+
+    Image and mask are letterboxed to `imgsz` as the device letterboxes frames (the mask's
+    padding is the ignore index); a seeded key then augments and crops them (`augment`)."""
+
+    def __init__(self, samples: Sequence[tuple[Path, Path]], spec, imgsz, augment: SegmentationAugment | None = None):
+        self.samples, self.spec, self.imgsz, self.augment = list(samples), spec, imgsz, augment
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key):
+        from edgecnn.data.segment import letterbox_mask, read_mask
+
+        i, seed = _split_key(key)
+        path, source = self.samples[i]
+        rgb = read_rgb(path)
+        size = input_hw(self.imgsz)
+        mask = letterbox_mask(read_mask(source, path, self.spec, rgb.shape[:2]), size, self.spec.ignore_index)
+        image = torch.from_numpy(np.ascontiguousarray(letterbox(rgb, size)[0].transpose(2, 0, 1)))
+        mask = torch.from_numpy(mask.astype(np.int64))
+        if self.augment is not None and seed is not None:
+            with seeded(seed):
+                image, mask = self.augment(image, mask)
+        return image, mask, i
+
+
+def collate_segmentation(batch):
+    images, masks, indices = zip(*batch)
+    return torch.stack(images), torch.stack(masks), torch.tensor(indices)
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:

@@ -1,4 +1,5 @@
-"""What a dataset holds: images, boxes per class, box sizes; as a table, JSON and a PNG."""
+"""What a dataset holds: images, boxes per class, box sizes (detection), pixels per class
+(segmentation); as a table, JSON and a PNG."""
 
 from __future__ import annotations
 
@@ -61,6 +62,32 @@ def summarize_classification(spec: ImageFolderSpec, scans: dict[str, FolderScan]
     return out
 
 
+def summarize_segmentation(spec, pairs: dict[str, list]) -> dict:
+    """Images and pixel shares per class, ignored pixels, masks given as polygons; every mask is
+    read and checked (a bad one raises, naming its file)."""
+    from edgecnn.data.segment import read_mask
+
+    out = {"task": "segment", "root": str(spec.root), "names": list(spec.names), "ignore_index": spec.ignore_index,
+           "splits": {}}
+    for split, samples in pairs.items():
+        pixels, images_with, ignored, total = np.zeros(spec.nc, np.int64), np.zeros(spec.nc, np.int64), 0, 0
+        for image, source in samples:
+            mask = read_mask(source, image, spec).reshape(-1)
+            labelled = mask[mask != spec.ignore_index].astype(np.int64)
+            counts = np.bincount(labelled, minlength=spec.nc)[: spec.nc]
+            pixels += counts
+            images_with += counts > 0
+            ignored, total = ignored + mask.size - labelled.size, total + mask.size
+        share = pixels / max(pixels.sum(), 1) * 100
+        out["splits"][split] = {
+            "images": len(samples), "corrupt": 0, "polygon_labels": sum(source.suffix == ".txt" for _, source in samples),
+            "ignored_pct": round(100 * ignored / max(total, 1), 2),
+            "images_per_class": dict(zip(spec.names, images_with.tolist())),
+            "pixels_pct_per_class": dict(zip(spec.names, np.round(share, 3).tolist())),
+        }
+    return out
+
+
 def format_table(summary: dict) -> str:
     """Per-class counts with one column per split, then totals and the box size histogram."""
     splits = list(summary["splits"])
@@ -72,7 +99,8 @@ def format_table(summary: dict) -> str:
         lines.append(f"{name:<{width}}" + "".join(f"{summary['splits'][s][key][name]:>10}" for s in splits))
     lines.append("-" * len(head))
     rows = {"detect": ["images", "boxes", "backgrounds", "missing_labels", "corrupt"], "classify": ["images", "corrupt"],
-            "identities": ["images", "identities", "images_per_identity_min", "images_per_identity_median", "corrupt"]}[summary["task"]]
+            "identities": ["images", "identities", "images_per_identity_min", "images_per_identity_median", "corrupt"],
+            "segment": ["images", "polygon_labels", "ignored_pct"]}[summary["task"]]
     for row in rows:
         lines.append(f"{row:<{width}}" + "".join(f"{summary['splits'][s][row]:>10}" for s in splits))
     if summary["task"] == "detect":

@@ -40,7 +40,8 @@ DEVICE_IMPORTS = {"numpy", "cv2", "scipy", "onnxruntime", "ai_edge_litert", "tfl
 HOST_ONLY_IMPORTS = {"torch", "torchvision", "tensorflow", "onnx", "onnx2tf", "nncf", "torch_pruning"}
 FIXED_MTIME = 946684800  # 2000-01-01: a fixed time that tar and unzip tools accept without warnings
 EXECUTABLES = {"run.sh"}
-TASKS = {"detector": "detect", "reid": "embed"}
+TASKS = {"detector": "detect", "reid": "embed", "segmenter": "segment"}
+APPS = {"detector": "edgecnn.runtime.app", "segmenter": "edgecnn.runtime.seg_app"}  # run.sh starts the one shipped
 
 
 def shipped_sources() -> dict[str, Path]:
@@ -122,14 +123,20 @@ def choose(paths: list[Path], role: str, profile: DeviceProfile) -> tuple[Path, 
     return best, candidates[best]["info"], timings
 
 
-def build_bundle(profile: DeviceProfile, detector: list[Path], reid: list[Path] | None, out: Path,
-                 name: str | None = None, cameras: Path | None = None) -> Path:
-    """Write `<out>/<name>.tar.gz` (name: `<detector stem>-<device>`) and return its path."""
+def build_bundle(profile: DeviceProfile, detector: list[Path] | None, reid: list[Path] | None, out: Path,
+                 name: str | None = None, cameras: Path | None = None, segmenter: list[Path] | None = None) -> Path:
+    """Write `<out>/<name>.tar.gz` (name: `<model stem>-<device>`) and return its path.
+
+    The bundle runs one app: tracking (`detector`, optional `reid` and `cameras`) or segmentation (`segmenter`).
+    """
+    if bool(segmenter) == bool(detector) or (segmenter and (reid or cameras)):
+        raise ConfigError("a bundle runs one app: give detector= (and optionally reid=, cameras=) or segmenter= alone")
     if cameras is not None:
         check_cameras(cameras)
-    det_path, det_info, det_timings = choose(detector, "detector", profile)
-    models = {"detector": (det_path, det_info)}
-    selection = {"detector": det_timings} if det_timings else {}
+    role = "segmenter" if segmenter else "detector"
+    det_path, det_info, det_timings = choose(segmenter or detector, role, profile)
+    models = {role: (det_path, det_info)}
+    selection = {role: det_timings} if det_timings else {}
     if reid:
         reid_path, reid_info, reid_timings = choose(reid, "reid", profile)
         if reid_info["file"] == det_info["file"]:
@@ -157,7 +164,7 @@ def build_bundle(profile: DeviceProfile, detector: list[Path], reid: list[Path] 
         "format": "edgecnn-bundle/1", "name": name, "edgecnn_version": __version__,
         "device": profile.name, "description": profile.description, "python": profile.python,
         "system_site_packages": profile.system_site_packages,
-        "models": {role: info for role, (_, info) in models.items()},
+        "models": {role: info for role, (_, info) in models.items()}, "app": APPS[role],
         "files": {arc: hashlib.sha256(data).hexdigest() for arc, data in sorted(contents.items())},
     }
     contents["manifest.json"] = _json(manifest)

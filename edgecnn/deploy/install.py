@@ -18,8 +18,9 @@ import string
 from pathlib import Path
 
 from edgecnn.deploy.bundle import read_manifest
+from edgecnn.deploy.emulation import ShellTarget
 from edgecnn.deploy.profiles import DEVICES_DIR, DeviceProfile
-from edgecnn.deploy.ssh import Remote, RemoteError, require_local
+from edgecnn.deploy.ssh import Remote, RemoteError
 
 LOG = logging.getLogger(__name__)
 VENV_MB = 450  # numpy + OpenCV + scipy + an interpreter, installed
@@ -50,11 +51,11 @@ def script(template: str, values: dict[str, str]) -> str:
     return _ShellTemplate((DEVICES_DIR / "deploy" / template).read_text()).substitute(values)
 
 
-def deploy(bundle: Path, profile: DeviceProfile, remote: Remote, root: str = "~/edgecnn",
+def deploy(bundle: Path, profile: DeviceProfile, remote: Remote | ShellTarget, root: str = "~/edgecnn",
            python: str | None = None, venv: str | None = None, service: bool = False) -> dict:
-    """Install `bundle` on `remote`; returns where it went. Errors on the device raise RemoteError."""
-    for program in ("ssh", "scp"):
-        require_local(program)
+    """Install `bundle` on `remote` (a device over SSH, or an `emulation.ShellTarget`: the arm64 root
+    or this host); returns where it went. Errors on the device raise RemoteError."""
+    remote.check_local()
     manifest = read_manifest(bundle)
     if manifest["device"] != profile.name:
         raise RemoteError(f"{bundle} was built for {manifest['device']}, not {profile.name}")

@@ -50,6 +50,11 @@ class Remote:
     def target(self) -> str:
         return f"{self.host}:{self.port}" if self.port != 22 else self.host
 
+    def check_local(self) -> None:
+        """This machine has the OpenSSH programs the install uses."""
+        for program in ("ssh", "scp"):
+            require_local(program)
+
     def ssh_options(self) -> list[str]:
         opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout}"]
         if self.ssh_config:

@@ -40,10 +40,14 @@ def export_onnx(
     imgsz: int | list[int] = 320,
     dynamic: bool = False,
     opset: int = 17,
+    seg_head: str | None = None,
+    seg_upsample: str = "linear",
 ) -> Path:
     """Write `model` (normalized float NCHW in, outputs per edgecnn/models/__init__.py) as a checked ONNX file.
 
     `dynamic` leaves batch, height and width free; the metadata still records `imgsz`.
+    A segmentation model's graph ends in `seg_head` (`export.segment`; default `DEFAULT_HEAD`), and
+    `seg_upsample` is how the device brings a `stride` head's logits to the input size.
     """
     import onnx
     import onnxslim
@@ -64,9 +68,14 @@ def export_onnx(
                 model, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=outputs,
                 opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False,
             )
-        graph = onnxslim.slim(onnx.load(str(tmp)))
+        graph, extra = onnx.load(str(tmp)), {}
+        if meta["task"] == "segment":
+            from edgecnn.export.segment import DEFAULT_HEAD, set_seg_head
+
+            extra = set_seg_head(graph, seg_head or DEFAULT_HEAD, seg_upsample)
+        graph = onnxslim.slim(graph)  # also drops what computed the size of a cut Resize
         onnx.checker.check_model(graph, full_check=True)
-        set_onnx_metadata(graph, artifact_meta(meta, size, format="onnx", dynamic=dynamic, opset=opset))
+        set_onnx_metadata(graph, artifact_meta(meta, size, format="onnx", dynamic=dynamic, opset=opset, **extra))
         onnx.save(graph, str(tmp))
     LOG.info("ONNX model written to %s", path)
     return path

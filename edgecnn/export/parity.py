@@ -17,6 +17,9 @@ from edgecnn.runtime.preprocess import letterbox
 # Bound on max |candidate - reference| per output, relative to max(1, max |reference|).
 # int8 has no fixed bound here: its accuracy is judged by the mAP gate.
 TOLERANCE = {"onnx": 1e-3, "fp32": 1e-3, "fp16": 5e-2, "int8": None}
+# Segmentation: least share of pixels whose class must agree with the reference's (argmax ties
+# may flip a few in float); int8 is judged by the mIoU gate.
+SEG_AGREEMENT = {"onnx": 0.999, "fp32": 0.999, "fp16": 0.99, "int8": None}
 
 
 class ParityError(RuntimeError):
@@ -32,7 +35,7 @@ def image_paths(source: str | os.PathLike, limit: int, split: str = "val") -> li
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"image source not found: {source}")
-    if dataset_format(source) == "yolo":
+    if dataset_format(source) in ("yolo", "segment"):
         spec = open_dataset(source)
         paths = spec.images(split if split in spec.splits else next(iter(spec.splits)))
     else:
@@ -55,7 +58,12 @@ def max_abs_diff(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarr
 
 
 def check_parity(reference: Backend, candidate: Backend, images: np.ndarray, kind: str) -> dict[str, float]:
-    """Max abs difference per output of `candidate` against `reference`; ParityError beyond TOLERANCE[kind]."""
+    """Max abs difference per output of `candidate` against `reference`; ParityError beyond TOLERANCE[kind].
+
+    Segmentation models are compared by their class maps instead (`check_seg_parity`).
+    """
+    if reference.meta["task"] == "segment":
+        return check_seg_parity(reference, candidate, images, kind)
     ref = reference.predict(images)
     diffs = max_abs_diff(ref, candidate.predict(images))
     bound = TOLERANCE[kind]
@@ -68,3 +76,24 @@ def check_parity(reference: Backend, candidate: Backend, images: np.ndarray, kin
                     f"(> {limit:.3g} allowed for {kind}) on {len(images)} images; the conversion changed the model"
                 )
     return diffs
+
+
+def check_seg_parity(reference: Backend, candidate: Backend, images: np.ndarray, kind: str) -> dict[str, float]:
+    """{"argmax_agreement": share of pixels of the same class}, both class maps at the input size.
+
+    Logits below the input size are upsampled bilinearly (`runtime.segmenter`), which is what a
+    graph's own final Resize computes, so a `stride` head is compared with the float model exactly.
+    """
+    from edgecnn.runtime.segmenter import Segmenter
+
+    maps = []
+    for backend in (reference, candidate):
+        segmenter = Segmenter(backend, upsample="linear")
+        maps.append(np.stack([segmenter.input_classes(o) for o in backend.predict(images)["segmentation"]]))
+    agreement = float((maps[0] == maps[1]).mean())
+    bound = SEG_AGREEMENT[kind]
+    if bound is not None and agreement < bound:
+        raise ParityError(f"{candidate.path}: its classes agree with {reference.path.name} on {agreement:.2%} of the "
+                          f"pixels (< {bound:.1%} required for {kind}) of {len(images)} images; the conversion changed "
+                          "the model")
+    return {"argmax_agreement": agreement}

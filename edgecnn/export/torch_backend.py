@@ -48,6 +48,8 @@ class TorchBackend(Backend):
             outputs = self.model(x)
         if isinstance(outputs, torch.Tensor):
             outputs = (outputs,)
+        if self.meta["task"] == "segment":  # NCHW logits at the input size → the artifacts' NHWC
+            outputs = (outputs[0].permute(0, 2, 3, 1),)
         return {name: out.float().cpu().numpy() for name, out in zip(self.output_names, outputs)}
 
 

@@ -1,6 +1,6 @@
 """Model registry: names map to factories (timm-style), `build_model` builds by name.
 
-A built model carries `task` ("classify" | "detect" | "embed") and `arch` ({"name", "kwargs"}),
+A built model carries `task` ("classify" | "detect" | "embed" | "segment") and `arch` ({"name", "kwargs"}),
 which is what a checkpoint stores to rebuild it.
 """
 
@@ -15,7 +15,7 @@ from torch import nn
 
 from edgecnn.runtime.preprocess import input_hw
 
-TASKS = ("classify", "detect", "embed")
+TASKS = ("classify", "detect", "embed", "segment")
 
 
 @dataclass(frozen=True)

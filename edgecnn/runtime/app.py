@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import signal
 import sys
 import time
+from collections import deque
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -66,10 +68,12 @@ APP_KEYS = Schema(
 
 
 class StageTimes:
-    """Seconds spent per stage and per frame; percentiles in milliseconds."""
+    """Seconds spent per stage and per frame over the last `window` frames (a site runs for weeks:
+    4096 frames, minutes at camera rates, steady percentiles in a few MB for 8 cameras); percentiles in ms."""
 
-    def __init__(self):
-        self.samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "capture_to_output", "wait", "events")}
+    def __init__(self, stages: tuple[str, ...] = STAGES, window: int = 4096):
+        self.samples: dict[str, deque[float]] = {name: deque(maxlen=window)
+                                                 for name in (*stages, "capture_to_output", "wait", "events")}
 
     def add(self, stage: str, seconds: float) -> None:
         self.samples[stage].append(seconds)
@@ -77,6 +81,27 @@ class StageTimes:
     def ms(self, stage: str, q: float = 50) -> float | None:
         values = self.samples[stage]
         return round(1000 * float(np.percentile(values, q)), 3) if values else None
+
+    def recent_ms(self, stage: str, frames: int = 100) -> float:
+        """The median of the stage's last `frames` samples, in ms."""
+        return round(1000 * float(np.median(list(itertools.islice(reversed(self.samples[stage]), frames)))), 2)
+
+
+class TrackTally:
+    """How many distinct tracks a stream has confirmed, in memory bounded by the tracks alive: an id
+    unseen for more than `max_age` frames has been deleted by the tracker and never comes back."""
+
+    def __init__(self, max_age: int = 30):
+        self.max_age, self.frames, self.total = max_age, 0, 0
+        self.last_seen: dict[int, int] = {}  # live track → frame it was last seen
+
+    def update(self, ids: list[int]) -> None:
+        self.frames += 1
+        for tid in ids:
+            self.total += tid not in self.last_seen
+            self.last_seen[tid] = self.frames
+        for tid in [t for t, f in self.last_seen.items() if self.frames - f > self.max_age]:
+            del self.last_seen[tid]
 
 
 class TimedBackend:
@@ -98,9 +123,9 @@ class TimedBackend:
             self.ended = time.monotonic()
 
 
-def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app",
+def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app", keys: Schema = APP_KEYS,
                 require_model: bool = True) -> dict[str, Any]:
-    """APP_KEYS resolved from `config=<json>` (if given) updated by `overrides`.
+    """`keys` (APP_KEYS, or the segmentation app's) resolved from `config=<json>` (if given) updated by `overrides`.
 
     Model (and cameras file) paths in the config file are relative to the file, so a bundle runs
     from anywhere. A site's cameras file may name the model: `require_model=False` reads it first.
@@ -123,10 +148,10 @@ def load_config(overrides: Mapping[str, Any], where: str = "edgecnn.runtime.app"
             for name, value in options.items():
                 if name.endswith("_path") and isinstance(value, str) and not Path(value).is_absolute():
                     options[name] = str(path.parent / value)
-        APP_KEYS.resolve(defaults, str(path))
-    cfg = APP_KEYS.resolve({**defaults, **overrides}, where)
+        keys.resolve(defaults, str(path))
+    cfg = keys.resolve({**defaults, **overrides}, where)
     if require_model and not cfg["model"]:
-        raise ConfigError(f"{where}: model= is required (a .tflite or .onnx detector from `edgecnn export`)")
+        raise ConfigError(f"{where}: model= is required (a .tflite or .onnx from `edgecnn export`)")
     return cfg
 
 
@@ -134,9 +159,13 @@ def open_sinks(cfg: Mapping[str, Any], names: list[str], fps: float, counter=Non
     """The sinks `cfg` asks for; if one cannot open, those already open are closed again."""
     from edgecnn.runtime.sinks import JsonlSink, MotSink, VideoSink, WindowSink
 
-    makers = [(cfg["show"], WindowSink), (cfg["save"], lambda: VideoSink(cfg["save"], fps)),
-              (cfg["mot"], lambda: MotSink(cfg["mot"])),
-              (cfg["jsonl"], lambda: JsonlSink(cfg["jsonl"], names, counter))]
+    return open_each([(cfg["show"], WindowSink), (cfg["save"], lambda: VideoSink(cfg["save"], fps)),
+                      (cfg["mot"], lambda: MotSink(cfg["mot"])),
+                      (cfg["jsonl"], lambda: JsonlSink(cfg["jsonl"], names, counter))])
+
+
+def open_each(makers: list) -> list:
+    """`make()` for each (wanted, make) pair that is wanted; on an error, those opened are closed again."""
     sinks = []
     try:
         for wanted, make in makers:
@@ -159,6 +188,10 @@ class Models:
         # ONNX Runtime takes a provider with options as a (name, dict) tuple; JSON gives a list
         providers = [tuple(p) if isinstance(p, list) else p for p in cfg["providers"]] if cfg["providers"] else None
         backend = load_backend(cfg["model"], threads=cfg["threads"], providers=providers)
+        task = backend.meta["task"]
+        if task != "detect":
+            hint = " (run it with `edgecnn segment`)" if task == "segment" else ""
+            raise ConfigError(f"model={cfg['model']}: a {task} model; the tracking app needs a detector{hint}")
         if cfg["imgsz"] and max(backend.input_size) != cfg["imgsz"]:
             raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
         self.meta, self.model_name = backend.meta, Path(cfg["model"]).name
@@ -238,7 +271,8 @@ class Stream:
         self.annotate = any(s.annotates for s in sinks)
         # dwell times in video time for files (as fast as they decode), in real time for cameras
         self.video_time = isinstance(source, FileSource) and source.fps
-        self.frames, self.track_ids, self.fps, self.latency = 0, set(), None, None
+        self.frames, self.fps, self.latency = 0, None, None
+        self.tracks_seen = TrackTally(cfg.get("max_age", 30))
         self.start = self.done_at = time.monotonic()
 
     def step(self, frame, view=None):
@@ -246,7 +280,7 @@ class Stream:
         times = self.times
         times.add("wait", time.monotonic() - self.done_at)  # blocked on the source: the camera is the bottleneck
         tracks = self.pipeline.process(frame)
-        self.track_ids.update(tracks.ids.tolist())
+        self.tracks_seen.update(tracks.ids.tolist())
         if self.counter is not None:
             self.counter.update(tracks, self.clock(frame), frame.image.shape[1::-1])
         if self.events is not None:
@@ -278,9 +312,9 @@ class Stream:
     def figures(self, tracks) -> dict[str, Any]:
         """What the live view shows: the run's figures so far, stage latencies over the last 100 frames."""
         times, fps, latency = self.times, self.fps, self.latency
-        recent = {s: round(1000 * float(np.median(times.samples[s][-100:])), 2) for s in STAGES if times.samples[s]}
+        recent = {s: times.recent_ms(s) for s in STAGES if times.samples[s]}
         return {"frames": self.frames, "fps": round(fps, 2) if fps else None, "latency_ms": latency and round(latency, 1),
-                "stages_ms": recent, "tracks_now": len(tracks), "tracks": len(self.track_ids),
+                "stages_ms": recent, "tracks_now": len(tracks), "tracks": self.tracks_seen.total,
                 "dropped": self.source.dropped, "reconnects": self.source.reconnects, "state": self.source.state,
                 "source": self.source.name, "model": Path(self.cfg["model"]).name,
                 "counts": self.counter.report() if self.counter is not None else None}
@@ -297,7 +331,7 @@ class Stream:
             **({"events_ms_p50": times.ms("events")} if times.samples["events"] else {}),
             "dropped": source.dropped,
             "reconnects": source.reconnects,
-            "tracks": len(self.track_ids),
+            "tracks": self.tracks_seen.total,
             "thresholds": self.pipeline.thresholds,
         }
         if self.counter is not None:
@@ -396,28 +430,32 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def main(argv: list[str] | None = None) -> int:
+def app_main(argv: list[str] | None, where: str, keys, run_app: Callable[[dict], dict]) -> int:
+    """A device app's command line (`python -m <where> key=value ... [--json]`): help from `keys`,
+    errors reported by `run_reporting_errors`, the report as one JSON object on stdout with --json."""
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     if "-h" in argv or "--help" in argv:
-        print("usage: python -m edgecnn.runtime.app key=value ... [--json]\n")
-        for key, default, text in APP_KEYS.help_rows():
+        print(f"usage: python -m {where} key=value ... [--json]\n")
+        for key, default, text in keys.help_rows():
             print(f"  {key}={default}  {text}")
         return 0
-    as_json = "--json" in argv
-    where = "edgecnn.runtime.app"
 
     def work() -> dict:
         overrides = parse_overrides([a for a in argv if a != "--json"], where)
         _stop_on_sigterm()
-        return run(overrides)
+        return run_app(overrides)
 
     code, report = run_reporting_errors(where, work)
     if code:
         return code
-    if as_json:
+    if "--json" in argv:
         print(json.dumps(report))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return app_main(argv, "edgecnn.runtime.app", APP_KEYS, run)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import numpy as np
 from edgecnn.runtime import ultralytics_layout
 from edgecnn.runtime.preprocess import PAD_VALUE
 
-OUTPUTS = {"detect": ("boxes", "scores"), "classify": ("logits",), "embed": ("embedding",)}
+OUTPUTS = {"detect": ("boxes", "scores"), "classify": ("logits",), "embed": ("embedding",),
+           "segment": ("segmentation",)}  # segment: NHWC logits or NHW class ids (runtime.segmenter)
 META_KEY = "edgecnn"  # name of the TFLite metadata entry; prefix-free keys in ONNX metadata_props
 REQUIRED_META = ("task", "names", "input_size", "mean", "std")
 TFLITE_IDENTIFIER = b"TFL3"
@@ -198,8 +199,8 @@ class TFLiteBackend(Backend):
         out = {}
         for name, detail in self.outputs.items():
             value = self.interpreter.get_tensor(detail["index"])
-            if np.issubdtype(detail["dtype"], np.integer):
-                scale, zero = detail["quantization"]
+            scale, zero = detail["quantization"]
+            if np.issubdtype(detail["dtype"], np.integer) and scale:  # class ids (argmax) have no scale
                 value = (value.astype(np.float32) - zero) * scale
             out[name] = value
         return out

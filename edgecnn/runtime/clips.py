@@ -13,7 +13,10 @@ The event names both files (`clip`, `snapshot`: paths relative to the clips dire
 `<camera>/<UTC time>-<event id>.mp4|.avi|.jpg`); the clip appears there once its post-roll has passed.
 Retention runs around every clip: files older than `max_age_s` go, then the oldest until the
 directory is under `max_bytes` and the disk has room for the clip. A write that fails (a disk full
-of other files) is logged and counted in `failed`, never fatal.
+of other files) is logged and counted in `failed`, never fatal. Clips and snapshots waiting for the
+writer hold at most `max_pending_mb` of JPEGs (a writer slower than the cameras, e.g. a slow SD
+card, would otherwise queue without bound): beyond it new ones are dropped, logged and counted in
+`dropped`.
 """
 
 from __future__ import annotations
@@ -67,22 +70,38 @@ class ClipWriter:
     """One thread that writes snapshots and finished clips and applies retention to the whole directory."""
 
     def __init__(self, directory: str | os.PathLike, fmt: str = "mp4", max_age_s: float = 7 * 86400,
-                 max_bytes: int = 2 << 30, key: str = "clips"):
+                 max_bytes: int = 2 << 30, key: str = "clips", max_pending_mb: float = 64.0):
         if fmt not in FORMATS:
             raise ConfigError(f"clip_format={fmt}: use one of {', '.join(FORMATS)}")
         self.directory = check_writable(directory, key)
         self.fmt, self.max_age_s, self.max_bytes = fmt, max_age_s, max_bytes
-        self.written = self.failed = self.deleted = 0
+        self.written = self.failed = self.deleted = self.dropped = 0
+        self.pending_bytes, self.max_pending = 0, int(max_pending_mb * 2**20)  # JPEG bytes queued for the writer
+        self._pending_lock = threading.Lock()
         self.busy_s = 0.0  # thread CPU seconds spent writing and deleting
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="clip-writer", daemon=True)
         self._thread.start()
 
     def submit(self, clip: Clip) -> None:
-        self._queue.put(clip)
+        self._enqueue(clip, clip.path, sum(len(jpeg) for _, jpeg in clip.frames))
 
     def snapshot(self, path: Path, jpeg: bytes) -> None:
-        self._queue.put((path, jpeg))
+        self._enqueue((path, jpeg), path, len(jpeg))
+
+    def _enqueue(self, item, path: Path, size: int) -> None:
+        with self._pending_lock:
+            if self.pending_bytes + size > self.max_pending:
+                self.dropped += 1
+                LOG.error("%s not written (%d dropped): %.0f MB already wait for the clip writer", path,
+                          self.dropped, self.pending_bytes / 2**20)
+                return
+            self.pending_bytes += size
+        self._queue.put((item, size))
+
+    def _done(self, size: int) -> None:
+        with self._pending_lock:
+            self.pending_bytes -= size
 
     def _snapshot(self, path: Path, jpeg: bytes) -> None:
         try:
@@ -92,24 +111,28 @@ class ClipWriter:
             LOG.error("snapshot %s not written: %s", path, err.strerror or err)
 
     def _run(self) -> None:
-        while (clip := self._queue.get()) is not None:
+        while (queued := self._queue.get()) is not None:
+            item, size = queued
             start = time.thread_time()
-            if not isinstance(clip, Clip):
-                self._snapshot(*clip)
-                self.busy_s += time.thread_time() - start
-                continue
-            need = CLIP_SLACK * sum(len(jpeg) for _, jpeg in clip.frames) + (1 << 16)
-            try:
-                if not self.retain(need):
-                    raise OSError(f"the disk is full: {need / 2**20:.1f} MB needed, too little left after retention")
-                self._write(clip)
-                self.written += 1
-            except (OSError, cv2.error, RuntimeError) as err:
-                self.failed += 1
-                LOG.error("clip %s not written (%d failed): %s", clip.path, self.failed,
-                          getattr(err, "strerror", None) or err)
-            self.retain()
+            if isinstance(item, Clip):
+                self._write_clip(item)
+            else:
+                self._snapshot(*item)
+            self._done(size)
             self.busy_s += time.thread_time() - start
+
+    def _write_clip(self, clip: Clip) -> None:
+        need = CLIP_SLACK * sum(len(jpeg) for _, jpeg in clip.frames) + (1 << 16)
+        try:
+            if not self.retain(need):
+                raise OSError(f"the disk is full: {need / 2**20:.1f} MB needed, too little left after retention")
+            self._write(clip)
+            self.written += 1
+        except (OSError, cv2.error, RuntimeError) as err:
+            self.failed += 1
+            LOG.error("clip %s not written (%d failed): %s", clip.path, self.failed,
+                      getattr(err, "strerror", None) or err)
+        self.retain()
 
     def _write(self, clip: Clip) -> None:
         first = cv2.imdecode(np.frombuffer(clip.frames[0][1], np.uint8), cv2.IMREAD_COLOR)

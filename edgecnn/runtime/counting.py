@@ -25,6 +25,7 @@ pixels otherwise (they may lie outside the frame)::
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 
 DEFAULT_BAND = 6.0  # pixels: above a detector's frame-to-frame jitter of a standing person's feet
 ENTRY_KEYS = {"name", "points", "classes", "band", "dwell"}
+# a zone summary's per-track dwell keeps the tracks alive plus this many deleted ones: a day of a
+# busy door is thousands of tracks; the last hundred show who came lately, the running sums the rest
+RECENT_TRACKS = 100
 
 
 @dataclass
@@ -115,9 +119,17 @@ class LineCount:
 
 @dataclass
 class ZoneCount:
+    """A zone's occupancy, visits and dwell. Memory stays bounded however long the site runs: the
+    per-track detail covers the tracks alive now and the `RECENT_TRACKS` last deleted ones; the
+    run's figures over all tracks (count, total, max) are running sums."""
+
     region: Region
     entered: dict[int, float] = field(default_factory=dict)  # track inside → time it entered
-    dwell: dict[int, float] = field(default_factory=dict)  # track → seconds inside, finished visits
+    dwell: dict[int, float] = field(default_factory=dict)  # live track → seconds inside, finished visits
+    finished: deque = field(default_factory=lambda: deque(maxlen=RECENT_TRACKS))  # (track, seconds), deleted
+    tracks: int = 0  # deleted tracks that visited: their dwell is in dwell_total / dwell_max
+    dwell_total: float = 0.0
+    dwell_max: float = 0.0
     visits: int = 0
     occupancy_max: int = 0
 
@@ -139,23 +151,32 @@ class ZoneCount:
         self.dwell[tid] = self.dwell.get(tid, 0.0) + now - self.entered.pop(tid)
 
     def forget(self, gone: dict[int, float]) -> None:
-        """Tracks the tracker has deleted leave at the time they were last seen."""
+        """Tracks the tracker has deleted leave at the time they were last seen; their dwell moves
+        into the running figures and the window of recent tracks."""
         for tid in set(gone) & set(self.entered):
             self._leave(tid, gone[tid])
+        for tid in sorted(set(gone) & set(self.dwell)):
+            seconds = self.dwell.pop(tid)
+            self.tracks, self.dwell_total = self.tracks + 1, self.dwell_total + seconds
+            self.dwell_max = max(self.dwell_max, seconds)
+            self.finished.append((tid, seconds))
 
     def report(self, now: float) -> dict[str, Any]:
         inside = {tid: round(self.dwell.get(tid, 0.0) + now - t, 2) for tid, t in self.entered.items()}
         return {"occupancy": len(inside), "dwell_s": inside}
 
     def summary(self, now: float) -> dict[str, Any]:
-        total = {tid: self.dwell.get(tid, 0.0) for tid in {*self.dwell, *self.entered}}
+        """Mean and max dwell per track over the whole run; `dwell_s` per track for the tracks alive
+        and the last `RECENT_TRACKS` deleted ones."""
+        live = {tid: self.dwell.get(tid, 0.0) for tid in {*self.dwell, *self.entered}}
         for tid, t in self.entered.items():
-            total[tid] += now - t
-        values = list(total.values())
+            live[tid] += now - t
+        tracks = self.tracks + len(live)
+        detail = {**dict(self.finished), **live}
         return {"occupancy": len(self.entered), "occupancy_max": self.occupancy_max, "visits": self.visits,
-                "dwell_s_mean": round(float(np.mean(values)), 2) if values else None,
-                "dwell_s_max": round(max(values), 2) if values else None,
-                "dwell_s": {str(tid): round(v, 2) for tid, v in sorted(total.items())}}
+                "dwell_s_mean": round((self.dwell_total + sum(live.values())) / tracks, 2) if tracks else None,
+                "dwell_s_max": round(max([self.dwell_max, *live.values()]), 2) if tracks else None,
+                "dwell_s": {str(tid): round(v, 2) for tid, v in sorted(detail.items())}}
 
 
 class Counter:

@@ -115,6 +115,9 @@ class EventBuilder:
     uses): the tracker has deleted it and its id never returns. A lost track leaves the zones it is
     in (the counter has it leave at its last sighting too). `dwell` fires once per zone visit, when
     the visit passes that zone's `dwell` limit (counts file key, seconds).
+
+    Its state is per live track (where last seen, which zones it is in, which visit's dwell was
+    reported), dropped when the track is lost or leaves the zone: bounded by the tracks present.
     """
 
     def __init__(self, camera: str, names: Sequence[str] = (), max_age: int = 30):
@@ -122,7 +125,7 @@ class EventBuilder:
         self.frames = 0  # frames processed (live sources skip indices; the tracker counts these)
         self.seen: dict[int, Sighting] = {}  # track → where it was last seen
         self.inside: dict[int, dict[str, float]] = {}  # track → {zone: counter time it entered}
-        self.dwelled: set[tuple[int, str, float]] = set()  # (track, zone, entered) already reported
+        self.dwelled: dict[tuple[int, str], float] = {}  # (track, zone) → entry time of the visit reported
 
     def update(self, frame: int, epoch: float, tracks: Tracks, counter: Counter | None = None) -> list[Event]:
         """This frame's events; call after `counter.update` for the same frame (its `events`)."""
@@ -142,10 +145,11 @@ class EventBuilder:
 
     def _lost(self, tid: int, last: Sighting) -> list[Event]:
         del self.seen[tid]
-        self.dwelled = {d for d in self.dwelled if d[0] != tid}
         events = [self._event("zone_leave", last.frame, last.epoch, tid, last.cls, region=zone,
                               dwell_s=round(last.now - entered, 2))
                   for zone, entered in self.inside.pop(tid, {}).items()]
+        for zone in {zone for t, zone in self.dwelled if t == tid}:
+            del self.dwelled[tid, zone]
         return events + [self._event("lost", last.frame, last.epoch, tid, last.cls)]
 
     def _counted(self, frame: int, epoch: float, counter: Counter) -> list[Event]:
@@ -161,14 +165,15 @@ class EventBuilder:
                 events.append(self._event("zone_enter", frame, epoch, tid, cls, region=item["zone"]))
             else:
                 entered = self.inside.get(tid, {}).pop(item["zone"], counter.now)
+                self.dwelled.pop((tid, item["zone"]), None)
                 events.append(self._event("zone_leave", frame, epoch, tid, cls, region=item["zone"],
                                           dwell_s=round(counter.now - entered, 2)))
         for zone in counter.zones:
             limit = zone.region.dwell
             for tid, entered in zone.entered.items() if limit else ():
-                key = (tid, zone.region.name, entered)
-                if counter.now - entered > limit and key not in self.dwelled and tid in self.seen:
-                    self.dwelled.add(key)
+                key = (tid, zone.region.name)
+                if counter.now - entered > limit and self.dwelled.get(key) != entered and tid in self.seen:
+                    self.dwelled[key] = entered
                     events.append(self._event("dwell", frame, epoch, tid, self.seen[tid].cls, region=key[1],
                                               dwell_s=round(counter.now - entered, 2)))
         return events

@@ -230,3 +230,13 @@ class JsonlSink(Sink):
     def close(self, error: BaseException | None = None) -> None:
         if self._file is not sys.stdout:
             self._file.close()
+
+
+class SegmentJsonlSink(JsonlSink):
+    """The segmentation app's JSON lines: per frame, each class's share of the frame (`areas`, summing
+    to 1) and, per zone, each class's share of the zone (`zones`)."""
+
+    def write(self, frame: Frame, result, annotated: np.ndarray | None) -> None:
+        record = {"frame": frame.index, "time": round(frame.captured_at, 3), "areas": result.areas, "zones": result.zones}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()

@@ -12,7 +12,7 @@ SCHEDULERS = ("cosine", "linear", "step", "constant")
 # The validation metric per task. Embedders are picked by mAP: rank-1 saturates on a small val set
 # (an embedder trained one epoch already scored 0.99 and was kept as best, with every crop at
 # cosine distance < 0.001 from every other).
-FITNESS = {"detect": "mAP50_95", "classify": "top1", "embed": "mAP"}
+FITNESS = {"detect": "mAP50_95", "classify": "top1", "embed": "mAP", "segment": "mIoU"}
 AUGMENT_KEYS = ("degrees", "translate", "scale", "shear", "fliplr", "hsv_h", "hsv_s", "hsv_v", "channel_shift", "mosaic")
 
 _AUGMENT_HELP = {
@@ -23,7 +23,8 @@ _AUGMENT_HELP = {
 }
 
 TRAIN_KEYS = Schema(
-    Key("data", None, "dataset: a YOLO data.yaml (detect) or an ImageFolder root with train/ and val/ (classify, embed)"),
+    Key("data", None, "dataset: a YOLO data.yaml (detect; with task: segment, segment) or an ImageFolder root "
+        "with train/ and val/ (classify, embed)"),
     Key("imgsz", None, "input size: an int (square) or [h, w]; default: the model's usual size", type=(int, list)),
     Key("epochs", 30, "training epochs", min=1),
     Key("batch", 16, "images per optimizer step over all devices", min=1),
@@ -60,6 +61,13 @@ TRAIN_KEYS = Schema(
     Key("k", 4, "embed: samples per identity in a P x K batch", min=2),
     Key("margin", 0.3, "embed: triplet margin", min=0),
     Key("arcface", False, "embed: add an ArcFace classification head to the triplet loss"),
+    Key("crop", None, "segment: train on random crops of this size, an int or [h, w], cut from the image "
+        "letterboxed to imgsz and scale-jittered (default: imgsz)", type=(int, list)),
+    Key("class_weights", None, "segment: cross-entropy class weights, 'auto' (median frequency of the train "
+        "masks) or one weight per class", type=(str, list)),
+    Key("aux_weight", 0.4, "segment: weight of an auxiliary head's loss (models built with aux_loss=true)", min=0),
+    Key("backbone_weights", None, "segment: start the backbone from this classification checkpoint "
+        "(tensors matched by name and shape)"),
     Key("val_conf", 0.001, "detect: confidence threshold for validation", min=0, max=1),
     Key("val_iou", 0.6, "detect: NMS IoU for validation", min=0, max=1),
     Key("plots", True, "write PNG plots next to results.json"),
@@ -72,7 +80,7 @@ TRAIN_KEYS = Schema(
 # and starts from the checkpoint it is given. It always needs data; `train` needs it unless it
 # resumes (last.pt holds the run's keys), so TRAIN_KEYS leaves it optional.
 FINETUNE_KEYS = Schema(*(replace(k, required=True) if name == "data" else k
-                         for name, k in TRAIN_KEYS.keys.items() if name not in ("epochs", "weights")))
+                         for name, k in TRAIN_KEYS.keys.items() if name not in ("epochs", "weights", "backbone_weights")))
 
 
 def finetune_config(cfg: dict) -> dict:

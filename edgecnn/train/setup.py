@@ -21,7 +21,7 @@ def dataset_names(task: str, data: str) -> tuple[str, ...]:
 
 
 def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 0,
-                  imgsz=None) -> tuple[nn.Module, dict, set[str]]:
+                  imgsz=None, backbone_weights: str | None = None) -> tuple[nn.Module, dict, set[str]]:
     """The model `name` sized for `data`'s classes, and the names of the parameters taken from `weights`.
 
     `weights` is an edgecnn checkpoint, an Ultralytics detection .pt (model= must be its
@@ -29,7 +29,9 @@ def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 
     model for the same classes is rebuilt at its saved widths (so pruned ones load); otherwise
     tensors load where names and shapes match, which re-initializes only a head whose number of
     classes changed. `imgsz` sizes the models whose layout depends on it (LeNet, VGG). The
-    initialization draws from `seed`. Returns (model, meta, loaded parameter names).
+    initialization draws from `seed`. `backbone_weights` starts a segmentation model's backbone
+    from a classification checkpoint (`models.segment.load_backbone`). Returns (model, meta,
+    loaded parameter names).
     """
     import torch
 
@@ -46,6 +48,11 @@ def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 
     if entry.accepts("in_channels"):
         kwargs["in_channels"] = 3  # the loaders and the device backends feed RGB
     meta = {"names": list(names)}
+    if backbone_weights is not None:
+        if weights is not None or entry.task != "segment":
+            raise ConfigError("backbone_weights= starts a segmentation model's backbone; give it without weights=")
+        model = build_model(name, imgsz=imgsz, **kwargs)
+        return model, meta, backbone_parameters(model, backbone_weights)
     if weights is None:
         return build_model(name, imgsz=imgsz, **kwargs), meta, set()
     path = Path(weights)
@@ -72,3 +79,12 @@ def prepare_model(name: str, data: str, weights: str | None = None, seed: int = 
     report = load_weights(model, path)
     loaded = set(report["loaded"])
     return model, meta, {n for n, _ in model.named_parameters() if n in loaded}
+
+
+def backbone_parameters(model: nn.Module, path: str) -> set[str]:
+    """Load a segmentation model's backbone from the classifier at `path`; the names of the
+    parameters it set (they get `finetune_lr_scale`)."""
+    from edgecnn.models.segment import load_backbone
+
+    loaded = set(load_backbone(model, path)["loaded"])
+    return {n for n, _ in model.named_parameters() if n in loaded}

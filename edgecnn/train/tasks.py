@@ -1,5 +1,5 @@
-"""What differs between training a detector, a classifier and an embedder: their data, loss and
-validation metric. The trainer's loop is the same for all three."""
+"""What differs between training a detector, a classifier, an embedder and a segmenter: their data,
+loss and validation metric. The trainer's loop is the same for all four."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from edgecnn.data.augment import DEFAULTS, AugmentConfig, ClassificationAugment, DetectionAugment
+from edgecnn.data.augment import DEFAULTS, AugmentConfig, ClassificationAugment, DetectionAugment, SegmentationAugment
 from edgecnn.data.loaders import (ClassificationDataset, DetectionDataset, PKBatchSampler, SeededSampler,
-                                  collate_classification, collate_detection)
+                                  SegmentationDataset, collate_classification, collate_detection, collate_segmentation)
 from edgecnn.runtime.preprocess import input_hw
 from edgecnn.train.keys import AUGMENT_KEYS, FITNESS
 
@@ -28,16 +28,22 @@ class Split:
     """One split of a dataset in the form the Datasets take."""
 
     names: tuple[str, ...]
-    images: list  # detect: image paths; classify/embed: (path, class) samples
+    images: list  # detect: image paths; classify/embed: (path, class) samples; segment: (path, mask source)
     labels: list | None = None  # detect: (N, 5) arrays
+    spec: object = None  # segment: the SegmentationSpec (ignore index, how masks are read)
 
 
 def read_split(task: str, data: str, split: str) -> Split:
-    """Detect: a YOLO `data.yaml`. Classify: an ImageFolder root (`<split>/<class>/`). Embed: the
-    same with one folder per identity, each split holding its own identities."""
+    """Detect: a YOLO `data.yaml`; segment: one with `task: segment` (every mask checked here).
+    Classify: an ImageFolder root (`<split>/<class>/`). Embed: the same with one folder per
+    identity, each split holding its own identities."""
     from edgecnn.data import open_task_dataset
 
     spec = open_task_dataset(data, task)
+    if task == "segment":
+        from edgecnn.data.segment import scan_segment_split
+
+        return Split(spec.names, scan_segment_split(spec, split), spec=spec)
     if task == "detect":
         from edgecnn.data.yolo import scan_split
 
@@ -243,6 +249,73 @@ class EmbedTask(ClassifyTask):
         return retrieval_metrics(embeddings, labels)
 
 
+class SegmentTask(Task):
+    """Per-pixel cross-entropy with the dataset's ignore index (optionally class-weighted), plus
+    an auxiliary head's loss when the model returns one; validated by mIoU."""
+
+    name = "segment"
+    collate = staticmethod(collate_segmentation)
+
+    def __init__(self, cfg, imgsz, names):
+        super().__init__(cfg, imgsz, names)
+        self.ignore_index, self.weights = 255, None
+
+    def _adopt(self, split: Split) -> None:
+        self.ignore_index = split.spec.ignore_index
+
+    def train_dataset(self, split: Split, mosaic: bool = False):
+        self._adopt(split)
+        self.weights = class_weights(self.cfg["class_weights"], split)
+        crop = input_hw(self.cfg["crop"] or self.imgsz)
+        augment = SegmentationAugment(augment_config(self.name, self.cfg), crop, self.ignore_index)
+        return SegmentationDataset(split.images, split.spec, self.imgsz, augment)
+
+    def val_dataset(self, split: Split):
+        self._adopt(split)
+        return SegmentationDataset(split.images, split.spec, self.imgsz)
+
+    def loss(self, model, batch, to_device):
+        import torch.nn.functional as F
+
+        images, masks, _ = batch
+        x = to_device(images)
+        target = masks.to(x.device)
+        out = model(x)
+        logits, aux = out if isinstance(out, (tuple, list)) else (out, None)
+        weight = None if self.weights is None else self.weights.to(x.device)
+        loss = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=self.ignore_index)
+        parts = {"ce": loss.detach()}
+        if aux is not None:
+            aux_loss = F.cross_entropy(aux.float(), target, weight=weight, ignore_index=self.ignore_index)
+            parts["aux"] = aux_loss.detach()
+            loss = loss + self.cfg["aux_weight"] * aux_loss
+        return loss, parts
+
+    @torch.no_grad()
+    def evaluate(self, model, loader, to_device, progress=None) -> dict:
+        from edgecnn.metrics.segmentation import SegmentationMetrics
+
+        metrics = SegmentationMetrics(len(self.names), self.names, self.ignore_index)
+        for images, masks, _ in progress(loader) if progress else loader:
+            metrics.update(model(to_device(images)).argmax(1).cpu().numpy(), masks.numpy())
+        return metrics.compute()
+
+
+def class_weights(setting, split: Split) -> torch.Tensor | None:
+    """None, 'auto' (median-frequency balancing over the train masks) or one weight per class."""
+    if setting is None:
+        return None
+    if setting == "auto":
+        from edgecnn.data.segment import class_pixels, median_frequency_weights
+
+        weights = median_frequency_weights(class_pixels(split.spec, split.images))
+        LOG.info("class weights (median frequency): %s", ", ".join(f"{n}={w:.2f}" for n, w in zip(split.names, weights)))
+        return torch.tensor(weights, dtype=torch.float32)
+    if isinstance(setting, str) or len(setting) != len(split.names):
+        raise ValueError(f"class_weights={setting!r}: use 'auto' or a list of {len(split.names)} numbers (one per class)")
+    return torch.tensor([float(w) for w in setting], dtype=torch.float32)
+
+
 def make_task(task: str, cfg: dict, imgsz, names, model) -> Task:
     if task == "detect":
         if len(set(input_hw(imgsz))) != 1:
@@ -255,7 +328,9 @@ def make_task(task: str, cfg: dict, imgsz, names, model) -> Task:
         return ClassifyTask(cfg, imgsz, names)
     if task == "embed":
         return EmbedTask(cfg, imgsz, names, dim=getattr(model, "dim", None) or embedding_dim(model, imgsz))
-    raise ValueError(f"unknown task '{task}' (detect, classify or embed)")
+    if task == "segment":
+        return SegmentTask(cfg, imgsz, names)
+    raise ValueError(f"unknown task '{task}' (detect, classify, embed or segment)")
 
 
 @torch.no_grad()

@@ -454,7 +454,7 @@ def _default_imgsz(model: nn.Module):
 def evaluate(model: nn.Module, data: str, cfg: dict | None = None, meta: dict | None = None) -> dict:
     """The validation metrics of a torch model on the `val` split of `data` (no training).
 
-    The model's `task` picks the metric: mAP50_95 (detect), top1 (classify), mAP (embed);
+    The model's `task` picks the metric: mAP50_95 (detect), top1 (classify), mAP (embed), mIoU (segment);
     `meta` (mean, std, imgsz, names) defaults to ImageNet normalization and the model's size.
     """
     cfg = {**TRAIN_KEYS.defaults(), **(cfg or {}), "data": data}

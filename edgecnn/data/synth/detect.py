@@ -24,10 +24,9 @@ def detect_frame_size(rng: np.random.Generator, imgsz: int) -> tuple[int, int]:
     return (imgsz, round(imgsz / ratio)) if ratio > 1 else (round(imgsz * ratio), imgsz)
 
 
-def synth_detect_image(rng: np.random.Generator, imgsz: int) -> tuple[np.ndarray, np.ndarray]:
-    """One BGR image and its labels (N, 5) float32 [cls, cx, cy, w, h] normalized."""
-    h, w = detect_frame_size(rng, imgsz)
-    background, _ = scene.render_background(rng, h, w)
+def scene_layers(rng: np.random.Generator, h: int, w: int) -> tuple[list[Layer], list[int]]:
+    """0 to 8 objects of random classes, sizes and places, in depth order, with occluders among
+    them: the layers to compose and each object's class (indexed by `Layer.owner`)."""
     count = 0 if rng.random() < 0.05 else int(rng.integers(1, 9))
     layers, classes = [], []
     for index in range(count):
@@ -44,6 +43,14 @@ def synth_detect_image(rng: np.random.Generator, imgsz: int) -> tuple[np.ndarray
     for _ in range(int(rng.integers(1, 3)) if rng.random() < 0.3 else 0):
         patch, mask, x, y = scene.render_occluder(rng, h, w)
         layers.insert(int(rng.integers(len(layers) // 2, len(layers) + 1)), Layer(patch, mask, x, y, -2))
+    return layers, classes
+
+
+def synth_detect_image(rng: np.random.Generator, imgsz: int) -> tuple[np.ndarray, np.ndarray]:
+    """One BGR image and its labels (N, 5) float32 [cls, cx, cy, w, h] normalized."""
+    h, w = detect_frame_size(rng, imgsz)
+    background, _ = scene.render_background(rng, h, w)
+    layers, classes = scene_layers(rng, h, w)
     while True:  # hidden objects leave the scene; removing one only uncovers others
         frame = background.copy()
         visible = scene.visible_boxes(scene.compose(frame, layers), layers)
