@@ -133,7 +133,7 @@ def main() -> None:
     ultralytics = import_ultralytics()
     WORK.mkdir(parents=True, exist_ok=True)
     if args.weights:
-        weights, data = Path(args.weights), Path(args.data)
+        weights, data = Path(args.weights).resolve(), Path(args.data).resolve()  # Ultralytics works in other folders
     else:
         weights, data = pseudo_labelled_coco(args.coco128, args.imgsz, args.label_boxes)
     calib = calibration_yaml(data, args.calib_images).resolve()  # Ultralytics exports in another folder
