@@ -10,7 +10,7 @@ VARIANT  := $(if $(FAST),variant=fast,)
 # MODEL=… and PRECISION=… narrow the export stages; extra key=value overrides go in ARGS.
 OVERRIDES := $(VARIANT) $(if $(MODEL),train.model=$(MODEL),) $(if $(PRECISION),tflite.precision=$(PRECISION),) $(ARGS)
 
-.PHONY: install lint test demo train prune qat export-onnx export-tflite val bench track bundle deploy bench-device check-device clean
+.PHONY: install lint test test-all demo train prune qat export-onnx export-tflite val bench track bundle deploy bench-device check-device clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not heavy"
+
+# The whole suite, the heavy tier included (CI runs it).
+test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)

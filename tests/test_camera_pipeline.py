@@ -16,6 +16,7 @@ SMALL = {"videos.frames": 40, "dataset.train_frames": "1-16", "dataset.val_frame
          "train.batch": 4, "tflite.calib_images": 4, "tflite.runs": 2, "tflite.parity_images": 2}
 
 
+@pytest.mark.heavy
 def test_camera_pipeline_runs_end_to_end_with_the_artifacts_operating_point(tmp_path):
     pytest.importorskip("onnx2tf", reason="onnx2tf (the train extra) converts to TFLite")
     pipeline = load_pipeline(ROOT / "pipelines" / "camera.yaml", SMALL, variant="fast")

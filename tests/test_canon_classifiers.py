@@ -49,6 +49,7 @@ def test_auxiliary_losses_count_in_training(quadrants):
     torch.testing.assert_close(loss.detach(), parts["cls"] + AUX_WEIGHT * parts["aux"])
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["alexnet", "googlenet"])
 def test_canon_classifier_trains_prunes_quantizes_and_exports_int8(name, quadrants, tmp_path):

@@ -129,6 +129,7 @@ def test_jetson_profiles_are_refused_in_the_bookworm_root(tmp_path):
     assert result.returncode == 2 and "python3.10" in result.stderr and "host=" in result.stderr
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_check_of_a_tiny_bundle_in_the_arm64_root(tmp_path):
     """The whole check in the cached root: the bundle installs from PyPI there, runs, and agrees with this host."""

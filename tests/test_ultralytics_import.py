@@ -220,6 +220,7 @@ def test_fine_tuning_starts_from_their_weights(tmp_path):
         prepare_model("yolo11n", str(tmp_path / "data" / "data.yaml"), str(weights))
 
 
+@pytest.mark.heavy
 def test_val_gives_their_map_on_weights_they_trained(tmp_path):
     """Ultralytics trains yolov8n on 16 one-class synthetic images (validated on the same images, so
     a minute of CPU training gives a nonzero mAP); their `model.val()` and our `edgecnn val` score

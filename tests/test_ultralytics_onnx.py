@@ -186,6 +186,7 @@ def test_val_scores_ultralytics_predictions_as_ground_truth_perfectly(models, im
         assert result["mAP50_95"] > 0.99 and result["images"] == len(images), (name, result)
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_int8_tflite_from_an_ultralytics_onnx(models, images, tmp_path):
     from edgecnn.commands import export

@@ -35,7 +35,7 @@ ultralytics = import_ultralytics()
 
 from edgecnn.runtime.backends import load_backend  # noqa: E402 (after the Ultralytics environment above)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 IMGSZ = 96
 LABEL_CONF = 0.3  # ground truth: the PyTorch model's own predictions above this
 COCO = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco128" / "images" / "train2017"

@@ -414,9 +414,10 @@ def prepare_task(model: nn.Module, cfg: dict, meta: dict, split, device: torch.d
     names = tuple(meta.get("names") or split.names)
     imgsz = resolve_imgsz(model, cfg, meta)
     meta.update(names=list(names), imgsz=imgsz)
-    record = get_entry(model.arch["name"]).config
-    meta.setdefault("mean", list(record.mean))
-    meta.setdefault("std", list(record.std))
+    if "mean" not in meta or "std" not in meta:  # a checkpoint's own normalization wins over its model's record
+        record = get_entry(model.arch["name"]).config
+        meta.setdefault("mean", list(record.mean))
+        meta.setdefault("std", list(record.std))
     meta.setdefault("task", model.task)
     model.to(device)
     task = make_task(model.task, cfg, imgsz, names, model)
