@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+from listening import wait_until_listening
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
@@ -48,16 +50,8 @@ class Broker:
     def start(self) -> "Broker":
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=log, stderr=log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-2000:]}") from None
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not listen within 10 s")
+        wait_until_listening(self.process, self.port, "mosquitto", 10, self.log.read_text)
+        return self
 
     def stop(self) -> None:
         if self.process is not None:

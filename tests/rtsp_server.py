@@ -8,11 +8,11 @@ test pattern as H.264, until killed.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from listening import wait_until_listening
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 PROBE = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
@@ -44,16 +44,8 @@ class RtspServer:
         w, h = self.size
         self.process = subprocess.Popen([SYSTEM_PYTHON, __file__, str(self.port), str(w), str(h), str(self.fps)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"RTSP server exited: {self.process.stderr.read().decode()[-2000:]}") from None
-                time.sleep(0.05)
-        raise RuntimeError("RTSP server did not listen within 15 s")
+        wait_until_listening(self.process, self.port, "RTSP server", 15, lambda: self.process.stderr.read().decode())
+        return self
 
     def stop(self) -> None:
         if self.process is not None:
