@@ -78,6 +78,13 @@ class StageTimes:
     def add(self, stage: str, seconds: float) -> None:
         self.samples[stage].append(seconds)
 
+    def add_model_call(self, captured: float, picked: float, timed: "TimedBackend", done: float) -> None:
+        """One frame through a model: capture (the frame's age when picked), pre, inference, post."""
+        self.add("capture", picked - captured)
+        self.add("pre", timed.started - picked)
+        self.add("inference", timed.ended - timed.started)
+        self.add("post", done - timed.ended)
+
     def ms(self, stage: str, q: float = 50) -> float | None:
         values = self.samples[stage]
         return round(1000 * float(np.percentile(values, q)), 3) if values else None
@@ -231,12 +238,8 @@ class TrackingPipeline:
         """The confirmed tracks (`tracker.Tracks`) of `frame`, the next frame of the video."""
         times, timed = self.times, self.timed
         picked = time.monotonic()
-        times.add("capture", picked - frame.timestamp)
         detections = self.detector.detect(frame.image)
-        done = time.monotonic()
-        times.add("pre", timed.started - picked)
-        times.add("inference", timed.ended - timed.started)
-        times.add("post", done - timed.ended)
+        times.add_model_call(frame.timestamp, picked, timed, time.monotonic())
         # no crop or camera-motion mask for boxes the tracker leaves out
         detections = detections.select(detections.has_area())
         features = None

@@ -100,12 +100,9 @@ class SegmentationPipeline:
     def process(self, frame) -> SegmentResult:
         times, timed = self.times, self.timed
         picked = time.monotonic()
-        times.add("capture", picked - frame.timestamp)
         classes = self.segmenter.segment(frame.image)
         done = time.monotonic()
-        times.add("pre", timed.started - picked)
-        times.add("inference", timed.ended - timed.started)
-        times.add("post", done - timed.ended)
+        times.add_model_call(frame.timestamp, picked, timed, done)
         shares = area_fractions(classes, len(self.names))
         result = SegmentResult(classes, {n: round(float(s), 4) for n, s in zip(self.names, shares)},
                                self.zones.shares(classes) if self.zones else {})
