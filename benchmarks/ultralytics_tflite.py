@@ -27,9 +27,8 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from train_detector import OUT  # noqa: E402
+from common import OUT  # noqa: E402
 from ultralytics_env import (  # noqa: E402
     NAMES,
     TFLITE_FILES,

@@ -51,6 +51,17 @@ async function readParts(path, onOpen, onPart) {
     }
   }
 }
+
+// the stream at `path`, part by part to onPart, for as long as the page is open: its state in #status,
+// a new try 2 s after it ends or fails
+async function keepStreaming(path, onPart) {
+  const status = document.getElementById("status");
+  try {
+    await readParts(path, () => { status.textContent = ""; }, onPart);
+    status.textContent = "stream ended";
+  } catch (err) { status.textContent = "stream: " + err.message + " (retrying)"; }
+  setTimeout(() => keepStreaming(path, onPart), 2000);
+}
 """
 
 STYLE = r"""
@@ -142,17 +153,8 @@ async function show(jpeg, captured) {
   drawing = false;
 }
 
-async function stream() {
-  const status = document.getElementById("status");
-  try {
-    await readParts("/stream.mjpg", () => { status.textContent = ""; }, (jpeg, head) => show(jpeg, capturedOf(head)));
-    status.textContent = "stream ended";
-  } catch (err) { status.textContent = "stream: " + err.message + " (retrying)"; }
-  setTimeout(stream, 2000);
-}
-
 pollFigures();
-stream();
+keepStreaming("/stream.mjpg", (jpeg, head) => show(jpeg, capturedOf(head)));
 </script>
 </body>
 </html>
@@ -248,20 +250,11 @@ async function show(name, jpeg, captured) {
   c.drawing = false;
 }
 
-async function stream() {
-  const status = document.getElementById("status");
-  try {
-    await readParts("/site.mjpg", () => { status.textContent = ""; }, (jpeg, head) => {
-      const name = ((/x-camera:\s*([^\r\n]+)/i.exec(head) || [])[1] || "").trim();
-      show(name, jpeg, capturedOf(head));
-    });
-    status.textContent = "stream ended";
-  } catch (err) { status.textContent = "stream: " + err.message + " (retrying)"; }
-  setTimeout(stream, 2000);
-}
-
 pollFigures();
-stream();
+keepStreaming("/site.mjpg", (jpeg, head) => {
+  const name = ((/x-camera:\s*([^\r\n]+)/i.exec(head) || [])[1] || "").trim();
+  show(name, jpeg, capturedOf(head));
+});
 </script>
 </body>
 </html>
