@@ -122,8 +122,11 @@ def test_val_scores_each_file_as_an_independent_decoding(exports, route, name):
     print(f"{route} {name}: edgecnn val {100 * ours['mAP50_95']:.2f}, independent {100 * reference['mAP50_95']:.2f}")
     assert ours["images"] == len(exports["images"])
     assert abs(ours["mAP50_95"] - reference["mAP50_95"]) <= 0.003  # 0.3 points
-    if name == "float32":  # the labels are the float model's own boxes: a score that says the decoding is right
-        assert ours["mAP50_95"] > 0.8
+    # The labels are the float model's own boxes, less the ones clipped to no width at the image border
+    # (the model still outputs those, at high scores: 76 % on coco128's photographs, more on shapes);
+    # a wrong decoding (units, layout, letterbox) scores near zero.
+    if name == "float32":
+        assert ours["mAP50_95"] > 0.7
 
 
 @pytest.mark.parametrize("name", ["integer_quant", "full_integer_quant"])

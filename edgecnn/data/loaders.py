@@ -34,7 +34,7 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def letterboxed_tensor(path: Path, imgsz) -> tuple[torch.Tensor, float, tuple[float, float], tuple[int, int]]:
+def letterboxed_tensor(path: Path, imgsz) -> tuple[torch.Tensor, tuple[float, float], tuple[float, float], tuple[int, int]]:
     image = read_rgb(path)
     boxed, scale, pad = letterbox(image, input_hw(imgsz))
     return torch.from_numpy(np.ascontiguousarray(boxed.transpose(2, 0, 1))), scale, pad, image.shape[:2]
@@ -74,10 +74,11 @@ class DetectionDataset(Dataset):
         return len(self.images)
 
     def load(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        image, scale, (left, top), (h, w) = letterboxed_tensor(self.images[i], self.imgsz)
+        image, (scale_x, scale_y), (left, top), (h, w) = letterboxed_tensor(self.images[i], self.imgsz)
         lab = torch.as_tensor(self.labels[i], dtype=torch.float32).reshape(-1, 5)
         cx, cy, bw, bh = (lab[:, 1] * w, lab[:, 2] * h, lab[:, 3] * w, lab[:, 4] * h)
-        boxes = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1) * scale
+        boxes = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
+        boxes *= torch.tensor([scale_x, scale_y, scale_x, scale_y])
         boxes += torch.tensor([left, top, left, top])
         return image, boxes, lab[:, 0].long()
 

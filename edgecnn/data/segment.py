@@ -163,9 +163,9 @@ def letterbox_mask(mask: np.ndarray, size: tuple[int, int], fill: int) -> np.nda
     from edgecnn.runtime.preprocess import letterbox_geometry
 
     h, w = mask.shape[:2]
-    scale, (new_h, new_w), (left, top) = letterbox_geometry((h, w), size)
-    rows = np.minimum(((np.arange(new_h) + 0.5) / scale).astype(np.int64), h - 1)
-    cols = np.minimum(((np.arange(new_w) + 0.5) / scale).astype(np.int64), w - 1)
+    (scale_x, scale_y), (new_h, new_w), (left, top) = letterbox_geometry((h, w), size)
+    rows = np.minimum(((np.arange(new_h) + 0.5) / scale_y).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(new_w) + 0.5) / scale_x).astype(np.int64), w - 1)
     out = np.full(size, fill, mask.dtype)
     out[top : top + new_h, left : left + new_w] = mask[rows[:, None], cols[None, :]]
     return out
