@@ -61,10 +61,10 @@ def test_input_quantization_table(artifacts):
     backend = load_backend(paths["uint8"])
     scale, zero = backend.input["quantization"]
     lut = backend._input_lut
-    assert lut.shape == (3, 256) and lut.dtype == np.uint8
+    assert lut.shape == (256, 3) and lut.dtype == np.uint8
     pixels = np.array([0, 128, 255])
-    normalized = (pixels / 255.0 - np.array(META["mean"])[:, None]) / np.array(META["std"])[:, None]
-    np.testing.assert_array_equal(lut[:, pixels], np.clip(np.round(normalized / scale + zero), 0, 255))
+    normalized = (pixels[:, None] / 255.0 - np.array(META["mean"])) / np.array(META["std"])
+    np.testing.assert_array_equal(lut[pixels], np.clip(np.round(normalized / scale + zero), 0, 255))
 
 
 def op_input_types(path) -> dict[str, set[str]]:

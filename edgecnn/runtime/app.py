@@ -234,14 +234,17 @@ class TrackingPipeline:
             self.camera = CameraMotion()
         self.times = StageTimes()
 
-    def process(self, frame):
-        """The confirmed tracks (`tracker.Tracks`) of `frame`, the next frame of the video."""
-        times, timed = self.times, self.timed
+    def detect(self, frame):
+        """`frame`'s detections that have an area (no crop or camera-motion mask for boxes the
+        tracker leaves out). A site calls this from its detector thread."""
         picked = time.monotonic()
         detections = self.detector.detect(frame.image)
-        times.add_model_call(frame.timestamp, picked, timed, time.monotonic())
-        # no crop or camera-motion mask for boxes the tracker leaves out
-        detections = detections.select(detections.has_area())
+        self.times.add_model_call(frame.timestamp, picked, self.timed, time.monotonic())
+        return detections.select(detections.has_area())
+
+    def track(self, frame, detections):
+        """The confirmed tracks after `frame`'s `detections` (from `detect`)."""
+        times = self.times
         features = None
         if self.encoder is not None:
             start = time.monotonic()
@@ -278,11 +281,14 @@ class Stream:
         self.tracks_seen = TrackTally(cfg.get("max_age", 30))
         self.start = self.done_at = time.monotonic()
 
-    def step(self, frame, view=None):
-        """Track, count and write `frame`; returns its confirmed tracks."""
+    def step(self, frame, view=None, detections=None):
+        """Track, count and write `frame` (its `detections` when a detector thread has them);
+        returns its confirmed tracks."""
         times = self.times
         times.add("wait", time.monotonic() - self.done_at)  # blocked on the source: the camera is the bottleneck
-        tracks = self.pipeline.process(frame)
+        if detections is None:
+            detections = self.pipeline.detect(frame)
+        tracks = self.pipeline.track(frame, detections)
         self.tracks_seen.update(tracks.ids.tolist())
         if self.counter is not None:
             self.counter.update(tracks, self.clock(frame), frame.image.shape[1::-1])

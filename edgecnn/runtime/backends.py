@@ -4,7 +4,8 @@
 strides, task), or an Ultralytics ONNX / .tflite's own (`ultralytics_layout`), so the device needs
 nothing else. `Backend.predict` takes letterboxed uint8 RGB images (N, H, W, 3) and returns
 float32 outputs by name; it applies the normalization and the int8/uint8 (de)quantization the
-artifact's tensors ask for. numpy only: no torch, no TensorFlow.
+artifact's tensors ask for, both as one table lookup per pixel. numpy and OpenCV only: no torch,
+no TensorFlow.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edgecnn.runtime import ultralytics_layout
@@ -39,8 +41,9 @@ class Backend:
         self.input_size: tuple[int, int] = tuple(int(v) for v in meta["input_size"])
         self.output_names: tuple[str, ...] = OUTPUTS[meta["task"]]
         self.batch = batch  # images per call the model takes; None: any
-        self._mean = np.asarray(meta["mean"], np.float32) * 255.0
-        self._inv_std = 1.0 / (np.asarray(meta["std"], np.float32) * 255.0)
+        mean = np.asarray(meta["mean"], np.float32) * 255.0
+        inv_std = 1.0 / (np.asarray(meta["std"], np.float32) * 255.0)
+        self._levels = (np.arange(256, dtype=np.float32)[:, None] - mean) * inv_std  # (256, 3): pixel → input
 
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Letterboxed uint8 RGB `(N, H, W, 3)` (or one `(H, W, 3)`) → float32 outputs by name."""
@@ -59,13 +62,21 @@ class Backend:
 
     def normalize(self, images: np.ndarray) -> np.ndarray:
         """uint8 RGB → float32 `(x / 255 - mean) / std`, NHWC."""
-        return (images.astype(np.float32) - self._mean) * self._inv_std
+        return lookup(images, self._levels)
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, task={self.meta['task']}, input_size={self.input_size})"
+
+
+def lookup(images: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """`table[pixel, channel]` for every pixel of uint8 NHWC `images`, in the table's dtype: OpenCV's
+    LUT, about 10x numpy's cast-subtract-multiply on a 320x320 frame (a site pays it per frame)."""
+    n, h, w, c = images.shape
+    flat = np.ascontiguousarray(images).reshape(n * h, w, c)
+    return cv2.LUT(flat, np.ascontiguousarray(table).reshape(256, 1, c)).reshape(n, h, w, c)
 
 
 def validate_meta(meta: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -169,21 +180,18 @@ class TFLiteBackend(Backend):
         except KeyError as err:
             raise ValueError(f"{self.path}: output tensor {err} named in the metadata is not in the model ({sorted(details)})") from None
 
-    def _make_input_lut(self) -> np.ndarray | None:
-        """(3, 256) table pixel → quantized input value per channel, for int8/uint8 inputs."""
+    def _make_input_lut(self) -> np.ndarray:
+        """(256, 3) table pixel → the input tensor's value per channel: normalized, and quantized
+        for int8/uint8 inputs."""
         dtype = self.input["dtype"]
         if not np.issubdtype(dtype, np.integer):
-            return None
+            return self._levels
         scale, zero = self.input["quantization"]
-        levels = self.normalize(np.arange(256, dtype=np.uint8)[:, None].repeat(3, axis=1))  # (256, 3)
         info = np.iinfo(dtype)
-        return np.clip(np.round(levels / scale + zero), info.min, info.max).astype(dtype).T.copy()
+        return np.clip(np.round(self._levels / scale + zero), info.min, info.max).astype(dtype)
 
     def _set_input(self, images: np.ndarray) -> None:
-        if self._input_lut is None:
-            x = self.normalize(images)
-        else:
-            x = np.stack([self._input_lut[c][images[..., c]] for c in range(3)], axis=-1)
+        x = lookup(images, self._input_lut)
         if self.layout and self.layout.nchw:
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         self.interpreter.set_tensor(self.input["index"], x)

@@ -2,10 +2,12 @@
 
 One detector interpreter (`app.Models`) serves every camera. Each camera's capture runs in its own
 thread (runtime/sources.py: cameras and streams keep only their newest frame and reconnect on their
-own; files are read in order) and sets one shared `ready` event when it has a frame. The pipeline
+own; files are read in order) and sets one shared `ready` event when it has a frame. The detector
 thread serves the cameras round-robin: after serving one it looks first at the next, and takes the
 first camera with a frame due (at most `fps` a second per camera), so a busy camera cannot starve
-the others and a slow or dead one delays nobody: it only has no frame to give.
+the others and a slow or dead one delays nobody: it only has no frame to give. It hands each
+frame's detections, one frame ahead, to the tracking thread (tracker, counter, events, sinks of
+that frame's camera), so the interpreter and the Python that follows it run at the same time.
 
 Each camera has its own tracker, counter, JSON lines (`jsonl` sink: `<dir>/<camera>.jsonl`, as
 `edgecnn track jsonl=` writes) and events (`event_sinks.CameraEvents`: MQTT, webhook, clips, the
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 from pathlib import Path
@@ -87,8 +90,8 @@ class SiteCamera:
             self.skipped += 1
         return None
 
-    def step(self, frame, view) -> None:
-        self.stream.step(frame, view)
+    def step(self, frame, view, detections) -> None:
+        self.stream.step(frame, view, detections)
         if self.stream.stopped:  # max_frames for this camera
             self.finish()
 
@@ -181,27 +184,68 @@ def run_site(overrides: Mapping[str, Any], stop: threading.Event | None = None) 
 
 
 def serve(cameras: list[SiteCamera], ready: threading.Event, view, log_every: float, stop: threading.Event) -> None:
-    """Round-robin over the cameras with a frame due until every camera has ended or `stop` is set."""
-    turn, last_log = 0, time.monotonic()
-    while not stop.is_set():
-        ready.clear()  # before polling: a frame that comes while we look sets it again
-        for camera in cameras:
-            camera.watch(view)
-        if all(camera.state == "ended" for camera in cameras):
-            return
-        for k in range(len(cameras)):
-            camera = cameras[(turn + k) % len(cameras)]
-            frame = None if camera.finished else camera.due_frame()
-            if frame is not None:
-                camera.step(frame, view)
-                turn = (turn + k + 1) % len(cameras)
+    """Track each detected frame in turn until every camera has ended or `stop` is set; the
+    detector thread (`detect_frames`) runs the interpreter on the next frame meanwhile (it releases
+    the GIL), so tracking, events and sinks no longer wait for it nor it for them."""
+    detected: queue.Queue = queue.Queue(maxsize=1)  # one frame ahead: latency stays one frame
+    done = threading.Event()
+    worker = threading.Thread(target=detect_frames, args=(cameras, ready, detected, stop, done), name="detector",
+                              daemon=True)
+    worker.start()
+    last_log = time.monotonic()
+    try:
+        while True:
+            for camera in cameras:
+                camera.watch(view)
+            try:
+                item = detected.get(timeout=IDLE_WAIT_S)
+            except queue.Empty:
+                continue
+            if item is None:  # every camera has ended, or `stop`
+                return
+            if isinstance(item, BaseException):
+                raise item
+            camera, frame, detections = item
+            if not camera.finished:  # a frame detected as its camera reached max_frames
+                camera.step(frame, view, detections)
+            if log_every and time.monotonic() - last_log >= log_every:
+                last_log = time.monotonic()
+                LOG.info("%s", "  ".join(f"{c.name}: {c.state} {c.stream.fps or 0:.1f} FPS, dropped {c.source.dropped}"
+                                         for c in cameras))
+    finally:
+        done.set()
+        worker.join()
+
+
+def detect_frames(cameras: list[SiteCamera], ready: threading.Event, detected: queue.Queue, stop: threading.Event,
+                  done: threading.Event) -> None:
+    """The detector thread: round-robin over the cameras with a frame due, each frame's detections
+    into `detected`; then None (all ended, `stop`), or the error that stopped it."""
+    turn, n = 0, len(cameras)
+
+    def hand_over(item) -> None:
+        while not done.is_set():
+            with contextlib.suppress(queue.Full):
+                detected.put(item, timeout=IDLE_WAIT_S)
+                return
+
+    try:
+        while not (stop.is_set() or done.is_set()):
+            ready.clear()  # before polling: a frame that comes while we look sets it again
+            if all(camera.finished or camera.source.state == "ended" for camera in cameras):
                 break
-        else:
-            ready.wait(IDLE_WAIT_S)
-        if log_every and time.monotonic() - last_log >= log_every:
-            last_log = time.monotonic()
-            LOG.info("%s", "  ".join(f"{c.name}: {c.state} {c.stream.fps or 0:.1f} FPS, dropped {c.source.dropped}"
-                                     for c in cameras))
+            for k in range(n):
+                camera = cameras[(turn + k) % n]
+                frame = None if camera.finished else camera.due_frame()
+                if frame is not None:
+                    hand_over((camera, frame, camera.stream.pipeline.detect(frame)))
+                    turn = (turn + k + 1) % n
+                    break
+            else:
+                ready.wait(IDLE_WAIT_S)
+        hand_over(None)
+    except BaseException as err:  # the tracking thread raises it
+        hand_over(err)
 
 
 def site_report(cameras: list[SiteCamera], elapsed: float) -> dict[str, Any]:
