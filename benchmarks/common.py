@@ -3,7 +3,9 @@ training on it, the noisy detections the tracking benchmarks feed the tracker, a
 they tune tracker settings on.
 
 Run a benchmark from the repository root, `PYTHONPATH=. python benchmarks/<name>.py`: Python puts
-benchmarks/ itself first on sys.path, so `from common import …` needs no path edits.
+benchmarks/ itself first on sys.path, so `from common import …` needs no path edits, and the root
+on PYTHONPATH gives `edgecnn` and the tests' helpers (`from tests.mqtt_broker import Broker`: the
+real servers, the cached test exports), which pytest reaches the same way (`pythonpath` in pyproject.toml).
 """
 
 from __future__ import annotations

@@ -55,18 +55,18 @@ from unittest.mock import patch
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from edgecnn.fileio import atomic_write_json
+from edgecnn.runtime import site as site_module
+from edgecnn.runtime.clips import FORMATS, Clip, ClipWriter
+from edgecnn.runtime.counting import load_regions
+from edgecnn.runtime.event_sinks import CameraEvents
+from edgecnn.runtime.events import Event
+from edgecnn.runtime.offline import replay_events
+from tests.mqtt_broker import Broker, Subscriber, free_port, mosquitto_available
+from tests.rtsp_server import RtspServer, rtsp_server_missing
 
-from edgecnn.fileio import atomic_write_json  # noqa: E402
-from edgecnn.runtime import site as site_module  # noqa: E402
-from edgecnn.runtime.clips import FORMATS, Clip, ClipWriter  # noqa: E402
-from edgecnn.runtime.counting import load_regions  # noqa: E402
-from edgecnn.runtime.event_sinks import CameraEvents  # noqa: E402
-from edgecnn.runtime.events import Event  # noqa: E402
-from edgecnn.runtime.offline import replay_events  # noqa: E402
-from mqtt_broker import Broker, Subscriber, free_port, mosquitto_available  # noqa: E402
-from rtsp_server import RtspServer, rtsp_server_missing  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 VIDEO = Path(os.environ.get("EDGECNN_SHARED_DATA", ROOT.parent / "shared" / "data")) / "video" / "car_traffic_small.mp4"
 SHARED_VIDEO = Path("/work/shared/data/video/car_traffic_small.mp4")
@@ -249,7 +249,7 @@ def compare(work: Path, camera: str, live: list[dict], fps: float | None, names:
 
 
 def soak(args, work: Path) -> dict:
-    from runtime_models import exported_models
+    from tests.runtime_models import exported_models
 
     model = str(Path(args.model).resolve()) if args.model else str(exported_models("yolo-n")["det_tflite"])
     thresholds = {} if args.trained else THRESHOLDS

@@ -49,14 +49,15 @@ from unittest.mock import patch
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+from edgecnn.fileio import atomic_write_json
+from edgecnn.runtime import app, web
+from edgecnn.runtime.sinks import Annotator
+from tests.mjpeg_server import parts
 
-from edgecnn.fileio import atomic_write_json  # noqa: E402
-from edgecnn.runtime import app, web  # noqa: E402
-from edgecnn.runtime.sinks import Annotator  # noqa: E402
-from mjpeg_server import parts  # noqa: E402
-from stream_fps import SIZE, stream_frames  # noqa: E402
+from stream_fps import SIZE, stream_frames
+
+ROOT = Path(__file__).resolve().parents[1]
+
 
 TOLERANCE = 0.10
 BROWSER_FRAMES = 600  # 20 s at 30 fps
@@ -124,7 +125,7 @@ def read_stream(port: int, latencies: list[float]) -> None:
 
 def watch_page(browser: str, port: int, profile: Path, latencies: list[float]) -> None:
     """The page in headless Chromium; samples its own capture-to-browser latency 4 times a second."""
-    from browser import DevTools
+    from tests.browser import DevTools
 
     chrome = DevTools(browser, profile)
     try:
@@ -256,12 +257,12 @@ def main() -> int:
     if args.model:
         model = args.model
     else:
-        from runtime_models import exported_models
+        from tests.runtime_models import exported_models
 
         model = str(exported_models("yolo-n")["det_tflite"])
     browser = None
     if args.browser:
-        from browser import find_chromium
+        from tests.browser import find_chromium
 
         browser = find_chromium()
         if not browser:

@@ -1,16 +1,17 @@
-"""Several cameras in one process (one interpreter, round-robin) against one process per camera.
+"""Several cameras in one process (`--interpreters` shared by all, round-robin) against one process per camera.
 
 For 1, 2, 4 and 8 cameras of 640x480: each camera is the real traffic video from ../shared/data
 (padded to 640x480; moving shapes when absent) played at `--camera-fps` as a live camera would
 deliver it (`live: true`: paced, newest frame only), with a counting line, a zone and events to
 JSON lines, so the whole path runs. For each count N, in one run: (a) one site process with the N
-cameras, (b) N one-camera site processes at the same time, same keys (`threads`), all under
+cameras, (b) N one-camera site processes at the same time, same `threads` per interpreter, all under
 `nice`, measured over `--seconds` from `--warmup` after every camera's first frame: frames from each camera's JSON lines, CPU
 seconds of the processes from /proc; SIGTERM ends them and their reports give the latencies.
 On a CPU shared with other jobs, N processes get more of it than one (the scheduler shares
 between threads), so the FPS ratio favours (b) there; CPU milliseconds per frame do not depend on
 the share. Figures: per-camera FPS, CPU ms per frame,
-capture-to-event latency (each camera's p50/p95, their median), total FPS and the ratio (a)/(b);
+capture-to-event latency (each camera's p50/p95, their median), total FPS and the ratio (a)/(b),
+memory (the processes' proportional set size, shared pages split between them);
 then the detector's time per image when N images go in one call (ONNX Runtime, the same network
 exported with a free batch; the TFLite artifacts are fixed to batch 1): whether batching would pay.
 
@@ -39,11 +40,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+from edgecnn.fileio import atomic_write_json
 
-from edgecnn.fileio import atomic_write_json  # noqa: E402
-from stream_fps import SIZE, stream_frames  # noqa: E402
+from stream_fps import SIZE, stream_frames
+
+ROOT = Path(__file__).resolve().parents[1]
+
 
 COUNTING = ("    lines:\n      - name: mid\n        points: [[0.5, 0.0], [0.5, 1.0]]\n"
             "    zones:\n      - name: left\n        points: [[0, 0.4], [0.4, 0.4], [0.4, 1], [0, 1]]\n")
@@ -61,8 +63,9 @@ def camera_video(path: Path, seconds: float, fps: float) -> Path:
 
 def site_file(path: Path, names: list[str], video: Path, args) -> Path:
     cameras = "".join(f"  - name: {name}\n    source: {video}\n    live: true\n{COUNTING}" for name in names)
-    path.write_text(f"model: {args.model}\nthreads: {args.threads}\nsinks:\n  jsonl: {path.stem}-out\n"
-                    f"cameras:\n{cameras}")
+    interpreters = min(args.interpreters, len(names))  # a camera has one frame in flight at most
+    path.write_text(f"model: {args.model}\nthreads: {args.threads}\ninterpreters: {interpreters}\n"
+                    f"sinks:\n  jsonl: {path.stem}-out\ncameras:\n{cameras}")
     return path
 
 
@@ -70,6 +73,15 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far, all its threads (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid: int) -> float:
+    """Proportional set size of a process in MB (/proc/<pid>/smaps_rollup): shared pages (libraries,
+    the model file) split between the processes that map them, so N processes' sum is what they take."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def frames_written(sites: list[Path]) -> dict[str, int]:
@@ -100,6 +112,7 @@ def run_processes(sites: list[Path], cameras: int, args) -> dict:
         t0, cpu0, frames0 = time.monotonic(), sum(cpu_seconds(p.pid) for p in procs), frames_written(sites)
         time.sleep(args.seconds)
         t1, cpu1, frames1 = time.monotonic(), sum(cpu_seconds(p.pid) for p in procs), frames_written(sites)
+        memory = sum(memory_mb(p.pid) for p in procs)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -110,7 +123,7 @@ def run_processes(sites: list[Path], cameras: int, args) -> dict:
             raise RuntimeError(f"a site process failed ({proc.returncode}): {err[-2000:]}")
         reports.append(json.loads(out.strip().splitlines()[-1]))
     fps = {cam: (frames1[cam] - frames0.get(cam, 0)) / (t1 - t0) for cam in frames1}
-    return {"reports": reports, "camera_fps": fps, "cpu_s": cpu1 - cpu0, "seconds": t1 - t0,
+    return {"reports": reports, "camera_fps": fps, "cpu_s": cpu1 - cpu0, "seconds": t1 - t0, "memory_mb": memory,
             "frames": sum(frames1.values()) - sum(frames0.values())}
 
 
@@ -125,7 +138,7 @@ def figures(run: dict) -> dict:
             "event_latency_ms_p50": round(float(np.median(to_event)), 1) if to_event else None,
             "event_latency_ms_p95": round(float(np.median(to_event95)), 1) if to_event95 else None,
             "inference_ms_p50": round(float(np.median([c.get("inference_ms_p50") or np.nan for c in cameras])), 2),
-            "dropped": sum(c["dropped"] for c in cameras)}
+            "dropped": sum(c["dropped"] for c in cameras), "memory_mb": round(run["memory_mb"], 1)}
 
 
 def compare(n: int, video: Path, work: Path, args) -> dict:
@@ -164,7 +177,7 @@ def batched_inference(batches: list[int], threads: int, work: Path) -> dict[int,
     from edgecnn.models import build_model
     from edgecnn.runtime.backends import load_backend
     from edgecnn.runtime.timing import measure_latency
-    from runtime_models import DETECTOR_IMGSZ, NAMES, spread_statistics
+    from tests.runtime_models import DETECTOR_IMGSZ, NAMES, spread_statistics
 
     model = spread_statistics(build_model("yolo-n", num_classes=len(NAMES)))
     meta = {"task": "detect", "names": NAMES, "imgsz": DETECTOR_IMGSZ, "strides": [8, 16, 32],
@@ -200,12 +213,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds after every camera's first frame")
     parser.add_argument("--rounds", type=int, default=2, help="repeats, alternating which mode goes first")
     parser.add_argument("--camera-fps", type=float, default=15.0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="threads per interpreter")
+    parser.add_argument("--interpreters", type=int, default=2, help="detector interpreters of the one process")
     parser.add_argument("--objects", type=int, default=10, help="most boxes per frame")
     parser.add_argument("--out", default=str(ROOT / "runs" / "benchmarks" / "multicam.json"))
     args = parser.parse_args()
     if not args.model:
-        from runtime_models import exported_models
+        from tests.runtime_models import exported_models
 
         args.model = str(exported_models("yolo-n")["det_tflite"])
     args.model = str(Path(args.model).resolve())
@@ -219,8 +233,9 @@ def main() -> int:
                                                                    "cpu_per_frame_ratio", "load_average"))
             print(f"{n} cameras: one process {one['total_fps']} FPS (per camera {one['camera_fps_min']}-"
                   f"{one['camera_fps_max']}, capture→event p50 {one['event_latency_ms_p50']} ms, "
-                  f"{one['cpu_ms_per_frame']} CPU ms/frame); separate {apart['total_fps']} FPS (capture→event p50 "
-                  f"{apart['event_latency_ms_p50']} ms, {apart['cpu_ms_per_frame']} CPU ms/frame); "
+                  f"{one['cpu_ms_per_frame']} CPU ms/frame, {one['memory_mb']} MB); separate {apart['total_fps']} FPS "
+                  f"(capture→event p50 {apart['event_latency_ms_p50']} ms, {apart['cpu_ms_per_frame']} CPU ms/frame, "
+                  f"{apart['memory_mb']} MB); "
                   f"FPS ratio {ratio}, CPU per frame separate/one {cpu_ratio}; load {load:.1f}", flush=True)
         os.nice(10)  # as the site processes
         batched = batched_inference(args.counts, args.threads, work)

@@ -27,12 +27,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from edgecnn.fileio import atomic_write_json
+from edgecnn.runtime.app import STAGES, run
+from tests.mjpeg_server import MjpegServer
 
-from edgecnn.fileio import atomic_write_json  # noqa: E402
-from edgecnn.runtime.app import STAGES, run  # noqa: E402
-from mjpeg_server import MjpegServer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 VIDEO = ROOT.parent / "shared" / "data" / "video" / "car_traffic_small.mp4"
 SIZE = (640, 480)
@@ -64,7 +64,7 @@ def stream_frames(n: int = 300) -> list[np.ndarray]:
 
 
 def default_models() -> tuple[str, str]:
-    from runtime_models import exported_models
+    from tests.runtime_models import exported_models
 
     models = exported_models("yolo-n")
     return str(models["det_tflite"]), str(models["reid_tflite"])

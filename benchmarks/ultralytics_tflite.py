@@ -2,7 +2,7 @@
 independent decoding of each file (the interpreter's raw output, Ultralytics' LetterBox, NMS and
 scale_boxes, as its docs and LiteRT backend do), both scored by edgecnn's metric.
 
-    PYTHONPATH=.:benchmarks:tests python benchmarks/ultralytics_tflite.py [--weights best.pt --data my.yaml]
+    PYTHONPATH=. python benchmarks/ultralytics_tflite.py [--weights best.pt --data my.yaml]
         [--imgsz 320] [--calib-images 64] [--val-images N] [--no-ours]
 
 Weights: `--weights` (an Ultralytics detection best.pt) with `--data`; else (`--weights` none: no
@@ -24,12 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from common import OUT  # noqa: E402
-from ultralytics_env import (  # noqa: E402
+from common import OUT
+from tests.ultralytics_env import (
     NAMES,
     TFLITE_FILES,
     build,
@@ -39,7 +37,7 @@ from ultralytics_env import (  # noqa: E402
     write_predicted_labels,
 )
 
-from edgecnn.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+from edgecnn.fileio import atomic_write_json, atomic_write_text
 
 WORK = OUT / "ultralytics_tflite"
 COCO128 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "coco128"

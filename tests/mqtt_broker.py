@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from listening import wait_until_listening
+from tests.listening import wait_until_listening
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 

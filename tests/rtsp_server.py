@@ -1,6 +1,6 @@
 """A real RTSP server (GStreamer's gst-rtsp-server, Debian's gir1.2-gst-rtsp-server-1.0) that a test
-stops and restarts. Run as a script by the system Python (/usr/bin/python3 has `gi`; the venv does
-not): `python3 rtsp_server.py PORT [WIDTH HEIGHT FPS]` serves rtsp://127.0.0.1:PORT/cam, a moving
+stops and restarts. Run as a module by the system Python (/usr/bin/python3 has `gi`; the venv does
+not): `python3 -m tests.rtsp_server PORT [WIDTH HEIGHT FPS]` from the repository root serves rtsp://127.0.0.1:PORT/cam, a moving
 test pattern as H.264, until killed.
 
 `RtspServer(port).start()` / `.stop()` from a test (the port stays the same across restarts).
@@ -12,9 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from listening import wait_until_listening
+from tests.listening import wait_until_listening
 
 SYSTEM_PYTHON = "/usr/bin/python3"
+ROOT = Path(__file__).resolve().parents[1]
 PROBE = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
          "from gi.repository import Gst; Gst.init(None); "
          "assert all(Gst.ElementFactory.find(e) for e in ('videotestsrc', 'x264enc', 'rtph264pay'))")
@@ -42,8 +43,8 @@ class RtspServer:
 
     def start(self) -> "RtspServer":
         w, h = self.size
-        self.process = subprocess.Popen([SYSTEM_PYTHON, __file__, str(self.port), str(w), str(h), str(self.fps)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen([SYSTEM_PYTHON, "-m", "tests.rtsp_server", str(self.port), str(w), str(h),
+                                         str(self.fps)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
         wait_until_listening(self.process, self.port, "RTSP server", 15, lambda: self.process.stderr.read().decode())
         return self
 

@@ -91,7 +91,7 @@ def _export(dest: Path, detector_name: str) -> None:
     torch.set_num_threads(1)
     common = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
     if detector_name == "tiny":
-        from export_tiny import tiny_detector
+        from tests.export_tiny import tiny_detector
 
         detector = tiny_detector()
     else:

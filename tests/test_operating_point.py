@@ -84,7 +84,7 @@ def test_an_artifact_carries_its_operating_point_into_the_app(artifact, tmp_path
     assert meta["operating_point"]["track_conf"] == 0.27 and meta["names"] == load_backend(source).meta["names"]
     pipeline = TrackingPipeline(load_config({"model": str(path)}))
     tracker = pipeline.tracker
-    assert (tracker.track_conf, tracker.low_conf, tracker.n_init, pipeline.detector.conf) == (0.27, 0.09, 4, 0.09)
+    assert (tracker.track_conf, tracker.low_conf, tracker.n_init, pipeline.detectors[0].conf) == (0.27, 0.09, 4, 0.09)
     tracker = TrackingPipeline(load_config({"model": str(path), "n_init": 2, "conf": 0.2})).tracker
     assert tracker.n_init == 2 and tracker.track_conf == 0.27
 

@@ -95,7 +95,7 @@ def test_the_documented_cameras_file_reads_with_its_comments(tmp_path):
     site = load_site(write(tmp_path / "site.yaml", example))
     door, = site.cameras
     assert (door.fps, door.live, door.classes, door.record) == (5.0, True, ["person"], {"pre": 5, "post": 5, "on": ["line_cross"]})
-    assert site.settings["threads"] == 2 and site.settings["serve"] == "0.0.0.0:8080"
+    assert (site.settings["threads"], site.settings["interpreters"], site.settings["serve"]) == (1, 2, "0.0.0.0:8080")
     assert site.sinks["mqtt"] == "mqtt://broker.lan:1883" and site.sinks["queue"] == "/var/lib/edgecnn/queue"
     assert [r.name for r in door.counter(["person"], 30).regions] == ["door", "counter"]
 
@@ -160,8 +160,9 @@ def moving_square(connection: int, i: int) -> np.ndarray:
 
 @pytest.mark.slow
 def test_site_of_files_and_a_camera_that_drops_matches_each_camera_alone(tmp_path):
-    """Two video files and an MJPEG camera that stops and comes back on its port, in one process:
-    each file's JSON lines equal `edgecnn track source=<file>` alone, each file camera's events
+    """Two video files and an MJPEG camera that stops and comes back on its port, in one process
+    with two detector interpreters: each file's JSON lines equal `edgecnn track source=<file>` alone
+    (each camera's frames tracked in order), each file camera's events
     equal a site of that camera alone, and the dropped camera gives camera_down then camera_up."""
     from edgecnn.runtime.app import run
 
@@ -170,7 +171,7 @@ def test_site_of_files_and_a_camera_that_drops_matches_each_camera_alone(tmp_pat
     b = synthetic_video(tmp_path / "b.mp4", frames=20, size=(256, 192))
     camera = MjpegServer(moving_square, fps=15)
     port = camera.httpd.server_address[1]
-    site = write(tmp_path / "site.yaml", f"model: {model}\nsinks:\n  jsonl: out\ncameras:\n"
+    site = write(tmp_path / "site.yaml", f"model: {model}\ninterpreters: 2\nsinks:\n  jsonl: out\ncameras:\n"
                  + camera_entry("a", a) + camera_entry("b", b, "    classes: [car]\n")
                  + camera_entry("door", camera.url, "    fps: 10\n"))
     thread, stop, result = run_in_thread({"cameras": str(site), **LOW})
@@ -344,7 +345,7 @@ def test_an_unreachable_camera_never_stops_the_site(tmp_path, caplog):
 
     model = exported_models()["det_tflite"]
     video = synthetic_video(tmp_path / "a.mp4", frames=10)
-    site = write(tmp_path / "site.yaml", f"model: {model}\nsinks:\n  jsonl: out\ncameras:\n"
+    site = write(tmp_path / "site.yaml", f"model: {model}\ninterpreters: 2\nsinks:\n  jsonl: out\ncameras:\n"
                  + camera_entry("a", video) + camera_entry("gone", f"http://u:hunter2@127.0.0.1:{free_port()}/x.mjpg"))
     thread, stop, result = run_in_thread({"cameras": str(site), **LOW})
     try:

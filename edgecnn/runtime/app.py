@@ -47,6 +47,8 @@ APP_KEYS = Schema(
     Key("classes", None, "class ids or names to keep (default: all)", type=list),
     Key("max_det", 100, "most detections per frame", min=1),
     Key("threads", None, "interpreter threads (default: the interpreter's)", type=int, min=1),
+    Key("interpreters", 1, "detector interpreters a site runs side by side, `threads` each (one camera uses one)",
+        min=1),
     Key("providers", None, "ONNX Runtime execution providers in order, names or [name, {options}]", type=list),
     Key("imgsz", None, "expected model input size; it is fixed at export, a different one is an error", type=int, min=32),
     Key("max_frames", 0, "stop after this many frames (0: when the source ends)", min=0),
@@ -186,10 +188,11 @@ def open_each(makers: list) -> list:
 
 
 class Models:
-    """The interpreters of one process: the detector (timed) and the ReID embedder. A site's
-    cameras share one `Models`, each camera has its own `TrackingPipeline`."""
+    """The interpreters of one process: the detector (timed; a site may run several copies, its
+    `interpreters` key) and the ReID embedder. A site's cameras share one `Models`, each camera has
+    its own `TrackingPipeline`."""
 
-    def __init__(self, cfg: Mapping[str, Any]):
+    def __init__(self, cfg: Mapping[str, Any], interpreters: int = 1):
         from edgecnn.runtime.backends import load_backend
 
         # ONNX Runtime takes a provider with options as a (name, dict) tuple; JSON gives a list
@@ -203,7 +206,10 @@ class Models:
             raise ConfigError(f"imgsz={cfg['imgsz']}, but {cfg['model']} takes {backend.input_size} (fixed at export)")
         self.meta, self.model_name = backend.meta, Path(cfg["model"]).name
         self.names = list(backend.meta.get("names") or [])
-        self.timed = TimedBackend(backend)
+        # a site's detector threads, one interpreter each (an interpreter runs one call at a time)
+        self.detectors = [TimedBackend(backend)] + [
+            TimedBackend(load_backend(cfg["model"], threads=cfg["threads"], providers=providers))
+            for _ in range(interpreters - 1)]
         self.encoder = None
         if cfg["reid"]:
             from edgecnn.runtime.reid import ReidEncoder
@@ -213,7 +219,8 @@ class Models:
 
 class TrackingPipeline:
     """Detector → ReID → tracker on one frame at a time, timing every stage into `times`;
-    with `models`, on interpreters it shares with other pipelines (one thread calls them all)."""
+    with `models`, on interpreters it shares with other pipelines (a site's detector threads call
+    `detect`, one interpreter each, and its tracking thread `track`)."""
 
     def __init__(self, cfg: Mapping[str, Any], models: Models | None = None):
         from edgecnn.runtime.detector import Detector, class_ids
@@ -223,9 +230,9 @@ class TrackingPipeline:
         # the detector's own thresholds unless the user set them (runtime/tracker/defaults.py)
         cfg = resolve_thresholds(cfg, models.meta, models.model_name)
         self.thresholds = {k: cfg[k] for k in ("conf", *FROM_DETECTOR)}
-        self.names, self.timed, self.encoder = models.names, models.timed, models.encoder
-        self.detector = Detector(self.timed, conf=cfg["conf"], iou=cfg["iou"],
-                                 classes=class_ids(cfg["classes"], self.names), max_det=cfg["max_det"])
+        self.names, self.encoder = models.names, models.encoder
+        self.detectors = [Detector(timed, conf=cfg["conf"], iou=cfg["iou"], classes=class_ids(cfg["classes"], self.names),
+                                   max_det=cfg["max_det"]) for timed in models.detectors]
         self.tracker = Tracker.from_config(cfg)
         self.camera = None
         if cfg["cmc"]:
@@ -234,12 +241,13 @@ class TrackingPipeline:
             self.camera = CameraMotion()
         self.times = StageTimes()
 
-    def detect(self, frame):
+    def detect(self, frame, interpreter: int = 0):
         """`frame`'s detections that have an area (no crop or camera-motion mask for boxes the
-        tracker leaves out). A site calls this from its detector thread."""
+        tracker leaves out). A site calls this from its detector threads, each with its own interpreter."""
         picked = time.monotonic()
-        detections = self.detector.detect(frame.image)
-        self.times.add_model_call(frame.timestamp, picked, self.timed, time.monotonic())
+        detector = self.detectors[interpreter]
+        detections = detector.detect(frame.image)
+        self.times.add_model_call(frame.timestamp, picked, detector.backend, time.monotonic())
         return detections.select(detections.has_area())
 
     def track(self, frame, detections):

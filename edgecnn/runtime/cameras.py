@@ -6,7 +6,8 @@ and `zones:` take the counts file's entries. OpenCV's YAML needs every URL in qu
 `rtsp://cam` reads as a mapping), and reads `true`/`false` as words, which are accepted here::
 
     model: models/det.tflite       # site-wide app keys (SITE_KEYS); the command line wins
-    threads: 2
+    threads: 1
+    interpreters: 2                # detector copies side by side (2 x 1 thread beat 1 x 2 on 2 cores)
     serve: "0.0.0.0:8080"
     sinks:
       mqtt: "mqtt://broker.lan:1883"     # events and counts (credentials in the URL are never shown)
@@ -46,7 +47,7 @@ from edgecnn.runtime.events import KINDS
 from edgecnn.runtime.sources import describe, without_credentials
 
 # site-wide app keys a cameras file may set (the rest come from the command line or config.json)
-SITE_KEYS = {"model", "reid", "threads", "classes", "conf", "iou", "max_det", "imgsz", "serve", "token_file",
+SITE_KEYS = {"model", "reid", "threads", "interpreters", "classes", "conf", "iou", "max_det", "imgsz", "serve", "token_file",
              "serve_fps", "log_every", "mqtt_prefix", "mqtt_discovery", "queue_max", "clip_on", "clip_pre", "clip_post",
              "clip_fps", "clip_format", "clip_days", "clip_mb"}
 PATH_KEYS = {"model", "reid", "token_file"}

@@ -1,13 +1,15 @@
 """A site: several cameras in one process (`edgecnn track cameras=site.yaml`; runtime/cameras.py).
 
-One detector interpreter (`app.Models`) serves every camera. Each camera's capture runs in its own
-thread (runtime/sources.py: cameras and streams keep only their newest frame and reconnect on their
-own; files are read in order) and sets one shared `ready` event when it has a frame. The detector
-thread serves the cameras round-robin: after serving one it looks first at the next, and takes the
-first camera with a frame due (at most `fps` a second per camera), so a busy camera cannot starve
-the others and a slow or dead one delays nobody: it only has no frame to give. It hands each
-frame's detections, one frame ahead, to the tracking thread (tracker, counter, events, sinks of
-that frame's camera), so the interpreter and the Python that follows it run at the same time.
+One detector interpreter (`app.Models`) serves every camera, or `interpreters` of them side by side.
+Each camera's capture runs in its own thread (runtime/sources.py: cameras and streams keep only
+their newest frame and reconnect on their own; files are read in order) and sets one shared `ready`
+event when it has a frame. Each detector thread (one per interpreter) serves the cameras
+round-robin (`DueFrames`): after one camera it looks first at the next, and takes the first camera
+with a frame due (at most `fps` a second per camera) and none in flight, so a busy camera cannot
+starve the others and a slow or dead one delays nobody: it only has no frame to give. It hands each
+frame's detections, a frame ahead, to the tracking thread (tracker, counter, events, sinks of that
+frame's camera), so interpreters and the Python that follows them run at the same time, and each
+camera's frames reach its tracker in order.
 
 Each camera has its own tracker, counter, JSON lines (`jsonl` sink: `<dir>/<camera>.jsonl`, as
 `edgecnn track jsonl=` writes) and events (`event_sinks.CameraEvents`: MQTT, webhook, clips, the
@@ -18,7 +20,8 @@ report, and each change between up and down is a camera_down / camera_up event.
 One interpreter call per frame, not a batch: benchmarks/multicam.py measured no consistent gain per
 image from batches of 2-8 (ONNX Runtime, the same network with a free batch, 2 cores; the TFLite
 exports are batch 1), and a batch would make every camera wait for the slowest. What one process
-saves is memory (one model, one arena) and the contention of one interpreter per camera.
+saves is memory (one model, one arena per interpreter: 8 cameras in 173 MB against 598 MB as
+8 processes) and the contention of one interpreter per camera.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class SiteCamera:
         self.events.watch(self.source)  # camera_down / camera_up
         self.stream = Stream(self.cfg, pipeline, self.source, sinks, counter, channel=self.name, events=self.events)
         self.state, self.next_at, self.skipped, self.finished = "up", None, 0, False
+        self.in_flight = False  # a detector thread has its frame: the next waits for its step
 
     def due_frame(self):
         """The next frame to detect on, or None: frames come faster than the camera's `fps` are skipped."""
@@ -152,7 +156,7 @@ def run_site(overrides: Mapping[str, Any], stop: threading.Event | None = None) 
     is set (by whoever runs a site in a thread)."""
     cfg, site = site_config(overrides)
     event_cfg = event_config(cfg, site)
-    models = Models(cfg)
+    models = Models(cfg, cfg["interpreters"])
     ready = threading.Event()
     jsonl_dir = Path(site.sinks["jsonl"]) if site.sinks.get("jsonl") else None
     with contextlib.ExitStack() as stack:
@@ -173,7 +177,7 @@ def run_site(overrides: Mapping[str, Any], stop: threading.Event | None = None) 
         LOG.info("site %s: %d cameras with %s", site.path.name, len(cameras), Path(cfg["model"]).name)
         start = time.monotonic()
         try:
-            serve(cameras, ready, view, cfg["log_every"], stop or threading.Event())
+            serve(cameras, ready, view, cfg["log_every"], stop or threading.Event(), cfg["interpreters"])
         except KeyboardInterrupt:
             LOG.info("stopped")
         except BaseException as err:
@@ -183,45 +187,78 @@ def run_site(overrides: Mapping[str, Any], stop: threading.Event | None = None) 
     return site_report(cameras, elapsed)
 
 
-def serve(cameras: list[SiteCamera], ready: threading.Event, view, log_every: float, stop: threading.Event) -> None:
+def serve(cameras: list[SiteCamera], ready: threading.Event, view, log_every: float, stop: threading.Event,
+          interpreters: int = 1) -> None:
     """Track each detected frame in turn until every camera has ended or `stop` is set; the
-    detector thread (`detect_frames`) runs the interpreter on the next frame meanwhile (it releases
-    the GIL), so tracking, events and sinks no longer wait for it nor it for them."""
-    detected: queue.Queue = queue.Queue(maxsize=1)  # one frame ahead: latency stays one frame
+    detector threads (`detect_frames`, one per interpreter) run the interpreters on the next frames
+    meanwhile (they release the GIL), so tracking, events and sinks no longer wait for them nor
+    they for these."""
+    detected: queue.Queue = queue.Queue(maxsize=interpreters)  # a frame ahead per detector: latency stays low
     done = threading.Event()
-    worker = threading.Thread(target=detect_frames, args=(cameras, ready, detected, stop, done), name="detector",
-                              daemon=True)
-    worker.start()
-    last_log = time.monotonic()
+    due = DueFrames(cameras, ready)
+    workers = [threading.Thread(target=detect_frames, args=(due, k, detected, stop, done), name=f"detector{k}",
+                                daemon=True) for k in range(interpreters)]
+    for worker in workers:
+        worker.start()
+    running, last_log = interpreters, time.monotonic()
     try:
-        while True:
+        while running:
             for camera in cameras:
                 camera.watch(view)
             try:
                 item = detected.get(timeout=IDLE_WAIT_S)
             except queue.Empty:
                 continue
-            if item is None:  # every camera has ended, or `stop`
-                return
+            if item is None:  # a detector thread has stopped: every camera has ended, or `stop`
+                running -= 1
+                continue
             if isinstance(item, BaseException):
                 raise item
             camera, frame, detections = item
             if not camera.finished:  # a frame detected as its camera reached max_frames
                 camera.step(frame, view, detections)
+            camera.in_flight = False  # after its step: a camera's frames are tracked in order
             if log_every and time.monotonic() - last_log >= log_every:
                 last_log = time.monotonic()
                 LOG.info("%s", "  ".join(f"{c.name}: {c.state} {c.stream.fps or 0:.1f} FPS, dropped {c.source.dropped}"
                                          for c in cameras))
     finally:
         done.set()
-        worker.join()
+        for worker in workers:
+            worker.join()
 
 
-def detect_frames(cameras: list[SiteCamera], ready: threading.Event, detected: queue.Queue, stop: threading.Event,
+class DueFrames:
+    """Which camera a detector thread serves next: round-robin from the one after the last served,
+    the first with a frame due (at most its `fps` a second) and none in flight."""
+
+    def __init__(self, cameras: list[SiteCamera], ready: threading.Event):
+        self.cameras, self.ready = cameras, ready
+        self.turn, self.lock = 0, threading.Lock()
+
+    def take(self):
+        """(camera, frame), marking the camera in flight, or None when no camera has a frame due."""
+        n = len(self.cameras)
+        with self.lock:
+            self.ready.clear()  # before polling: a frame that comes while we look sets it again
+            for k in range(n):
+                camera = self.cameras[(self.turn + k) % n]
+                frame = None if camera.finished or camera.in_flight else camera.due_frame()
+                if frame is not None:
+                    camera.in_flight = True
+                    self.turn = (self.turn + k + 1) % n
+                    return camera, frame
+        return None
+
+    def ended(self) -> bool:
+        return all(camera.finished or (camera.source.state == "ended" and not camera.in_flight)
+                   for camera in self.cameras)
+
+
+def detect_frames(due: DueFrames, interpreter: int, detected: queue.Queue, stop: threading.Event,
                   done: threading.Event) -> None:
-    """The detector thread: round-robin over the cameras with a frame due, each frame's detections
-    into `detected`; then None (all ended, `stop`), or the error that stopped it."""
-    turn, n = 0, len(cameras)
+    """A detector thread: the frames `due` gives it, on its own interpreter, each frame's
+    detections into `detected`; then None (all ended, `stop`), or the error that stopped it."""
 
     def hand_over(item) -> None:
         while not done.is_set():
@@ -230,19 +267,13 @@ def detect_frames(cameras: list[SiteCamera], ready: threading.Event, detected: q
                 return
 
     try:
-        while not (stop.is_set() or done.is_set()):
-            ready.clear()  # before polling: a frame that comes while we look sets it again
-            if all(camera.finished or camera.source.state == "ended" for camera in cameras):
-                break
-            for k in range(n):
-                camera = cameras[(turn + k) % n]
-                frame = None if camera.finished else camera.due_frame()
-                if frame is not None:
-                    hand_over((camera, frame, camera.stream.pipeline.detect(frame)))
-                    turn = (turn + k + 1) % n
-                    break
-            else:
-                ready.wait(IDLE_WAIT_S)
+        while not (stop.is_set() or done.is_set() or due.ended()):
+            taken = due.take()
+            if taken is None:
+                due.ready.wait(IDLE_WAIT_S)
+                continue
+            camera, frame = taken
+            hand_over((camera, frame, camera.stream.pipeline.detect(frame, interpreter)))
         hand_over(None)
     except BaseException as err:  # the tracking thread raises it
         hand_over(err)
