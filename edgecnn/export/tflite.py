@@ -10,7 +10,9 @@ file is first written from our own calibration images, which are also its test d
 (`custom_input_op_name_np_data_path`). int8 is calibrated on the same images with the model's
 normalization (`quantize_int8`). `float_ops` leaves named TFLite ops in float inside an int8 model
 (TFLite's selective quantization): by default the BATCH_MATMULs of attention (YOLO11's C2PSA),
-whose two int8 activation operands cost a YOLO11n 8 mAP points in full int8.
+whose two int8 activation operands cost a YOLO11n 8 mAP points in full int8. int8 exports write
+HardSwish and HardSigmoid as Add, Clip and Mul (`export.hard_activations`): XNNPACK has no int8
+HARD_SWISH, and each one cut MobileNetV3's int8 graph out of the delegate.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from edgecnn.export.hard_activations import decompose_hard_activations
 from edgecnn.export.layout import cube_shapes, pad_cube_convs
 from edgecnn.export.qdq import strip_qdq
 from edgecnn.config import split_list
@@ -82,6 +85,11 @@ def export_tflite(
                          "(a selectively quantized TFLite has int8 or float I/O): use io=int8, or float_ops=none")
     if float_ops:
         LOG.info("int8 with %s kept in float (float_ops=none puts every op in int8)", ", ".join(float_ops))
+    if precision == "int8":
+        float_graph, replaced = decompose_hard_activations(float_graph)
+        if any(replaced.values()):
+            LOG.info("int8: %s written as Add, Clip and Mul (XNNPACK runs those in int8, not HARD_SWISH or "
+                     "RELU_0_TO_1)", ", ".join(f"{n} {op}" for op, n in replaced.items() if n))
 
     model_bytes = _convert(onnx_path, graph, float_graph, meta, calib_images, calib, precision, io, quant_type,
                            float_ops, float_layers)

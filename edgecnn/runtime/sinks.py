@@ -211,7 +211,7 @@ class JsonlSink(Sink):
             self._file: IO[str] = sys.stdout
         else:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", encoding="utf-8")
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (open for the sink's life; close() closes it)
 
     def write(self, frame: Frame, tracks: Tracks, annotated: np.ndarray | None) -> None:
         objects = []
