@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 
-from edgecnn.config import Key, Schema, parse_overrides, run_reporting_errors
+from edgecnn.config import Key, Schema
 from edgecnn.fileio import atomic_write_json
-from edgecnn.runtime.app import APP_KEYS, load_config, run as run_app
+from edgecnn.runtime.app import APP_KEYS, app_main, load_config, run as run_app
 from edgecnn.runtime.timing import measure_latency, memory_mb
 
 LOG = logging.getLogger("edgecnn.bench")
@@ -113,21 +113,13 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     where = "edgecnn.runtime.bench"
-    if "-h" in argv or "--help" in argv:
-        print(f"usage: python -m {where} key=value ...\n")
-        for key, default, text in BENCH_KEYS.help_rows():
-            print(f"  {key}={default}  {text}")
-        return 0
 
-    def work() -> dict:
-        overrides = parse_overrides(argv, where)
+    def run_bench(overrides: dict[str, Any]) -> dict:
         own = {k: overrides.pop(k) for k in ("runs", "warmup", "out") if k in overrides}
         return run(BENCH_KEYS.resolve({**load_config(overrides, where), **own}, where))
 
-    return run_reporting_errors(where, work)[0]
+    return app_main(argv, where, BENCH_KEYS, run_bench)
 
 
 if __name__ == "__main__":

@@ -103,6 +103,21 @@ def open_live_view(cfg: Mapping[str, Any], cameras: list[str] | None = None) -> 
         view.close()
 
 
+
+def start_multipart(handler: BaseHTTPRequestHandler) -> None:
+    """The headers of an MJPEG stream (multipart/x-mixed-replace), writes bounded by WRITE_TIMEOUT."""
+    handler.connection.settimeout(WRITE_TIMEOUT)
+    handler.send_response(HTTPStatus.OK)
+    handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+    handler.send_header("Cache-Control", "no-store")
+    handler.end_headers()
+
+
+def jpeg_part(jpeg: bytes, captured: float, extra_headers: str = "") -> bytes:
+    """One part of that stream: the JPEG, its capture time (`X-Captured`) and `extra_headers`."""
+    return (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+            f"X-Captured: {captured:.4f}\r\n{extra_headers}\r\n".encode() + jpeg + b"\r\n")
+
 class Channel:
     """One camera's frames on the page: the newest annotated frame, its JPEG, its figures and its
     encoder thread. The app's one camera is channel ""; a site's cameras are named. A view's
@@ -176,11 +191,7 @@ class Channel:
             return None if self._stopped else (self._jpeg, self._jpeg_seq, self._jpeg_captured)
 
     def stream(self, handler: BaseHTTPRequestHandler) -> None:
-        handler.connection.settimeout(WRITE_TIMEOUT)
-        handler.send_response(HTTPStatus.OK)
-        handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-        handler.send_header("Cache-Control", "no-store")
-        handler.end_headers()
+        start_multipart(handler)
         with self._lock:
             self.streams += 1
             self._new_frame.notify()
@@ -188,8 +199,7 @@ class Channel:
         try:
             while (item := self.next_jpeg(seq)) is not None:
                 jpeg, seq, captured = item
-                handler.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
-                                    f"X-Captured: {captured:.4f}\r\n\r\n".encode() + jpeg + b"\r\n")
+                handler.wfile.write(jpeg_part(jpeg, captured))
                 handler.wfile.flush()
                 self.sent += 1
         except (OSError, socket.timeout):
@@ -255,11 +265,7 @@ class LiveView:
 
     def stream_site(self, handler: BaseHTTPRequestHandler) -> None:
         """Every camera's newest JPEGs in one multipart stream, each part with its `X-Camera`."""
-        handler.connection.settimeout(WRITE_TIMEOUT)
-        handler.send_response(HTTPStatus.OK)
-        handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-        handler.send_header("Cache-Control", "no-store")
-        handler.end_headers()
+        start_multipart(handler)
         channels = list(self.channels.values())
         with self._new_jpeg:
             for channel in channels:
@@ -275,9 +281,7 @@ class LiveView:
                     fresh = [(c, c._jpeg, c._jpeg_captured) for c in channels if c._jpeg_seq > seqs[c.name]]
                     seqs.update({c.name: c._jpeg_seq for c, _, _ in fresh})
                 for channel, jpeg, captured in fresh:
-                    handler.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
-                                        f"X-Captured: {captured:.4f}\r\nX-Camera: {channel.name}\r\n\r\n".encode()
-                                        + jpeg + b"\r\n")
+                    handler.wfile.write(jpeg_part(jpeg, captured, f"X-Camera: {channel.name}\r\n"))
                     channel.sent += 1
                 handler.wfile.flush()
         except (OSError, socket.timeout):

@@ -75,13 +75,15 @@ STYLE = r"""
   #status { color: #f0883e; }
 """
 
-PAGE = r"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>edgecnn live</title>
-<style>""" + STYLE + r"""
+
+def head(title: str) -> str:
+    """A page's start, up to its own style rules: doctype, meta tags, title, the shared STYLE."""
+    return ('<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{title}</title>\n<style>" + STYLE)
+
+
+PAGE = head("edgecnn live") + r"""
   main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; }
   #video { background: #000; width: min(100%, 800px); max-height: calc(100vh - 80px); object-fit: contain; }
   aside { min-width: 280px; flex: 1; }
@@ -160,13 +162,7 @@ keepStreaming("/stream.mjpg", (jpeg, head) => show(jpeg, capturedOf(head)));
 </html>
 """
 
-SITE_PAGE = r"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>edgecnn site</title>
-<style>""" + STYLE + r"""
+SITE_PAGE = head("edgecnn site") + r"""
   main { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 12px; padding: 12px; }
   section { background: #1c2128; padding: 8px; min-width: 0; }
   section table { table-layout: fixed; } section td:first-child { width: 62%; }
