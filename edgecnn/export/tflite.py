@@ -77,20 +77,7 @@ def export_tflite(
         raise ValueError(f"{onnx_path}: has dynamic axes; TFLite needs a static ONNX export (dynamic=false)")
     calib = calibration_array(calib_images, tuple(meta["input_size"]), onnx_path)
     has_qdq = any(n.op_type == "QuantizeLinear" for n in graph.graph.node)
-    # onnx2tf mis-converts Q/DQ graphs: a QAT export converts as its float graph
-    float_graph = strip_qdq(graph) if has_qdq else graph
-    float_ops = resolve_float_ops(float_ops, float_graph) if precision == "int8" else []
-    if (float_ops or float_layers) and io == "uint8":
-        raise ValueError(f"io=uint8 cannot be combined with float_ops={','.join(float_ops)} or float_layers={float_layers} "
-                         "(a selectively quantized TFLite has int8 or float I/O): use io=int8, or float_ops=none")
-    if float_ops:
-        LOG.info("int8 with %s kept in float (float_ops=none puts every op in int8)", ", ".join(float_ops))
-    if precision == "int8":
-        float_graph, replaced = decompose_hard_activations(float_graph)
-        if any(replaced.values()):
-            LOG.info("int8: %s written as Add, Clip and Mul (XNNPACK runs those in int8, not HARD_SWISH or "
-                     "RELU_0_TO_1)", ", ".join(f"{n} {op}" for op, n in replaced.items() if n))
-
+    float_graph, float_ops = graph_to_convert(graph, has_qdq, precision, io, float_ops, float_layers)
     model_bytes = _convert(onnx_path, graph, float_graph, meta, calib_images, calib, precision, io, quant_type,
                            float_ops, float_layers)
     outputs = output_tensor_names(model_bytes, onnx_outputs, graph, onnx_path)
@@ -106,6 +93,25 @@ def export_tflite(
     path = atomic_write_bytes(path, with_tflite_metadata(model_bytes, {META_KEY: json.dumps(meta).encode()}))
     LOG.info("TFLite %s model written to %s", precision, path)
     return path
+
+
+def graph_to_convert(graph, has_qdq: bool, precision: str, io: str, float_ops, float_layers: int) -> tuple:
+    """(the float ONNX graph onnx2tf converts, the TFLite ops kept in float)."""
+    # onnx2tf mis-converts Q/DQ graphs: a QAT export converts as its float graph
+    float_graph = strip_qdq(graph) if has_qdq else graph
+    if precision != "int8":
+        return float_graph, []
+    float_ops = resolve_float_ops(float_ops, float_graph)
+    if (float_ops or float_layers) and io == "uint8":
+        raise ValueError(f"io=uint8 cannot be combined with float_ops={','.join(float_ops)} or float_layers={float_layers} "
+                         "(a selectively quantized TFLite has int8 or float I/O): use io=int8, or float_ops=none")
+    if float_ops:
+        LOG.info("int8 with %s kept in float (float_ops=none puts every op in int8)", ", ".join(float_ops))
+    float_graph, replaced = decompose_hard_activations(float_graph)
+    if any(replaced.values()):
+        LOG.info("int8: %s written as Add, Clip and Mul (XNNPACK runs those in int8, not HARD_SWISH or RELU_0_TO_1)",
+                 ", ".join(f"{n} {op}" for op, n in replaced.items() if n))
+    return float_graph, float_ops
 
 
 def _convert(onnx_path: Path, graph, float_graph, meta: dict, calib_images: np.ndarray, calib: np.ndarray,
