@@ -20,6 +20,16 @@ function rows(selector, items, root = document) {
 const fmt = (v, digits = 1) => v === null || v === undefined ? "–" : Number(v).toFixed(digits);
 const capturedOf = (head) => Number((/x-captured:\s*([\d.]+)/i.exec(head) || [])[1]);
 
+// the server's figures; the fastest round trip so far sets the server-to-browser clock offset
+let offsetMs = 0, bestRtt = Infinity;
+async function fetchFigures() {
+  const sent = Date.now();
+  const reply = await fetch(withToken("/figures.json"), {cache: "no-store"});
+  const f = await reply.json(), got = Date.now();
+  if (got - sent < bestRtt) { bestRtt = got - sent; offsetMs = f.time * 1000 - (sent + got) / 2; }
+  return f;
+}
+
 function indexOf(buf, pattern, from) {
   outer: for (let i = from; i <= buf.length - pattern.length; i++) {
     for (let j = 0; j < pattern.length; j++) if (buf[i + j] !== pattern[j]) continue outer;
@@ -105,14 +115,11 @@ PAGE = head("edgecnn live") + r"""
 "use strict";
 """ + COMMON_JS + r"""
 const video = document.getElementById("video"), ctx = video.getContext("2d");
-let offsetMs = 0, bestRtt = Infinity, browserLatency = null, framesShown = 0, fpsHistory = [];
+let browserLatency = null, framesShown = 0, fpsHistory = [];
 
 async function pollFigures() {
-  const sent = Date.now();
   try {
-    const reply = await fetch(withToken("/figures.json"), {cache: "no-store"});
-    const f = await reply.json(), got = Date.now();
-    if (got - sent < bestRtt) { bestRtt = got - sent; offsetMs = f.time * 1000 - (sent + got) / 2; }
+    const f = await fetchFigures();
     document.getElementById("source").textContent = f.source ? `${f.source} · ${f.model}` : "";
     const stages = Object.entries(f.stages_ms || {}).map(([k, v]) => [`${k} p50 (ms)`, fmt(v)]);
     rows("#figures", [["FPS", fmt(f.fps)], ["capture → output (ms)", fmt(f.latency_ms, 0)],
@@ -180,7 +187,7 @@ SITE_PAGE = head("edgecnn site") + r"""
 "use strict";
 """ + COMMON_JS + r"""
 const cards = {};  // camera name → {root, canvas, latency}
-let offsetMs = 0, bestRtt = Infinity, framesShown = 0;
+let framesShown = 0;
 
 function card(name) {
   if (cards[name]) return cards[name];
@@ -213,11 +220,8 @@ function render(name, f) {
 }
 
 async function pollFigures() {
-  const sent = Date.now();
   try {
-    const reply = await fetch(withToken("/figures.json"), {cache: "no-store"});
-    const f = await reply.json(), got = Date.now();
-    if (got - sent < bestRtt) { bestRtt = got - sent; offsetMs = f.time * 1000 - (sent + got) / 2; }
+    const f = await fetchFigures();
     const cameras = Object.entries(f.cameras || {});
     cameras.forEach(([name, figures]) => render(name, figures));
     const up = cameras.filter(([, g]) => (g.state || "up") === "up").length;
