@@ -76,3 +76,17 @@ def test_int8_tflite_runs_in_one_xnnpack_partition(exported):
         normalized = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
         expected = model(normalized).numpy()
     assert np.abs(logits - expected).max() < 0.05 * np.abs(expected).max()
+
+
+def test_keep_leaves_hard_swish_and_the_gate_tries_it(exported):
+    from edgecnn.commands.export import _remedies
+
+    _, onnx_path, out = exported
+    calib = np.random.default_rng(1).integers(0, 256, (8, 48, 48, 3), dtype=np.uint8)
+    path = export_tflite(onnx_path, out / "se_keep.tflite", calib, precision="int8", hard_activations="keep")
+    interpreter = tflite_interpreter_class()(model_path=str(path), num_threads=1)
+    ops = collections.Counter(op["op_name"] for op in interpreter._get_ops_details())
+    assert ops["HARD_SWISH"] == 2 and load_backend(path).meta["hard_activations"] == "keep"
+    cfg = {"calib_images": 16, "io": "int8", "float_layers": 0, "hard_activations": "decompose"}
+    assert {"hard_activations": "keep", "calib_images": 64} in [keys for _, keys in _remedies(cfg, onnx_path)]
+    assert all("hard_activations" not in keys for _, keys in _remedies({**cfg, "hard_activations": "keep"}, onnx_path))

@@ -7,12 +7,17 @@ MobileNetV3-Small has 27 of them: its int8 model ran in 28 delegate partitions a
 than fp32. Written as `(x * 1/6) * clip(x + 3, 0, 6)` and `clip(x + beta/alpha, 0, 1/alpha) * alpha`,
 every op is one XNNPACK runs in int8 (the converter fuses the Clip into the Add, or into the conv
 before it; scaling x first keeps the converter's HARD_SWISH pattern from matching). The same
-function, so parity with the float model holds as before; only int8 exports use it.
+function in float; in int8 each of the three ops rounds where HARD_SWISH rounded once. LR-ASPP
+trained on CamVid (float 56.81 mIoU): 54.98 mIoU in 6.6 ms (2 threads, 480x360) against 56.99 in
+23.9 ms with the ops kept (fp32 TFLite 8.0 ms). `edgecnn export hard_activations=keep` keeps
+them, and its int8 gate tries that when the drop is too large (`commands/export._remedies`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+HARD_OPS = ("HardSwish", "HardSigmoid")
 
 
 def decompose_hard_activations(model):
@@ -31,7 +36,7 @@ def decompose_hard_activations(model):
             graph.initializer.append(numpy_helper.from_array(np.array(value, np.float32), constants[value]))
         return constants[value]
 
-    nodes, replaced = [], {"HardSwish": 0, "HardSigmoid": 0}
+    nodes, replaced = [], dict.fromkeys(HARD_OPS, 0)
     for node in graph.node:
         if node.op_type not in replaced:
             nodes.append(node)

@@ -40,6 +40,7 @@ from edgecnn.runtime.backends import META_KEY, OUTPUTS, json_or_text, tflite_int
 LOG = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "int8")
 IO_TYPES = ("float", "int8", "uint8")
+HARD_ACTIVATIONS = ("decompose", "keep")
 ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 
@@ -52,6 +53,7 @@ def export_tflite(
     quant_type: str = "per-channel",
     float_ops: str | Sequence[str] | None = "auto",
     float_layers: int = 0,
+    hard_activations: str = "decompose",
 ) -> Path:
     """Convert a static-shape ONNX file written by `export_onnx` into a .tflite at `path`.
 
@@ -60,11 +62,15 @@ def export_tflite(
     int8 model's input/output type (float keeps quantize/dequantize inside the model).
     `float_ops`: TFLite op names kept in float in an int8 model, "none", or "auto" (`auto_float_ops`).
     `float_layers`: that many more tensors kept in float, those int8 hurts most (`sensitive_tensors`).
+    `hard_activations`: int8 HardSwish/HardSigmoid as Add, Clip, Mul ("decompose": XNNPACK runs the
+    whole graph) or as TFLite's own ops ("keep": run outside XNNPACK, slower, closer to float).
     """
     import onnx
 
     if precision not in PRECISIONS or io not in IO_TYPES:
         raise ValueError(f"precision must be one of {PRECISIONS} and io one of {IO_TYPES}; got {precision}, {io}")
+    if hard_activations not in HARD_ACTIVATIONS:
+        raise ValueError(f"hard_activations must be one of {HARD_ACTIVATIONS}; got {hard_activations}")
     if precision != "int8" and io != "float":
         raise ValueError(f"io={io} needs precision=int8 (a {precision} model takes float input)")
     onnx_path = Path(onnx_path).resolve()
@@ -77,7 +83,8 @@ def export_tflite(
         raise ValueError(f"{onnx_path}: has dynamic axes; TFLite needs a static ONNX export (dynamic=false)")
     calib = calibration_array(calib_images, tuple(meta["input_size"]), onnx_path)
     has_qdq = any(n.op_type == "QuantizeLinear" for n in graph.graph.node)
-    float_graph, float_ops = graph_to_convert(graph, has_qdq, precision, io, float_ops, float_layers)
+    float_graph, float_ops = graph_to_convert(graph, has_qdq, precision, io, float_ops, float_layers,
+                                              hard_activations == "decompose")
     model_bytes = _convert(onnx_path, graph, float_graph, meta, calib_images, calib, precision, io, quant_type,
                            float_ops, float_layers)
     outputs = output_tensor_names(model_bytes, onnx_outputs, graph, onnx_path)
@@ -85,6 +92,7 @@ def export_tflite(
         format="tflite", precision=precision, io=io, outputs=outputs, calibration_images=len(calib),
         quant_type=quant_type if precision == "int8" else None, float_ops=float_ops,
         float_layers=float_layers if precision == "int8" else None,
+        hard_activations=hard_activations if precision == "int8" else None,
         int8_ranges=("calibrated within the QAT ranges (Q/DQ pairs converted to Clip)" if has_qdq else "calibrated")
         if precision == "int8" else None,
     )
@@ -95,7 +103,8 @@ def export_tflite(
     return path
 
 
-def graph_to_convert(graph, has_qdq: bool, precision: str, io: str, float_ops, float_layers: int) -> tuple:
+def graph_to_convert(graph, has_qdq: bool, precision: str, io: str, float_ops, float_layers: int,
+                     decompose: bool) -> tuple:
     """(the float ONNX graph onnx2tf converts, the TFLite ops kept in float)."""
     # onnx2tf mis-converts Q/DQ graphs: a QAT export converts as its float graph
     float_graph = strip_qdq(graph) if has_qdq else graph
@@ -107,6 +116,8 @@ def graph_to_convert(graph, has_qdq: bool, precision: str, io: str, float_ops, f
                          "(a selectively quantized TFLite has int8 or float I/O): use io=int8, or float_ops=none")
     if float_ops:
         LOG.info("int8 with %s kept in float (float_ops=none puts every op in int8)", ", ".join(float_ops))
+    if not decompose:
+        return float_graph, float_ops
     float_graph, replaced = decompose_hard_activations(float_graph)
     if any(replaced.values()):
         LOG.info("int8: %s written as Add, Clip and Mul (XNNPACK runs those in int8, not HARD_SWISH or RELU_0_TO_1)",
