@@ -4,8 +4,8 @@ taken through edgecnn from its .pt.
     PYTHONPATH=. python benchmarks/byo_ultralytics.py [--stage train|all] [--epochs 15]
 
 Stage `train`: Ultralytics trains yolov8n and yolo11n from their YAMLs (no pretrained weights, nothing
-downloads) on the synthetic shapes and on coco128 (`../shared/data/coco128`, skipped when absent);
-`--datasets` picks which.
+downloads) on the synthetic shapes, on coco128 (`../shared/data/coco128`) and on CamVid's road
+scenes turned into boxes (camvid_boxes.py; both skipped when absent); `--datasets` picks which.
 Stage `compare` (per trained model, `--models`): (1) the float .pt scored by Ultralytics' own
 `model.val()` (rect=False, conf 0.001, IoU 0.6) and by `edgecnn val` on the same file; (2) the same
 weights to TFLite by both tools, calibrated on the same training images: ours with `edgecnn export`
@@ -53,6 +53,7 @@ import os
 import time
 from pathlib import Path
 
+import camvid_boxes
 import vs_ultralytics
 from common import OUT, run_command, synthetic_detect_data, train
 
@@ -216,7 +217,7 @@ def merge_results(path: Path, name: str, results: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", default="all", choices=("train", "compare", "compress", "int8ops", "finetune", "all"))
-    parser.add_argument("--datasets", default="synth,coco128", help="comma-separated: synth, coco128")
+    parser.add_argument("--datasets", default="synth,coco128", help="comma-separated: synth, coco128, camvid")
     parser.add_argument("--archs", default=",".join(ARCHS), help="comma-separated Ultralytics models to train")
     parser.add_argument("--models", default=None, help="comma-separated trained names to compare (default: all)")
     parser.add_argument("--calib-images", type=int, default=64)
@@ -244,6 +245,10 @@ def main() -> None:
     datasets = {"synth": synthetic_detect_data(args.n, args.val, args.imgsz)} if "synth" in wanted else {}
     if COCO128.is_file() and "coco128" in wanted:
         datasets["coco128"] = COCO128
+    if camvid_boxes.CAMVID.is_dir() and "camvid" in wanted:
+        boxes = OUT / "data" / "camvid-boxes"
+        camvid_boxes.convert(camvid_boxes.CAMVID, boxes)
+        datasets["camvid"] = boxes / "data.yaml"
     trained_json = WORK / "trained.json"
     trained = json.loads(trained_json.read_text()) if trained_json.is_file() else {}
     if args.stage in ("train", "all"):

@@ -2,13 +2,15 @@
 wrote it, and our full-int8 TFLite (int8 I/O) cut from it, on the same held-out images.
 
     PYTHONPATH=. python benchmarks/ultralytics_onnx_int8.py --weights runs/.../best.pt --data data.yaml
-        [--imgsz 320] [--nms] [--calib DIR] [--calib-images 64] [--val-images N]
+        [--imgsz 320] [--nms] [--calib DIR] [--calib-images 64] [--val-images N] [--remedies]
 
 `--weights` (an Ultralytics .pt) is exported here with Ultralytics itself (`export(format="onnx")`,
 a benchmark dependency); `--onnx` takes an export as it is. int8 calibrates on `--calib` (default:
 the data.yaml's train images), never on the val images it is scored on. Both models are scored by
 `edgecnn.evaluate.validate` (the device's letterbox, decoding and NMS; conf 0.001, IoU 0.6).
-Writes runs/benchmarks/ultralytics_onnx_int8.json.
+`--remedies`: every int8 remedy the export gate can try (`_remedies` in commands/export.py) exported
+and scored on its own, with int8 and with float I/O, so each one's gain is measured, not only the
+first that passes. Writes runs/benchmarks/ultralytics_onnx_int8.json.
 
 The README's figure: `edgecnn data synth kind=detect n=600 out=D`, then Ultralytics'
 `YOLO("yolov8n.yaml").train(data=<D/data.yaml with an absolute path:>, epochs=15, imgsz=320,
@@ -45,6 +47,24 @@ def ultralytics_onnx(weights: Path, imgsz: int, nms: bool, dest: Path) -> Path:
     return dest
 
 
+def sweep_remedies(onnx_path: Path, keys: dict, reference: float, work: Path) -> list[dict]:
+    """Each I/O kind, as asked and with each of the gate's remedies: mAP50-95, drop, latency."""
+    from edgecnn.commands import load_command
+    from edgecnn.commands.export import _remedies
+
+    rows = []
+    for io in ("int8", "float"):
+        cfg = load_command("export").KEYS.resolve({**keys, "io": io}, "benchmark: remedies")
+        for n, (label, overrides) in enumerate([("as asked", {}), *_remedies(cfg, onnx_path)]):
+            result = run_command("export", {**keys, "io": io, **overrides, "out": str(work / f"{io}-{n}")})
+            rows.append({"io": io, "remedy": label, "mAP50_95": result["mAP50_95"],
+                         "drop_points": 100 * (reference - result["mAP50_95"]),
+                         "latency_ms_p50": result["latency_ms_p50"]})
+            print(f"io={io:5s} {label:60s} mAP50-95 {100 * result['mAP50_95']:.2f} "
+                  f"drop {rows[-1]['drop_points']:+.2f} {result['latency_ms_p50']:.1f} ms", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
@@ -56,6 +76,7 @@ def main() -> None:
     parser.add_argument("--calib", type=Path, help="calibration images (default: the data.yaml's train images)")
     parser.add_argument("--calib-images", type=int, default=64)
     parser.add_argument("--val-images", type=int)
+    parser.add_argument("--remedies", action="store_true", help="score every remedy of the int8 gate, both I/O kinds")
     args = parser.parse_args()
 
     from edgecnn.evaluate import validate
@@ -68,10 +89,10 @@ def main() -> None:
     calib = args.calib or spec.images("train")[0].parent
     float_scores = validate(load_backend(onnx_path, threads=2), args.data, max_images=args.val_images)
     tic = time.perf_counter()
-    result = run_command("export", {
-        "model": str(onnx_path), "format": "tflite", "precision": "int8", "io": "int8", "data": str(args.data),
-        "calib": str(calib), "calib_images": args.calib_images, "val_images": args.val_images,
-        "max_map_drop": 100.0, "out": str(work / "export")})
+    keys = {"model": str(onnx_path), "format": "tflite", "precision": "int8", "data": str(args.data),
+            "calib": str(calib), "calib_images": args.calib_images, "val_images": args.val_images,
+            "max_map_drop": 100.0}
+    result = run_command("export", {**keys, "io": "int8", "out": str(work / "export")})
     report = {
         "source": str(onnx_path), "nms_inside": args.nms, "imgsz": args.imgsz, "calibration": str(calib),
         "calib_images": args.calib_images, "val_images": float_scores["images"],
@@ -83,6 +104,9 @@ def main() -> None:
         "int8_latency_ms_p50": result["latency_ms_p50"], "export_s": time.perf_counter() - tic,
         "artifacts": result["artifacts"],
     }
+    if args.remedies:
+        report["remedies"] = sweep_remedies(onnx_path, keys, result["per_artifact"]["onnx"]["mAP50_95"],
+                                            work / "remedies")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "ultralytics_onnx_int8.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

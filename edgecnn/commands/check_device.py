@@ -95,7 +95,8 @@ def compare_sides(cfg: dict, profile, bundle, root, emulated: bool) -> dict:
     host_home = Path.home() / ".cache" / "edgecnn" / "check-device-host"
     keys = {**VAL_THRESHOLDS, "frames": cfg["frames"]}
     with tempfile.TemporaryDirectory(prefix="edgecnn-check-") as work:
-        payload = build_payload(cfg["data"], cfg["split"], cfg["max_images"], cfg["video"], Path(work))
+        payload = build_payload(cfg["data"], cfg["split"], cfg["max_images"], cfg["video"], Path(work),
+                                cfg["frames"])
         detector_names(bundle, payload)
         device = run_side(bundle, profile, device_target, cfg["install_dir"], payload, keys)
         host = run_side(bundle, profile, emulation.host_target(host_home), cfg["install_dir"], payload, keys)

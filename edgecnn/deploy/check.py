@@ -41,8 +41,9 @@ class Payload:
     names: list[str]  # the data's classes
 
 
-def build_payload(data: str, split: str, max_images: int, video: str | None, work: Path) -> Payload:
-    """The val images (and `video`, or those images as a video) packed into one archive in `work`."""
+def build_payload(data: str, split: str, max_images: int, video: str | None, work: Path, frames: int = 0) -> Payload:
+    """The val images and a video, packed into one archive in `work`. The video is the first `frames`
+    (0: all) of `video`, or the images at VIDEO_FPS, written losslessly (`write_video`)."""
     import cv2
 
     from edgecnn.data import open_task_dataset
@@ -56,32 +57,52 @@ def build_payload(data: str, split: str, max_images: int, video: str | None, wor
         raise ValueError(f"{data}: cannot read image(s) {', '.join(unreadable[:3])}")
     names = [f"images/{i:05d}{path.suffix.lower()}" for i, (path, _) in enumerate(samples)]
     work.mkdir(parents=True, exist_ok=True)
+    video_path = work / "video.avi"
     if video:
-        if not Path(video).is_file():
-            raise FileNotFoundError(f"video not found: {video}")
-        video_path, note = Path(video), Path(video).name
+        clip, fps = read_video(Path(video), frames)
+        write_video(clip, video_path, fps)
+        note = f"{Path(video).name}, its first {len(clip)} frames re-encoded losslessly"
     else:
-        video_path, note = work / "images.mp4", f"the {len(images)} {split} images as a {VIDEO_FPS} FPS video"
         write_video(images, video_path)
+        note = f"the {len(images)} {split} images as a {VIDEO_FPS} FPS video"
     archive = work / "check.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
+    with tarfile.open(archive, "w:gz", dereference=True) as tar:  # the images, not links the other side cannot follow
         for name, (path, _) in zip(names, samples):
             tar.add(path, arcname=name)
         listing = work / "images.txt"
         listing.write_text("".join(f"{name}\n" for name in names))
         tar.add(listing, arcname="images.txt")
-        tar.add(video_path, arcname=f"video{video_path.suffix.lower()}")
-    return Payload(archive, samples, [image.shape[:2] for image in images], f"video{video_path.suffix.lower()}", note,
-                   list(spec.names))
+        tar.add(video_path, arcname=video_path.name)
+    return Payload(archive, samples, [image.shape[:2] for image in images], video_path.name, note, list(spec.names))
 
 
-def write_video(frames: list, path: Path) -> None:
+def read_video(path: Path, frames: int) -> tuple[list, float]:
+    """The first `frames` (0: all) frames of `path`, decoded here, and its frame rate."""
+    import cv2
+
+    if not path.is_file():
+        raise FileNotFoundError(f"video not found: {path}")
+    capture, clip = cv2.VideoCapture(str(path)), []
+    while not frames or len(clip) < frames:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        clip.append(frame)
+    if not clip:
+        raise ValueError(f"{path}: OpenCV decodes no frame from it")
+    return clip, capture.get(cv2.CAP_PROP_FPS) or VIDEO_FPS
+
+
+def write_video(frames: list, path: Path, fps: float = VIDEO_FPS) -> None:
+    """FFV1 in AVI: lossless, so both sides decode the same pixels. A lossy codec would not give
+    that: MPEG-4's IDCT rounds differently on arm64 and x86 (the same opencv-python decoded none
+    of a demo mp4's 30 frames alike), and the tracks would then differ for the decoder's sake."""
     import cv2
 
     h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (w, h))
     if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write {path} (mp4v)")
+        raise RuntimeError(f"OpenCV cannot write {path} (FFV1)")
     for frame in frames:
         writer.write(cv2.resize(frame, (w, h)) if frame.shape[:2] != (h, w) else frame)
     writer.release()
