@@ -57,6 +57,25 @@ def test_int8_gate_passes_and_fails(dataset, tmp_path):
     assert len(list((tmp_path / "out2").glob("half_int8_remedy*.tflite"))) == 3
 
 
+@pytest.mark.heavy
+@pytest.mark.slow
+def test_gate_tries_a_short_qat_of_a_checkpoint_last(dataset, tmp_path):
+    """From a checkpoint, the last remedy is a QAT on the train split: it runs, is exported and
+    scored like the others, and the refusal lists it."""
+    from edgecnn.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "best.pt", build_model("yolo-n", num_classes=2), dict(META, imgsz=64))
+    good = export_onnx(FixedDetector(to_model_pixels(GT), GT_CLASSES), META, tmp_path / "good.onnx", imgsz=IMGSZ)
+    with pytest.raises(GateError, match=r"as asked: .*; 32 calibration images: .*; "
+                                        r"1-epoch QAT on the train split, 32 calibration images: \d+\.\d+"):
+        run_export(model=str(checkpoint), format="tflite", precision="int8", io="uint8", data=str(dataset),
+                   reference=str(good), calib_images=8, recover_qat_epochs=1, out=str(tmp_path / "out"))
+    qat = json.loads((tmp_path / "out" / "qat_remedy2" / "qat.json").read_text())
+    assert qat["config"]["epochs"] == 1 and qat["parent"] == str(checkpoint)
+    assert (tmp_path / "out" / "qat_int8_uint8_remedy2.tflite").is_file()
+
+
 def test_bad_requests_are_config_errors(dataset, tmp_path, capsys):
     onnx_path = tmp_path / "m.onnx"
     onnx_path.write_bytes(b"x")

@@ -87,6 +87,7 @@ def test_keep_leaves_hard_swish_and_the_gate_tries_it(exported):
     interpreter = tflite_interpreter_class()(model_path=str(path), num_threads=1)
     ops = collections.Counter(op["op_name"] for op in interpreter._get_ops_details())
     assert ops["HARD_SWISH"] == 2 and load_backend(path).meta["hard_activations"] == "keep"
-    cfg = {"calib_images": 16, "io": "int8", "float_layers": 0, "hard_activations": "decompose"}
+    cfg = {"model": str(onnx_path), "calib_images": 16, "io": "int8", "float_layers": 0, "hard_activations": "decompose",
+           "recover_qat_epochs": 2}
     assert {"hard_activations": "keep", "calib_images": 64} in [keys for _, keys in _remedies(cfg, onnx_path)]
     assert all("hard_activations" not in keys for _, keys in _remedies({**cfg, "hard_activations": "keep"}, onnx_path))
