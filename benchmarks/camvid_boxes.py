@@ -8,7 +8,7 @@ only labelled real images here besides coco128's 128. Semantic labels are not in
 walking side by side or parked cars that touch become one box, in the train and the val split alike,
 so a detector learns that convention and is scored against it. Regions whose box has a side under
 `--min-side` pixels (at 480x360) are dropped. Writes DIR/data.yaml (default
-runs/benchmarks/data/camvid-boxes) and prints the box counts.
+runs/benchmarks/data/camvid-boxes) and prints the box counts (2101 train, 543 val at the default).
 """
 
 from __future__ import annotations
