@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python benchmarks/camvid_seg.py [--model lraspp-mnv3s] [--epochs 20] [--crop 240 320] [--batch 8]
                                     [--camvid ../shared/data/camvid] [--device auto]
+                                    [--prune-macs 0.6 --prune-steps 1 --prune-epochs 25]
 
 Writes a `task: segment` data.yaml for the CamVid folder at run time (the data is never copied),
 trains with `edgecnn train` (random 240x320 crops of the 360x480 frames, scale jitter 0.5-1.5,
@@ -9,6 +10,9 @@ flips, colour; median-frequency class weights; AdamW, cosine), resuming from `la
 again, then scores `best.pt` with `edgecnn val` on the 101 val frames at 480x360 (every pixel,
 the ignore class 11 left out). Writes runs/benchmarks/camvid_seg.json with mIoU, per-class IoU,
 pixel accuracy, epochs and wall time. Skips (exit 0, a message) when the CamVid folder is absent.
+`--prune-macs F`: then `edgecnn prune` of best.pt to F of its MACs (the same ratio in every layer,
+`--prune-steps` rounds of `--prune-epochs` fine-tuning each, the training's crop, batch and class
+weights), scored the same way, into the JSON's `prune`.
 """
 
 from __future__ import annotations
@@ -36,13 +40,27 @@ def camvid_yaml(camvid: Path, out: Path) -> Path:
                               root=str(camvid.resolve()), ignore_index=IGNORE)
 
 
+def recipe(data: Path, args) -> dict:
+    """The training keys the from-scratch run and the pruning's fine-tuning share."""
+    return {"data": str(data), "imgsz": [360, 480], "crop": list(args.crop), "batch": args.batch, "lr0": args.lr0,
+            "patience": 0, "class_weights": "auto", "device": args.device, "workers": args.workers, "plots": True}
+
+
 def train(data: Path, out: Path, args) -> dict:
-    keys = {"data": str(data), "out": str(out), "model": args.model, "imgsz": [360, 480], "crop": list(args.crop),
-            "epochs": args.epochs, "batch": args.batch, "lr0": args.lr0, "patience": 0,
-            "class_weights": "auto", "device": args.device, "workers": args.workers, "plots": True,
+    keys = {**recipe(data, args), "out": str(out), "model": args.model, "epochs": args.epochs,
             "resume": (out / "last.pt").is_file(), "weights": args.weights,
             "warmup_epochs": 0.0 if args.weights else 1.0}
     return run_command("train", keys)
+
+
+def prune(data: Path, out: Path, args) -> dict:
+    """`edgecnn prune` of out/best.pt to --prune-macs, the same ratio in every layer; its result."""
+    keys = {**recipe(data, args), "model": str(out / "best.pt"), "out": str(out / f"prune-{args.prune_macs}"),
+            "target_macs": args.prune_macs, "global": False, "steps": args.prune_steps,
+            "ft_epochs": args.prune_epochs, "max_map_drop": 100.0, "latency": False}
+    result = run_command("prune", keys)
+    return {k: result[k] for k in ("mIoU", "mIoU_parent", "macs_kept", "params")} | {
+        "steps": args.prune_steps, "ft_epochs": args.prune_epochs}
 
 
 def main() -> None:
@@ -57,6 +75,9 @@ def main() -> None:
     parser.add_argument("--name", help="the run's folder and JSON name (default: the model)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--camvid", type=Path, default=CAMVID)
+    parser.add_argument("--prune-macs", type=float, help="then prune best.pt to this fraction of its MACs")
+    parser.add_argument("--prune-steps", type=int, default=1)
+    parser.add_argument("--prune-epochs", type=int, default=25, help="fine-tuning epochs per prune round")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not (args.camvid / "images" / "train").is_dir():
@@ -79,6 +100,10 @@ def main() -> None:
                                                "wall_s_this_call": round(time.perf_counter() - start, 1)},
               "val": {k: scores[k] for k in ("mIoU", "pixel_acc", "mean_acc", "iou", "latency_ms_p50")},
               "history": [{"epoch": r["epoch"], "mIoU": r.get("val/mIoU"), "time_s": r["time_s"]} for r in history]}
+    if args.prune_macs:
+        record["prune"] = prune(data, out, args)
+        print(f"{name} pruned to {100 * record['prune']['macs_kept']:.1f} % of its MACs: mIoU "
+              f"{100 * record['prune']['mIoU']:.1f} (parent {100 * record['prune']['mIoU_parent']:.1f})")
     atomic_write_json(OUT / f"camvid_seg_{name}.json", record)
     print(f"{name}: CamVid val mIoU {100 * scores['mIoU']:.1f}, pixel acc {100 * scores['pixel_acc']:.1f} "
           f"after {len(history)} epochs ({record['train']['train_time_s']:.0f} s of training)")
