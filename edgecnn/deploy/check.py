@@ -14,6 +14,7 @@ import logging
 import shlex
 import tarfile
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,9 +60,8 @@ def build_payload(data: str, split: str, max_images: int, video: str | None, wor
     work.mkdir(parents=True, exist_ok=True)
     video_path = work / "video.avi"
     if video:
-        clip, fps = read_video(Path(video), frames)
-        write_video(clip, video_path, fps)
-        note = f"{Path(video).name}, its first {len(clip)} frames re-encoded losslessly"
+        shipped = write_video(video_frames(Path(video), frames), video_path, video_fps(Path(video)))
+        note = f"{Path(video).name}, its first {shipped} frames re-encoded losslessly"
     else:
         write_video(images, video_path)
         note = f"the {len(images)} {split} images as a {VIDEO_FPS} FPS video"
@@ -76,36 +76,50 @@ def build_payload(data: str, split: str, max_images: int, video: str | None, wor
     return Payload(archive, samples, [image.shape[:2] for image in images], video_path.name, note, list(spec.names))
 
 
-def read_video(path: Path, frames: int) -> tuple[list, float]:
-    """The first `frames` (0: all) frames of `path`, decoded here, and its frame rate."""
+def video_frames(path: Path, frames: int) -> Iterator[np.ndarray]:
+    """The first `frames` (0: all) frames of `path`, decoded here one at a time."""
     import cv2
 
     if not path.is_file():
         raise FileNotFoundError(f"video not found: {path}")
-    capture, clip = cv2.VideoCapture(str(path)), []
-    while not frames or len(clip) < frames:
+    capture, count = cv2.VideoCapture(str(path)), 0
+    while not frames or count < frames:
         ok, frame = capture.read()
         if not ok:
             break
-        clip.append(frame)
-    if not clip:
+        count += 1
+        yield frame
+    capture.release()
+    if not count:
         raise ValueError(f"{path}: OpenCV decodes no frame from it")
-    return clip, capture.get(cv2.CAP_PROP_FPS) or VIDEO_FPS
 
 
-def write_video(frames: list, path: Path, fps: float = VIDEO_FPS) -> None:
-    """FFV1 in AVI: lossless, so both sides decode the same pixels. A lossy codec would not give
-    that: MPEG-4's IDCT rounds differently on arm64 and x86 (the same opencv-python decoded none
-    of a demo mp4's 30 frames alike), and the tracks would then differ for the decoder's sake."""
+def video_fps(path: Path) -> float:
     import cv2
 
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (w, h))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write {path} (FFV1)")
+    return cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FPS) or VIDEO_FPS
+
+
+def write_video(frames: Iterable[np.ndarray], path: Path, fps: float = VIDEO_FPS) -> int:
+    """Write `frames` (streamed, resized to the first one's size) as FFV1 in AVI; how many.
+
+    Lossless, so both sides decode the same pixels. A lossy codec would not give that: MPEG-4's
+    IDCT rounds differently on arm64 and x86 (the same opencv-python decoded none of a demo mp4's
+    30 frames alike), and the tracks would then differ for the decoder's sake."""
+    import cv2
+
+    writer, count = None, 0
     for frame in frames:
+        if writer is None:
+            h, w = frame.shape[:2]
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (w, h))
+            if not writer.isOpened():
+                raise RuntimeError(f"OpenCV cannot write {path} (FFV1)")
         writer.write(cv2.resize(frame, (w, h)) if frame.shape[:2] != (h, w) else frame)
-    writer.release()
+        count += 1
+    if writer is not None:
+        writer.release()
+    return count
 
 
 def require_detect_module(bundle: Path) -> None:
