@@ -12,10 +12,10 @@ between threads), so the FPS ratio favours (b) there; CPU milliseconds per frame
 the share. Figures: per-camera FPS, CPU ms per frame,
 capture-to-event latency (each camera's p50/p95, their median), total FPS and the ratio (a)/(b),
 memory (the processes' proportional set size, shared pages split between them);
-then the detector's time per image when N images go in one call (ONNX Runtime, the same network
-exported with a free batch; the TFLite artifacts are fixed to batch 1): whether batching would pay.
+then the detector's time per image when N images go in one call (`--batches`: the same int8 TFLite
+exported with a batch of N): whether batching would pay.
 
-    PYTHONPATH=. python benchmarks/multicam.py [--model det.tflite] [--counts 1 2 4 8] [--seconds 25]
+    PYTHONPATH=. python benchmarks/multicam.py [--model det.tflite] [--counts 1 2 4 8] [--batches 1 2 4 8] [--seconds 25]
 
 Without --model: the tests' int8 yolo-n at 320 (tests/runtime_models.py: seeded, untrained
 weights through the project's exporter; a network's latency does not depend on its weights), with
@@ -168,22 +168,33 @@ def _median(values: list) -> float | None:
 
 
 def batched_inference(batches: list[int], threads: int, work: Path) -> dict[int, float]:
-    """Milliseconds per image when N images go through the detector in one call, for each N.
+    """Milliseconds per image when N images go through the detector in one call, for each N: the
+    tests' int8 yolo-n exported as full int8 TFLite of batch N (`export_onnx(batch=N)`), N images
+    per call: whether a batched export would pay."""
+    import torch
 
-    The TFLite artifacts are fixed to batch 1 (XNNPACK cannot reshape them), so this asks ONNX
-    Runtime, with the same yolo-n exported with a free batch: whether a batched export would pay.
-    """
     from edgecnn.export.onnx import export_onnx
+    from edgecnn.export.tflite import export_tflite
     from edgecnn.models import build_model
     from edgecnn.runtime.backends import load_backend
     from edgecnn.runtime.timing import measure_latency
-    from tests.runtime_models import DETECTOR_IMGSZ, NAMES, spread_statistics
+    from tests.runtime_models import DETECTOR_IMGSZ, NAMES, calibration_frames, spread_statistics
 
+    torch.manual_seed(0)  # the seed and statistics of tests/runtime_models.py's yolo-n
     model = spread_statistics(build_model("yolo-n", num_classes=len(NAMES)))
     meta = {"task": "detect", "names": NAMES, "imgsz": DETECTOR_IMGSZ, "strides": [8, 16, 32],
             "mean": [0.0] * 3, "std": [1.0] * 3}
-    backend = load_backend(export_onnx(model, meta, work / "det_dynamic.onnx", DETECTOR_IMGSZ, dynamic=True), threads)
-    return {n: round(measure_latency(backend, runs=20, warmup=3, batch=n)["latency_ms_p50"] / n, 2) for n in batches}
+    calib = calibration_frames((DETECTOR_IMGSZ, DETECTOR_IMGSZ))
+    backends = {}
+    for n in batches:
+        onnx_path = export_onnx(model, meta, work / f"det_b{n}.onnx", DETECTOR_IMGSZ, batch=n)
+        backends[n] = load_backend(export_tflite(onnx_path, work / f"det_b{n}_int8.tflite", calib, precision="int8"),
+                                   threads)
+    rounds = {n: [] for n in batches}
+    for _ in range(3):  # interleaved: a drifting load weighs on every batch size alike
+        for n, backend in backends.items():
+            rounds[n].append(measure_latency(backend, runs=20, warmup=3, batch=n)["latency_ms_p50"] / n)
+    return {n: round(float(np.median(ms)), 2) for n, ms in rounds.items()}
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -208,7 +219,8 @@ def plot(results: list[dict], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="detector .tflite/.onnx (default: the tests' int8 yolo-n at 320)")
-    parser.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--counts", type=int, nargs="*", default=[1, 2, 4, 8], help="cameras (none: --batches only)")
+    parser.add_argument("--batches", type=int, nargs="*", default=[1, 2, 4, 8], help="detector batch sizes timed")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured, after --warmup")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds after every camera's first frame")
     parser.add_argument("--rounds", type=int, default=2, help="repeats, alternating which mode goes first")
@@ -238,13 +250,14 @@ def main() -> int:
                   f"{apart['memory_mb']} MB); "
                   f"FPS ratio {ratio}, CPU per frame separate/one {cpu_ratio}; load {load:.1f}", flush=True)
         os.nice(10)  # as the site processes
-        batched = batched_inference(args.counts, args.threads, work)
-    print(f"ONNX Runtime ms per image at batch {', '.join(f'{n}: {ms}' for n, ms in batched.items())}")
+        batched = batched_inference(args.batches, args.threads, work) if args.batches else {}
+    print(f"TFLite int8 ms per image at batch {', '.join(f'{n}: {ms}' for n, ms in batched.items())}")
     out = Path(args.out)
     atomic_write_json(out, {"model": Path(args.model).name, "size": list(SIZE), "camera_fps": args.camera_fps,
                             "seconds": args.seconds, "threads": args.threads, "cpus": os.cpu_count(),
-                            "nice": 10, "results": results, "onnxruntime_ms_per_image_by_batch": batched})
-    plot(results, out.with_suffix(".png"))
+                            "nice": 10, "results": results, "tflite_int8_ms_per_image_by_batch": batched})
+    if results:
+        plot(results, out.with_suffix(".png"))
     print(f"wrote {out}")
     return 0
 

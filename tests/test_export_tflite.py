@@ -114,3 +114,19 @@ def test_layout_check_catches_a_wrong_conversion(artifacts, tmp_path):
     with pytest.raises(ParityError, match=r"onnx2tf converted other.onnx wrongly: .*output '(boxes|scores)' differs"):
         check_layout(other, paths["fp32"].read_bytes(), META | {"input_size": [IMGSZ, IMGSZ]}, random_images(2),
                      onnx.load(str(other)))
+
+
+def test_a_batch_of_two_gives_each_image_what_batch_one_does(artifacts, tmp_path):
+    """`export_onnx(batch=2)`: an int8 TFLite taking two images per call, calibrated in pairs; three
+    images (the last call filled up) come out as the batch-1 model gives them one by one."""
+    torch_backend, _, _ = artifacts
+    calib = random_images(4, seed=3)
+    single, pair = (export_tflite(export_onnx(torch_backend.model, META, tmp_path / f"b{n}.onnx", imgsz=IMGSZ, batch=n),
+                                  tmp_path / f"b{n}.tflite", calib, precision="int8") for n in (1, 2))
+    backend = load_backend(pair, threads=1)
+    assert backend.batch == 2 and list(backend.interpreter.get_input_details()[0]["shape"]) == [2, IMGSZ, IMGSZ, 3]
+    images = random_images(3, seed=4)
+    out, alone = backend.predict(images), load_backend(single, threads=1).predict(images)
+    assert out["scores"].shape == (3, 189, 2)
+    for name in ("boxes", "scores"):
+        np.testing.assert_array_equal(out[name], alone[name])

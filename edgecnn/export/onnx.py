@@ -42,10 +42,12 @@ def export_onnx(
     opset: int = 17,
     seg_head: str | None = None,
     seg_upsample: str = "linear",
+    batch: int = 1,
 ) -> Path:
     """Write `model` (normalized float NCHW in, outputs per edgecnn/models/__init__.py) as a checked ONNX file.
 
-    `dynamic` leaves batch, height and width free; the metadata still records `imgsz`.
+    `dynamic` leaves batch, height and width free; the metadata still records `imgsz`. Otherwise the
+    model takes `batch` images per call (TFLite keeps it: `Backend.predict` fills the last call).
     A segmentation model's graph ends in `seg_head` (`export.segment`; default `DEFAULT_HEAD`), and
     `seg_upsample` is how the device brings a `stride` head's logits to the input size.
     """
@@ -56,7 +58,7 @@ def export_onnx(
     size = input_hw(imgsz)
     outputs = list(OUTPUTS[meta["task"]])
     model = model.eval().cpu()
-    dummy = torch.zeros(1, 3, *size)
+    dummy = torch.zeros(batch, 3, *size)
     axes = None
     if dynamic:
         axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}} | {name: {0: "batch"} for name in outputs}

@@ -157,7 +157,7 @@ def _convert(onnx_path: Path, graph, float_graph, meta: dict, calib_images: np.n
             check_layout(source, produced["fp32"].read_bytes(), meta, calib_images, graph)
             if precision == "int8":
                 model_bytes = quantize_int8(work / "saved_model", (calib - mean) / std, io, quant_type, float_ops,
-                                            float_layers)
+                                            float_layers, image_input.type.tensor_type.shape.dim[0].dim_value)
             else:
                 model_bytes = produced[precision].read_bytes()
         LOG.info("onnx2tf converted %s (%s, io=%s) in %.0f s", onnx_path.name, precision, io, time.perf_counter() - tic)
@@ -203,7 +203,7 @@ def unambiguous_copy(source: Path, folder: Path) -> Path:
 
 
 def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type: str,
-                  float_ops: Sequence[str] = (), float_layers: int = 0) -> bytes:
+                  float_ops: Sequence[str] = (), float_layers: int = 0, batch: int = 1) -> bytes:
     """Full-integer int8 from onnx2tf's SavedModel, calibrated on our normalized NHWC images.
 
     Done here rather than with onnx2tf's `-oiqt`, which calibrates five variants (dynamic-range,
@@ -215,9 +215,9 @@ def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type
     """
     import tensorflow as tf
 
-    def representative():
-        for image in normalized:
-            yield [image[None].astype(np.float32)]
+    def representative():  # calls of the model's `batch` images, wrapping round to fill the last
+        for start in range(0, max(len(normalized), batch), batch):
+            yield [np.take(normalized, range(start, start + batch), axis=0, mode="wrap").astype(np.float32)]
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

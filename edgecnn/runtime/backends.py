@@ -56,9 +56,12 @@ class Backend:
                 f"{self.path.name} takes uint8 RGB images of shape (N, {h}, {w}, 3); "
                 f"got {images.dtype} {images.shape} (letterbox frames with runtime.preprocess.letterbox)"
             )
-        step = self.batch or len(images)
+        count, step = len(images), self.batch or len(images)
+        if count % step:  # a model of a fixed batch: the last call is filled up with copies of the last image
+            images = np.concatenate([images, np.repeat(images[-1:], step - count % step, axis=0)])
         parts = [self._run(images[i : i + step]) for i in range(0, len(images), step)]
-        return {name: np.concatenate([p[name] for p in parts]).astype(np.float32, copy=False) for name in self.output_names}
+        return {name: np.concatenate([p[name] for p in parts])[:count].astype(np.float32, copy=False)
+                for name in self.output_names}
 
     def normalize(self, images: np.ndarray) -> np.ndarray:
         """uint8 RGB → float32 `(x / 255 - mean) / std`, NHWC."""

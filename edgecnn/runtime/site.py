@@ -17,9 +17,10 @@ events JSON lines). A dropped camera is retried forever (one dead camera never s
 state (up, reconnecting, ended), frame rate and dropped frames are in the live view, the log and the
 report, and each change between up and down is a camera_down / camera_up event.
 
-One interpreter call per frame, not a batch: benchmarks/multicam.py measured no consistent gain per
-image from batches of 2-8 (ONNX Runtime, the same network with a free batch, 2 cores; the TFLite
-exports are batch 1), and a batch would make every camera wait for the slowest. What one process
+One interpreter call per frame, not a batch: benchmarks/multicam.py timed the int8 yolo-n at 320
+exported for batches of 1, 2, 4 and 8 (TFLite, 2 cores): per image 5.14 → 5.03 ms with one thread,
+3.41 → 3.09 ms with two, where two one-thread interpreters side by side give an image every 2.6 ms;
+and a batch would make every camera wait for the slowest. What one process
 saves is memory (one model, one arena per interpreter: 8 cameras in 173 MB against 598 MB as
 8 processes) and the contention of one interpreter per camera.
 """
