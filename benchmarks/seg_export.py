@@ -5,15 +5,17 @@
 
 The graph's head (`export.segment`): `full` (logits upsampled in the graph), `stride` (logits at
 the model's stride; the device upsamples them bilinearly, `linear`, or repeats the argmax,
-`nearest`), `argmax` (class ids out of the graph). Each as full int8 TFLite with int8 I/O, the
-default head also as fp32 TFLite (the int8 speed-up) (calibrated on `--calib-images` of the scored data's train images), at the checkpoint's
+`nearest`), `argmax` (class ids out of the graph). Each as full int8 TFLite with int8 I/O
+(calibrated on `--calib-images` of the scored data's train images); `stride` and `argmax` also as
+fp32 TFLite, the model alone timed in both, interleaved: the int8 speed-up. At the checkpoint's
 input size (CamVid: 480x360), timed on CamVid's 480x360 frames through the device path with
 `--threads` threads: the model alone (`Backend.predict`) and frame to class map
-(`Segmenter.segment`: letterbox, model, upsampling, argmax). mIoU on `--data`'s val split (default CamVid val,
-../shared/data/camvid) through `evaluate.validate`, the device's pre/post-processing; argmax
-agreement with the float model on 8 of its val images. Picks the fastest int8 variant within 0.5 mIoU points of the best int8 one,
-the choice `export.segment.DEFAULT_HEAD` should match. Without a checkpoint, an untrained
-`--model` (lraspp-mnv3s, the edge model) at 480x360 gives the latencies only. Writes runs/benchmarks/<--name>.{json,png}.
+(`Segmenter.segment`: letterbox, model, upsampling, argmax). mIoU on `--data`'s val split (default
+CamVid val, ../shared/data/camvid) through `evaluate.validate`, the device's pre/post-processing;
+argmax agreement with the float model on 8 of its val images. Picks the fastest int8 variant
+within 0.5 mIoU points of the best int8 one, the choice `export.segment.DEFAULT_HEAD` should
+match. Without a checkpoint, an untrained `--model` (lraspp-mnv3s, the edge model; or
+lraspp-mnv3s-min) at 480x360 gives the latencies only. Writes runs/benchmarks/<--name>.{json,png}.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from common import OUT
 VARIANTS = {"full": ("full", "linear"), "stride_linear": ("stride", "linear"), "stride_nearest": ("stride", "nearest"),
             "argmax": ("argmax", "linear")}  # name: (seg_head, seg_upsample)
 PRECISIONS = {"tflite_fp32": ("fp32", "float"), "tflite_int8": ("int8", "int8")}
-FP32_HEADS = ("stride",)  # fp32 only where the int8 speed-up is measured: each conversion is minutes here
+FP32_HEADS = ("stride", "argmax")  # fp32 only where the int8 speed-up is measured: each conversion is minutes here
 
 
 def source_backend(checkpoint: str | None, threads: int, model: str = "lraspp-mnv3s"):
@@ -132,6 +134,27 @@ def measure(source, paths, data: Path | None, frames, parity_images, args) -> li
     return rows
 
 
+def int8_speedups(paths, images: np.ndarray, threads: int, runs: int, rounds: int = 5) -> dict[str, dict]:
+    """Per head in FP32_HEADS: the model alone (`Backend.predict`) in fp32 and int8 TFLite with
+    `threads` threads, p50 ms over `rounds` interleaved rounds of `runs` calls (a drifting load
+    weighs on both alike), and int8 / fp32."""
+    from edgecnn.runtime.backends import load_backend
+
+    pairs = {head: {p: load_backend(paths[(name, p)], threads=threads) for p in PRECISIONS}
+             for head in FP32_HEADS for name in ["stride_linear" if head == "stride" else head]}
+    times: dict = {head: {p: [] for p in PRECISIONS} for head in pairs}
+    for _ in range(rounds):
+        for head, backends in pairs.items():
+            for precision, backend in backends.items():
+                times[head][precision].append(timed(backend.predict, list(images), runs)["p50"])
+    out = {}
+    for head, found in times.items():
+        fp32, int8 = (float(np.median(found[p])) for p in PRECISIONS)
+        out[head] = {"fp32_ms": round(fp32, 2), "int8_ms": round(int8, 2), "int8_over_fp32": round(int8 / fp32, 2)}
+        print(f"{head}: model alone fp32 {fp32:.2f} ms, int8 {int8:.2f} ms ({int8 / fp32:.2f}x)", file=sys.stderr)
+    return out
+
+
 def choose(rows: list[dict]) -> dict:
     """The fastest int8 variant (CPU ms, frame to class map) within 0.5 mIoU points of the best int8 one."""
     int8 = [r for r in rows if r["precision"] == "tflite_int8"]
@@ -193,6 +216,7 @@ def main() -> int:
     frames = [cv2.imread(str(p)) for p in images[:8]]
     paths = export_all(source, work, calib)
     rows = measure(source, paths, data, frames, letterboxed_images(scored[:8], source.input_size), args)
+    speedups = int8_speedups(paths, letterboxed_images(scored[:8], source.input_size), args.threads, args.runs)
     float_miou = None
     if data is not None:
         from edgecnn.evaluate import validate
@@ -204,7 +228,7 @@ def main() -> int:
     result = {"checkpoint": args.checkpoint, "data": str(data) if data else None,
               "input_hw": list(source.input_size), "threads": args.threads,
               "runs": args.runs, "val_images": args.val_images if data else 0, "float_mIoU": float_miou,
-              "rows": rows, "chosen": chosen, "default_head": DEFAULT_HEAD}
+              "rows": rows, "int8_speedups": speedups, "chosen": chosen, "default_head": DEFAULT_HEAD}
     OUT.mkdir(parents=True, exist_ok=True)
     atomic_write_json(OUT / f"{args.name}.json", result)
     if data is not None:

@@ -49,7 +49,8 @@ def test_every_model_builds_and_runs_with_the_contract_shapes(name):
 def test_list_models_by_task():
     assert set(list_models("detect")) == {"yolo-n", "yolo-s", "yolo-r18", "yolo-mnv3", "yolov8n", "yolov8s", "yolo11n", "yolo11s"}
     assert list_models("embed") == ["reid"]
-    assert list_models("segment") == ["deeplabv3-mnv3", "fcn-mnv3", "fcn-resnet18", "lraspp-mnv3", "lraspp-mnv3s", "unet-s"]
+    assert list_models("segment") == ["deeplabv3-mnv3", "fcn-mnv3", "fcn-resnet18", "lraspp-mnv3", "lraspp-mnv3s",
+                                      "lraspp-mnv3s-min", "unet-s"]
     assert {"lenet5", "vgg11", "vgg16", "resnet18", "resnet34", "mobilenet_v2", "mobilenet_v3_small",
             "mobilenet_v3_large"} <= set(list_models("classify"))
 

@@ -179,6 +179,22 @@ def test_segmenters_keep_running_statistics_current():
         assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
 
 
+def test_minimalistic_backbone_has_only_relu_and_3x3_kernels():
+    """lraspp-mnv3s-min: MobileNetV3-Small's widths without Hardswish, Hardsigmoid, squeeze-and-excite
+    or 5x5 kernels, the ops whose int8 form XNNPACK runs slowly or requantizes."""
+    from torchvision.ops import SqueezeExcitation
+
+    small, minimal = build_model("lraspp-mnv3s", num_classes=11), build_model("lraspp-mnv3s-min", num_classes=11)
+    kinds = {type(m) for m in minimal.modules()}
+    assert not kinds & {torch.nn.Hardswish, torch.nn.Hardsigmoid, SqueezeExcitation}
+    assert {m.kernel_size for m in minimal.modules() if isinstance(m, torch.nn.Conv2d)} == {(1, 1), (3, 3)}
+
+    def depthwise_widths(model):
+        return [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert depthwise_widths(minimal) == depthwise_widths(small)
+    assert minimal.eval()(torch.zeros(1, 3, 64, 96)).shape == (1, 11, 64, 96)
+
+
 def test_auxiliary_head_only_in_training():
     model = build_model("deeplabv3-mnv3", num_classes=3, aux_loss=True)
     logits, aux = model.train()(torch.zeros(2, 3, 64, 64))

@@ -11,7 +11,8 @@ returns the auxiliary head's logits as well only in training mode, where the los
 - `unet-s`: a small U-Net (Ronneberger et al., 2015): four 2x2-pooled encoder stages, a decoder
   that upsamples and concatenates the encoder's map of the same stride.
 - `deeplabv3-mnv3`: torchvision's DeepLabv3 on a dilated MobileNetV3-Large (ASPP at stride 16).
-- `lraspp-mnv3`, `lraspp-mnv3s`: torchvision's LR-ASPP on MobileNetV3-Large / -Small, the edge models.
+- `lraspp-mnv3`, `lraspp-mnv3s`: torchvision's LR-ASPP on MobileNetV3-Large / -Small, the edge models;
+  `lraspp-mnv3s-min` on the minimalistic MobileNetV3-Small (3x3, ReLU, no squeeze-and-excite).
 
 The backbones are the classifiers of the zoo (same layer names below `backbone.`), so
 `load_backbone` can start one from an edgecnn classification checkpoint.
@@ -182,14 +183,35 @@ def lraspp_mnv3(num_classes: int = 11) -> nn.Module:
                                                                 num_classes=num_classes)))
 
 
-@register_model("lraspp-mnv3s", task="segment", imgsz=SEG_IMGSZ, prune_keep="declared")
-def lraspp_mnv3s(num_classes: int = 11) -> nn.Module:
-    features = mobilenetv3.mobilenet_v3_small(weights=None, dilated=True).features
+def minimalistic_small() -> nn.Sequential:
+    """The features of MobileNetV3-Small's "minimalistic" variant (Howard et al., 2019; Keras'
+    `minimalistic=True`), dilated as LR-ASPP uses it: its widths with 3x3 kernels, ReLU and no
+    squeeze-and-excite, the int8-friendly form (README: seg_export.py)."""
+    settings, last_channel = mobilenetv3._mobilenet_v3_conf("mobilenet_v3_small", dilated=True)
+    for cfg in settings:
+        cfg.kernel, cfg.use_se, cfg.use_hs = 3, False, False
+    features = mobilenetv3.MobileNetV3(settings, last_channel).features
+    for sequence in (features[0], features[-1]):  # the stem and the last 1x1 conv: Hardswish in torchvision
+        sequence[-1] = nn.ReLU(inplace=True)
+    return features
+
+
+def lraspp_small(features: nn.Sequential, num_classes: int) -> nn.Module:
     # torchvision's recipe for the large model: the first stride-8 block and the last (stride 16, dilated)
     low, high = [i for i, block in enumerate(features) if getattr(block, "_is_cn", False)][-3], len(features) - 1
     backbone = IntermediateLayerGetter(features, {str(low): "low", str(high): "high"})
     return with_bn_momentum(Segmenter(LRASPP(backbone, features[low].out_channels, features[high].out_channels,
                                              num_classes)))
+
+
+@register_model("lraspp-mnv3s", task="segment", imgsz=SEG_IMGSZ, prune_keep="declared")
+def lraspp_mnv3s(num_classes: int = 11) -> nn.Module:
+    return lraspp_small(mobilenetv3.mobilenet_v3_small(weights=None, dilated=True).features, num_classes)
+
+
+@register_model("lraspp-mnv3s-min", task="segment", imgsz=SEG_IMGSZ, prune_keep="declared")
+def lraspp_mnv3s_min(num_classes: int = 11) -> nn.Module:
+    return lraspp_small(minimalistic_small(), num_classes)
 
 
 def backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
