@@ -251,7 +251,8 @@ def main() -> int:
                   f"FPS ratio {ratio}, CPU per frame separate/one {cpu_ratio}; load {load:.1f}", flush=True)
         os.nice(10)  # as the site processes
         batched = batched_inference(args.batches, args.threads, work) if args.batches else {}
-    print(f"TFLite int8 ms per image at batch {', '.join(f'{n}: {ms}' for n, ms in batched.items())}")
+    if batched:
+        print(f"TFLite int8 ms per image at batch {', '.join(f'{n}: {ms}' for n, ms in batched.items())}")
     out = Path(args.out)
     atomic_write_json(out, {"model": Path(args.model).name, "size": list(SIZE), "camera_fps": args.camera_fps,
                             "seconds": args.seconds, "threads": args.threads, "cpus": os.cpu_count(),

@@ -38,6 +38,11 @@ PRECISIONS = {"tflite_fp32": ("fp32", "float"), "tflite_int8": ("int8", "int8")}
 FP32_HEADS = ("stride", "argmax")  # fp32 only where the int8 speed-up is measured: each conversion is minutes here
 
 
+def variant(head: str) -> str:
+    """The artifacts' name for a graph head (`stride` is exported once, upsampled linearly)."""
+    return "stride_linear" if head == "stride" else head
+
+
 def source_backend(checkpoint: str | None, threads: int, model: str = "lraspp-mnv3s"):
     from edgecnn.export.torch_backend import TorchBackend
     from edgecnn.models import build_model
@@ -60,7 +65,7 @@ def export_all(source, work: Path, calib: np.ndarray) -> dict[tuple[str, str], P
 
     paths = {}
     for head in ("full", "stride", "argmax"):
-        name = "stride_linear" if head == "stride" else head
+        name = variant(head)
         onnx_path = work / f"{name}.onnx"
         if not onnx_path.is_file():
             export_onnx(source.model, source.meta, onnx_path, imgsz=list(source.input_size), seg_head=head)
@@ -140,8 +145,7 @@ def int8_speedups(paths, images: np.ndarray, threads: int, runs: int, rounds: in
     weighs on both alike), and int8 / fp32."""
     from edgecnn.runtime.backends import load_backend
 
-    pairs = {head: {p: load_backend(paths[(name, p)], threads=threads) for p in PRECISIONS}
-             for head in FP32_HEADS for name in ["stride_linear" if head == "stride" else head]}
+    pairs = {head: {p: load_backend(paths[(variant(head), p)], threads=threads) for p in PRECISIONS} for head in FP32_HEADS}
     times: dict = {head: {p: [] for p in PRECISIONS} for head in pairs}
     for _ in range(rounds):
         for head, backends in pairs.items():

@@ -211,7 +211,7 @@ def quantize_int8(saved_model: Path, normalized: np.ndarray, io: str, quant_type
     model runs in XNNPACK or fails to convert, never silently falls back to TF kernels. With
     `float_ops`, those ops keep float kernels (TFLite's QuantizationDebugger is its public route
     to a selectively quantized model); so do the `float_layers` tensors int8 hurts most; the rest
-    stays int8.
+    stays int8. A model of a fixed `batch` is calibrated on that many images per call.
     """
     import tensorflow as tf
 

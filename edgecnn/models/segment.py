@@ -186,7 +186,7 @@ def lraspp_mnv3(num_classes: int = 11) -> nn.Module:
 def minimalistic_small() -> nn.Sequential:
     """The features of MobileNetV3-Small's "minimalistic" variant (Howard et al., 2019; Keras'
     `minimalistic=True`), dilated as LR-ASPP uses it: its widths with 3x3 kernels, ReLU and no
-    squeeze-and-excite, the int8-friendly form (README: seg_export.py)."""
+    squeeze-and-excite: int8 needs no float or slow kernel (README: int8_layers.py)."""
     settings, last_channel = mobilenetv3._mobilenet_v3_conf("mobilenet_v3_small", dilated=True)
     for cfg in settings:
         cfg.kernel, cfg.use_se, cfg.use_hs = 3, False, False
